@@ -1,0 +1,156 @@
+"""Numbered schema migrations, applied in order on open, each in one transaction with its record.
+
+SQLite is the source of truth; FAISS is a cache rebuilt from ``vectors``.
+
+Design notes (why the tables look like this):
+- ``vectors`` is content-addressed: one row per (model, passage-text hash). A renamed or moved
+  note, a re-import that appends turns, or the same sentence in two notes never re-embeds.
+  FAISS ids are ``vectors.id``.
+- ``turns`` are keyed by (conversation_id, uid); plain notes get one pseudo-conversation
+  ``note:<path>`` whose "turns" are the note's sections with role ``note``.
+- ``passages`` split a turn into model-window-sized pieces; ``passage_fts`` holds their
+  lemmatised text for keyword search (rowid = passages.id).
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run several statements inside the caller's transaction (``executescript`` would commit)."""
+    stmt = ""
+    for line in script.splitlines(keepends=True):
+        stmt += line
+        if sqlite3.complete_statement(stmt):
+            db.execute(stmt)
+            stmt = ""
+    if stmt.strip():
+        raise ValueError(f"incomplete SQL statement: {stmt.strip()[:80]}")
+
+
+def m001_core(db: sqlite3.Connection) -> None:
+    run_script(db, 
+        """
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT
+        );
+        CREATE TABLE notes (
+            id          INTEGER PRIMARY KEY,
+            path        TEXT NOT NULL UNIQUE,      -- vault-relative POSIX path
+            size        INTEGER NOT NULL,
+            mtime_ns    INTEGER NOT NULL,
+            sha256      TEXT NOT NULL,            -- of the raw bytes
+            kind        TEXT NOT NULL,            -- vault_schema NoteKind
+            title       TEXT NOT NULL,
+            conversation_id TEXT,
+            frontmatter TEXT NOT NULL DEFAULT '{}', -- JSON
+            aliases     TEXT NOT NULL DEFAULT '[]', -- JSON list
+            warnings    TEXT NOT NULL DEFAULT '[]', -- JSON list of ParseWarning dicts
+            indexed_at  REAL NOT NULL
+        );
+        CREATE INDEX notes_sha ON notes(sha256);
+        CREATE TABLE conversations (
+            id             TEXT PRIMARY KEY,       -- conversation_id, or 'note:<path>' for plain notes
+            note_id        INTEGER NOT NULL REFERENCES notes(id) ON DELETE CASCADE,
+            title          TEXT NOT NULL,
+            provider       TEXT,
+            plugin_version TEXT,
+            created        TEXT,
+            updated        TEXT,
+            url            TEXT
+        );
+        CREATE INDEX conversations_note ON conversations(note_id);
+        CREATE TABLE turns (
+            id              INTEGER PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            uid             TEXT NOT NULL,
+            note_id         INTEGER NOT NULL REFERENCES notes(id) ON DELETE CASCADE,
+            position        INTEGER NOT NULL,
+            role            TEXT NOT NULL,         -- user | assistant | note
+            model           TEXT,
+            time            TEXT,                  -- ISO 8601 local, no offset
+            text            TEXT NOT NULL,
+            text_hash       TEXT NOT NULL,
+            uid_derived     INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (conversation_id, uid)
+        );
+        CREATE INDEX turns_note ON turns(note_id);
+        CREATE INDEX turns_time ON turns(time);
+        CREATE TABLE passages (
+            id       INTEGER PRIMARY KEY,
+            turn_id  INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+            seq      INTEGER NOT NULL,
+            start    INTEGER NOT NULL,             -- char offset in turns.text
+            text     TEXT NOT NULL,
+            hash     TEXT NOT NULL,                -- sha256 of the embedded text
+            UNIQUE (turn_id, seq)
+        );
+        CREATE INDEX passages_hash ON passages(hash);
+        CREATE TABLE vectors (
+            id      INTEGER PRIMARY KEY,           -- = FAISS id
+            model   TEXT NOT NULL,                 -- engine/model id that made it
+            hash    TEXT NOT NULL,
+            vector  BLOB NOT NULL,                 -- little-endian float32, L2-normalised
+            UNIQUE (model, hash)
+        );
+        CREATE VIRTUAL TABLE passage_fts USING fts5(lemmas, tokenize = 'unicode61 remove_diacritics 2');
+        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+            DELETE FROM passage_fts WHERE rowid = old.id;
+        END;
+        CREATE TABLE links (
+            note_id  INTEGER NOT NULL REFERENCES notes(id) ON DELETE CASCADE,
+            target   TEXT NOT NULL,
+            heading  TEXT,
+            block    TEXT,
+            alias    TEXT,
+            embed    INTEGER NOT NULL DEFAULT 0,
+            kind     TEXT NOT NULL DEFAULT 'wikilink',
+            line     INTEGER
+        );
+        CREATE INDEX links_note ON links(note_id);
+        CREATE INDEX links_target ON links(target);
+        CREATE TABLE tags (
+            note_id  INTEGER NOT NULL REFERENCES notes(id) ON DELETE CASCADE,
+            name     TEXT NOT NULL,                -- casefolded, without '#'
+            source   TEXT NOT NULL,
+            line     INTEGER
+        );
+        CREATE INDEX tags_name ON tags(name);
+        CREATE INDEX tags_note ON tags(note_id);
+        """
+    )
+
+
+#: Ordered list of (name, function). Append only; never edit an applied migration once released.
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("m001_core", m001_core),
+]
+
+
+def apply_migrations(db: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded in ``_migrations``; return the names applied."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            fn(db)
+            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, strftime('%s','now'))", (name,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """Number of migrations applied."""
+    return db.execute("SELECT count(*) FROM _migrations").fetchone()[0]

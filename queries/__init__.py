@@ -1,0 +1,1 @@
+"""tropegraph's read side: search, similar turns, metaphors, timelines. Never writes the index."""

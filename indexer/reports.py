@@ -1,0 +1,127 @@
+"""Writing report files: the only place tropegraph ever writes inside a vault.
+
+Everything goes into the report folder (default ``Tropegraph/``), each file atomically (temporary
+file + ``os.replace``) and only when its content changed, so re-running ``report`` over an
+unchanged index touches nothing and sync tools stay quiet. Stale notes are removed only when
+they carry ``tropegraph: report`` in their frontmatter, so a user's own note is never deleted.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from vault_schema.errors import VaultError
+
+DEFAULT_REPORT_DIR = "Tropegraph"
+INDEX_NOTE = "Metaphors.md"
+GRAPH_FILE = "graph.html"
+_REPORT_MARK = re.compile(r"\A---\r?\n(?:.*\r?\n)*?tropegraph:\s*[\"']?report[\"']?\s*\r?\n", re.MULTILINE)
+
+
+class ReportDirError(VaultError):
+    """The report folder is outside the vault or not a folder."""
+
+
+@dataclass
+class WriteResult:
+    """What a report run did, by vault-relative path."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def report_root(vault: Path, report_dir: str | None) -> tuple[Path, str]:
+    """The report folder's absolute path and its vault-relative POSIX name; refuses to leave the vault."""
+    rel = (report_dir or DEFAULT_REPORT_DIR).strip().replace("\\", "/").strip("/")
+    if not rel or PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts:
+        raise ReportDirError(
+            f"report folder {report_dir!r} must be a folder inside the vault, e.g. --report-dir {DEFAULT_REPORT_DIR}"
+        )
+    root = vault / rel
+    if root.exists() and not root.is_dir():
+        raise ReportDirError(f"{root} is a file, not a folder: choose another --report-dir")
+    return root, rel
+
+
+def write_if_changed(path: Path, content: str | bytes) -> bool:
+    """Atomically write ``content`` unless the file already holds exactly it. True when written."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def is_report_note(path: Path) -> bool:
+    """True when the note's frontmatter says ``tropegraph: report`` (so tropegraph may replace it)."""
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return bool(_REPORT_MARK.match(head))
+
+
+def write_files(
+    vault: Path, rel_root: str, files: dict[str, str | bytes], *, prune: bool = False
+) -> WriteResult:
+    """Write ``files`` (paths relative to the report folder) and, with ``prune``, remove older report notes.
+
+    A file that exists but is not a tropegraph report note is never overwritten: that is the user's
+    note in our folder, and we stop with a clear error instead.
+    """
+    root = vault / rel_root
+    result = WriteResult()
+    for name, content in sorted(files.items()):
+        path = root / name
+        rel = f"{rel_root}/{name}"
+        if path.suffix == ".md" and path.exists() and not is_report_note(path):
+            raise ReportDirError(
+                f"{rel} exists and is not a tropegraph report (no 'tropegraph: report' in its frontmatter): "
+                "move it or choose another --report-dir"
+            )
+        (result.written if write_if_changed(path, content) else result.unchanged).append(rel)
+    if prune and root.is_dir():
+        for path in sorted(root.glob("*.md")):
+            if path.name not in files and is_report_note(path):
+                path.unlink()
+                result.removed.append(f"{rel_root}/{path.name}")
+    return result
+
+
+def note_names(items: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """A unique, link-safe file name for each ``(metaphor id, label)``; stable for a given input."""
+    from queries.render.links import safe_file_name
+
+    names: dict[str, str] = {}
+    used: set[str] = {INDEX_NOTE.casefold()}
+    for mid, label in items:
+        base = safe_file_name(label)
+        name = f"{base}.md"
+        if name.casefold() in used:
+            name = f"{base} ({safe_file_name(mid, limit=40)}).md"
+        n = 2
+        while name.casefold() in used:
+            name = f"{base} ({safe_file_name(mid, limit=40)}-{n}).md"
+            n += 1
+        used.add(name.casefold())
+        names[mid] = name
+    return names

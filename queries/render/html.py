@@ -1,0 +1,225 @@
+"""Self-contained HTML pages: one timeline, and the metaphor graph overview.
+
+No network: styles and charts are inline, the timeline page runs no script at all, and the graph
+page runs one inline script pinned by a Content-Security-Policy hash. Every piece of note text
+goes through ``html.escape``; the CSP is a second lock, so a ``<script>`` that slipped through
+would still not run.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+from queries.render.chart import ASSISTANT_COLOUR, USER_COLOUR, chart_svg
+from queries.render.links import obsidian_uri
+from queries.render.text import summary_lines
+from queries.timeline import TOO_FEW, Timeline
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em}
+table{border-collapse:collapse;width:100%;font-size:.92em}
+th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
+.role-user{color:#4c72b0}.role-assistant{color:#c0602a}.muted{color:#777}
+.summary{white-space:pre-wrap;background:#f6f6f6;padding:.8em;border-radius:4px}
+"""
+
+
+def _page(title: str, body: str, *, script: str = "") -> str:
+    if script:
+        digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+        csp = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'"
+        script_tag = f"<script>{script}</script>"
+    else:
+        csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'"
+        script_tag = ""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="ru"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>\n"
+        f"<body>\n{body}\n{script_tag}</body></html>\n"
+    )
+
+
+def _note_href(vault_name: str | None, path: str) -> str:
+    return obsidian_uri(vault_name, path) if vault_name else ""
+
+
+def timeline_html(tl: Timeline, *, vault_name: str | None = None) -> str:
+    """The timeline page: summary, chart, per-period table and every occurrence with its link."""
+    m = tl.metaphor
+    out = [f"<h1>{escape(m.label)}</h1>"]
+    out.append(f'<div class="summary" id="summary">{escape(chr(10).join(summary_lines(tl)[1:]))}</div>')
+    out.append(f'<h2>Uses per {escape(tl.by)}</h2><figure id="chart-box">{chart_svg(tl)}</figure>')
+    out.append('<h2>Periods</h2><table id="periods"><thead><tr><th>Period</th><th>Uses</th><th>User</th>'
+               "<th>Assistant</th><th>Drift</th><th>p</th><th>Characteristic words</th><th>Quote</th>"
+               "<th>With</th></tr></thead><tbody>")
+    for p in tl.periods:
+        drift = "—" if p.drift is None else f"{p.drift:.3f}"
+        pv = f"{p.p_value:.3f}" if p.p_value is not None else (TOO_FEW if p.drift else "—")
+        quote = escape(p.quote.text) if p.quote else ""
+        co = ", ".join(f"{escape(c.label)} ({c.count})" for c in p.co_occurring)
+        out.append(
+            f"<tr><td>{escape(p.period)}</td><td>{p.count}</td><td>{p.user}</td><td>{p.assistant}</td>"
+            f"<td>{drift}</td><td>{escape(pv)}</td><td>{escape(', '.join(p.terms))}</td>"
+            f"<td>{quote}</td><td>{co}</td></tr>"
+        )
+    out.append("</tbody></table>")
+    out.append('<h2>Occurrences</h2><table id="occurrences"><thead><tr><th>Date</th><th>Role</th>'
+               "<th>Conversation</th><th>Sentence</th></tr></thead><tbody>")
+    for o in tl.occurrences:
+        href = _note_href(vault_name, o.note)
+        title = escape(o.title or o.note)
+        link = f'<a href="{escape(href, quote=True)}" title="{escape(o.note, quote=True)}">{title}</a>' if href else (
+            f'<span title="{escape(o.note, quote=True)}">{title}</span>'
+        )
+        out.append(
+            f'<tr class="occurrence"><td>{escape(o.time[:16].replace("T", " ") if o.time else "—")}</td>'
+            f'<td class="role-{escape(o.role, quote=True)}">{escape(o.role)}</td><td>{link}<br>'
+            f'<span class="muted">{escape(o.note)}</span></td><td>{escape(o.sentence)}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    variants = ", ".join(escape(v) for v in m.variants)
+    out.append(f'<p class="muted">id {escape(m.id)} · variants: {variants}</p>')
+    return _page(f"{m.label} — tropegraph timeline", "\n".join(out))
+
+
+# --- graph overview ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    id: str
+    label: str
+    uses: int
+    user: int = 0
+    assistant: int = 0
+    href: str = ""
+    """Where clicking the node goes (the metaphor's report note, relative), or nothing."""
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    source: str
+    target: str
+    weight: int
+    """Conversations in which both metaphors appear."""
+
+
+_GRAPH_SCRIPT = """
+(function(){
+  var svg=document.getElementById('graph');
+  var info=document.getElementById('info');
+  var nodes=svg.querySelectorAll('.node');
+  function show(n,on){
+    var id=n.getAttribute('data-id');
+    svg.querySelectorAll('.edge').forEach(function(e){
+      var hit=e.getAttribute('data-a')===id||e.getAttribute('data-b')===id;
+      e.classList.toggle('hi',on&&hit);
+    });
+    n.classList.toggle('hi',on);
+    info.textContent=on?(n.getAttribute('data-label')+' \\u2014 '+n.getAttribute('data-uses')+' uses'):'';
+  }
+  nodes.forEach(function(n){
+    n.addEventListener('mouseenter',function(){show(n,true);});
+    n.addEventListener('mouseleave',function(){show(n,false);});
+  });
+  document.body.setAttribute('data-ready','1');
+})();
+""".strip()
+
+
+def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title: str = "Metaphor graph") -> str:
+    """Metaphors as circles sized by use, co-occurrence as lines; a hand-made SVG plus a tiny script."""
+    width, height = 900, 640
+    pos = _layout(nodes, edges, width, height)
+    max_uses = max((n.uses for n in nodes), default=1) or 1
+    max_w = max((e.weight for e in edges), default=1) or 1
+    svg = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" id="graph" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'
+        )
+    ]
+    for e in edges:
+        if e.source not in pos or e.target not in pos:
+            continue
+        (x1, y1), (x2, y2) = pos[e.source], pos[e.target]
+        svg.append(
+            f'<line class="edge" data-a="{escape(e.source, quote=True)}" data-b="{escape(e.target, quote=True)}" '
+            f'x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+            f'stroke-width="{1 + 5 * e.weight / max_w:.1f}"><title>{e.weight} shared conversations</title></line>'
+        )
+    for n in nodes:
+        x, y = pos[n.id]
+        r = 8 + 26 * math.sqrt(n.uses / max_uses)
+        share = n.user / n.uses if n.uses else 0.5
+        fill = USER_COLOUR if share >= 0.5 else ASSISTANT_COLOUR
+        circle = (
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{fill}" fill-opacity="0.8">'
+            f"<title>{escape(n.label)}: {n.uses} uses (user {n.user}, assistant {n.assistant})</title></circle>"
+            f'<text x="{x:.1f}" y="{y + r + 13:.1f}" text-anchor="middle">{escape(n.label)}</text>'
+        )
+        attrs = (
+            f'class="node" data-id="{escape(n.id, quote=True)}" data-label="{escape(n.label, quote=True)}" '
+            f'data-uses="{n.uses}"'
+        )
+        if n.href:
+            svg.append(f'<a href="{escape(n.href, quote=True)}"><g {attrs}>{circle}</g></a>')
+        else:
+            svg.append(f"<g {attrs}>{circle}</g>")
+    svg.append("</svg>")
+    style = (
+        "<style>.edge{stroke:#aaa;stroke-opacity:.6}.edge.hi{stroke:#c44e52;stroke-opacity:1}"
+        ".node.hi circle{stroke:#222;stroke-width:2}#info{min-height:1.4em}</style>"
+    )
+    legend = (
+        f'<p class="muted">{len(nodes)} metaphors, {len(edges)} co-occurrence links. Circle size: uses; '
+        f'<span class="role-user">blue</span>: mostly the user, <span class="role-assistant">orange</span>: '
+        "mostly the assistant; line width: shared conversations.</p>"
+    )
+    rows = "".join(
+        f"<tr><td>{escape(n.label)}</td><td>{n.uses}</td><td>{n.user}</td><td>{n.assistant}</td></tr>"
+        for n in sorted(nodes, key=lambda n: (-n.uses, n.label))
+    )
+    table = (
+        '<table id="metaphors"><thead><tr><th>Metaphor</th><th>Uses</th><th>User</th><th>Assistant</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+    body = f'<h1>{escape(title)}</h1>{style}{legend}<p id="info"></p>{"".join(svg)}<h2>All metaphors</h2>{table}'
+    return _page(title, body, script=_GRAPH_SCRIPT)
+
+
+def _layout(
+    nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], width: int, height: int
+) -> dict[str, tuple[float, float]]:
+    """Deterministic spring layout (networkx, fixed seed), scaled into the drawing with margins."""
+    if not nodes:
+        return {}
+    if len(nodes) == 1:
+        return {nodes[0].id: (width / 2, height / 2)}
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_nodes_from(sorted(n.id for n in nodes))
+    ids = set(g.nodes)
+    g.add_edges_from((e.source, e.target, {"weight": e.weight}) for e in edges if {e.source, e.target} <= ids)
+    raw = nx.spring_layout(g, seed=7, k=1.6 / math.sqrt(len(nodes)), iterations=200)
+    xs = [p[0] for p in raw.values()]
+    ys = [p[1] for p in raw.values()]
+    margin = 70
+    span_x = (max(xs) - min(xs)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    return {
+        nid: (
+            round(margin + (p[0] - min(xs)) / span_x * (width - 2 * margin), 1),
+            round(margin + (p[1] - min(ys)) / span_y * (height - 2 * margin), 1),
+        )
+        for nid, p in raw.items()
+    }

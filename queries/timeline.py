@@ -1,0 +1,558 @@
+"""How one metaphor was born, who introduced it, who took it up and how its contexts moved.
+
+The computation is pure: a :class:`Timeline` is built from a list of :class:`Occurrence` values
+(plus optional context vectors), so it can be tested without an index. :func:`load_timeline`
+adapts the metaphor engine's read API (``queries.metaphors``) and the embedder to it.
+
+Drift follows metaphor-methods.md §3: for each period, the cosine distance between the centroid
+of its context embeddings and the first period's centroid (PRT), with an exact or seeded
+permutation-test p-value when both periods have at least :data:`MIN_USES` uses. Everything is
+deterministic, so a report over an unchanged index is byte-identical.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+
+Granularity = Literal["month", "quarter", "week"]
+GRANULARITIES: tuple[str, ...] = ("month", "quarter", "week")
+
+MIN_USES = 3
+"""Both periods need this many uses before a p-value means anything."""
+N_PERMUTATIONS = 1000
+PERMUTATION_SEED = 20240613
+N_TERMS = 6
+TOO_FEW = "too few uses"
+
+
+class TimelineError(Exception):
+    """A timeline cannot be built (unknown metaphor, bad granularity)."""
+
+
+@dataclass(frozen=True)
+class MetaphorRef:
+    """The metaphor a timeline is about (or one it co-occurred with)."""
+
+    id: str
+    label: str
+    variants: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "variants": list(self.variants)}
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One use of the metaphor in one turn."""
+
+    uid: str
+    conversation_id: str
+    note: str
+    """Vault-relative path of the note holding the turn."""
+    title: str
+    role: str
+    """``user``, ``assistant`` or ``note`` (plain notes)."""
+    time: str | None
+    """ISO 8601 local time of the turn, or None when unknown."""
+    sentence: str
+    context: str = ""
+    """Text embedded for drift (sentence ± neighbours); the sentence when empty."""
+    surface: str = ""
+    """The words of the image as written, masked out of the context before embedding."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "conversation_id": self.conversation_id,
+            "note": self.note,
+            "title": self.title,
+            "role": self.role,
+            "time": self.time,
+            "sentence": self.sentence,
+        }
+
+    @property
+    def datetime(self) -> dt.datetime | None:
+        return _parse_time(self.time)
+
+
+@dataclass(frozen=True)
+class FirstUse:
+    uid: str
+    role: str
+    time: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uid": self.uid, "role": self.role, "time": self.time}
+
+
+@dataclass(frozen=True)
+class Uptake:
+    """The other speaker's first use of the image after it was introduced."""
+
+    role: str
+    time: str | None
+    uid: str
+    lag_days: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "time": self.time, "uid": self.uid, "lag_days": self.lag_days}
+
+
+@dataclass(frozen=True)
+class Quote:
+    uid: str
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uid": self.uid, "text": self.text}
+
+
+@dataclass(frozen=True)
+class CoOccurrence:
+    id: str
+    label: str
+    count: int
+    """Conversations of the period in which both metaphors appear."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "count": self.count}
+
+
+@dataclass(frozen=True)
+class Period:
+    period: str
+    count: int
+    user: int
+    assistant: int
+    drift: float | None
+    """Cosine distance of this period's context centroid from the first period's (None: no vectors)."""
+    p_value: float | None
+    """Permutation-test p-value, None when either period has fewer than MIN_USES uses."""
+    terms: tuple[str, ...]
+    quote: Quote | None
+    co_occurring: tuple[CoOccurrence, ...]
+    note: int = 0
+    """Uses in plain notes (role ``note``)."""
+
+    @property
+    def drift_note(self) -> str:
+        """A human reading of the drift: the figure with its p-value, or why there is none."""
+        if self.drift is None:
+            return "—"
+        if self.p_value is None:
+            return f"{self.drift:.3f} ({TOO_FEW})" if self.drift else f"{self.drift:.3f}"
+        return f"{self.drift:.3f} (p={self.p_value:.3f})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "count": self.count,
+            "user": self.user,
+            "assistant": self.assistant,
+            "drift": self.drift,
+            "p_value": self.p_value,
+            "terms": list(self.terms),
+            "quote": self.quote.to_dict() if self.quote else None,
+            "co_occurring": [c.to_dict() for c in self.co_occurring],
+        }
+
+
+@dataclass(frozen=True)
+class Timeline:
+    metaphor: MetaphorRef
+    occurrences: tuple[Occurrence, ...]
+    first: FirstUse | None
+    uptake: Uptake | None
+    periods: tuple[Period, ...]
+    by: str = "month"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metaphor": self.metaphor.to_dict(),
+            "occurrences": [o.to_dict() for o in self.occurrences],
+            "first": self.first.to_dict() if self.first else None,
+            "uptake": self.uptake.to_dict() if self.uptake else None,
+            "periods": [p.to_dict() for p in self.periods],
+        }
+
+    def occurrence(self, uid: str) -> Occurrence | None:
+        return next((o for o in self.occurrences if o.uid == uid), None)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        roles = Counter(o.role for o in self.occurrences)
+        return {"total": len(self.occurrences), "user": roles["user"], "assistant": roles["assistant"]}
+
+
+# --- periods -------------------------------------------------------------------------------------
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def period_key(when: dt.datetime | dt.date, by: str) -> str:
+    """``2025-03`` (month), ``2025-Q1`` (quarter) or ``2025-W09`` (ISO week)."""
+    if by == "month":
+        return f"{when.year:04d}-{when.month:02d}"
+    if by == "quarter":
+        return f"{when.year:04d}-Q{(when.month - 1) // 3 + 1}"
+    if by == "week":
+        year, week, _ = when.isocalendar()
+        return f"{year:04d}-W{week:02d}"
+    raise TimelineError(f"unknown period {by!r}: use one of {', '.join(GRANULARITIES)}")
+
+
+def _period_start(key: str, by: str) -> dt.date:
+    if by == "month":
+        y, m = key.split("-")
+        return dt.date(int(y), int(m), 1)
+    if by == "quarter":
+        y, q = key.split("-Q")
+        return dt.date(int(y), (int(q) - 1) * 3 + 1, 1)
+    y, w = key.split("-W")
+    return dt.date.fromisocalendar(int(y), int(w), 1)
+
+
+def period_range(first: str, last: str, by: str) -> list[str]:
+    """Every period from ``first`` to ``last`` inclusive, gaps included (for charts)."""
+    start, end = _period_start(first, by), _period_start(last, by)
+    keys: list[str] = []
+    day = start
+    while day <= end:
+        key = period_key(day, by)
+        if not keys or keys[-1] != key:
+            keys.append(key)
+        if by == "week":
+            day += dt.timedelta(days=7)
+        else:
+            step = 1 if by == "month" else 3
+            month = day.month - 1 + step
+            day = dt.date(day.year + month // 12, month % 12 + 1, 1)
+    return keys
+
+
+# --- drift ---------------------------------------------------------------------------------------
+
+
+def _centroid(vectors: np.ndarray) -> np.ndarray:
+    c = vectors.mean(axis=0)
+    norm = float(np.linalg.norm(c))
+    return c / norm if norm > 0 else c
+
+
+def centroid_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine distance between the mean vectors of two sets (PRT in Kutuzov & Giulianelli)."""
+    return float(1.0 - np.dot(_centroid(a), _centroid(b)))
+
+
+def permutation_p_value(a: np.ndarray, b: np.ndarray, *, n_permutations: int = N_PERMUTATIONS) -> float:
+    """P(distance ≥ observed) when period labels are shuffled.
+
+    Exact over all splits when there are few enough, else ``n_permutations`` seeded shuffles
+    (so the same input always gives the same figure).
+    """
+    pooled = np.vstack([a, b]).astype(np.float64)
+    n, k = len(pooled), len(a)
+    observed = centroid_distance(a, b) - 1e-12
+    if math.comb(n, k) <= n_permutations:
+        splits: Iterable[Sequence[int]] = itertools.combinations(range(n), k)
+        total, hits = 0, 0
+        for idx in splits:
+            mask = np.zeros(n, dtype=bool)
+            mask[list(idx)] = True
+            total += 1
+            hits += centroid_distance(pooled[mask], pooled[~mask]) >= observed
+        return hits / total
+    rng = np.random.default_rng(PERMUTATION_SEED)
+    hits = 0
+    for _ in range(n_permutations):
+        perm = rng.permutation(n)
+        hits += centroid_distance(pooled[perm[:k]], pooled[perm[k:]]) >= observed
+    return (hits + 1) / (n_permutations + 1)
+
+
+# --- characteristic terms ------------------------------------------------------------------------
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_EN_STOP = _words(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each even every few for from further
+    get got had has have having he her here hers him his how i if in into is it its itself just like make
+    many may me more most much must my myself no nor not now of off on once one only or other our ours out
+    over own really same she should so some such than that the their theirs them then there these they this
+    those through to too under until up us very was we were what when where which while who whom why will
+    with would you your yours yourself thing something someone"""
+)
+_RU_KEEP_POS = frozenset({"NOUN", "ADJF", "ADJS", "VERB", "INFN", "PRTF", "PRTS", "COMP"})
+_RU_STOP = _words(
+    """быть мочь стать сказать говорить весь свой такой который этот тот самый один другой каждый
+    хотеть делать сделать иметь есть нет да очень тоже также просто ещё еще уже можно нужно надо
+    какой некоторый любой сам наш ваш мой твой её его их год раз"""
+)
+
+
+@lru_cache(maxsize=50_000)
+def _content_lemma(word: str) -> str | None:
+    """The lemma of a content word, or None for function words, numbers and very short words."""
+    from indexer import textproc
+
+    w = word.lower().replace("ё", "е")
+    if len(w) < 3 or w.isdigit():
+        return None
+    if textproc.is_cyrillic(w):
+        parses = textproc.morph().parse(w)
+        if not parses:
+            return None
+        tag = parses[0].tag
+        if tag.POS not in _RU_KEEP_POS or "Apro" in tag or "Anum" in tag:
+            return None
+        lem = parses[0].normal_form.replace("ё", "е")
+        return None if lem in _RU_STOP else lem
+    lem = textproc.lemma(w)
+    if not lem.isalpha() or lem in _EN_STOP or w in _EN_STOP or len(lem) < 3:
+        return None
+    return lem
+
+
+def content_lemmas(text: str) -> list[str]:
+    """Lemmas of the content words of ``text`` (stopwords and function words removed)."""
+    from indexer import textproc
+
+    out = []
+    for word, _, _ in textproc.tokenize(text):
+        lem = _content_lemma(word)
+        if lem:
+            out.append(lem)
+    return out
+
+
+def characteristic_terms(
+    docs: Mapping[str, Sequence[str]], *, k: int = N_TERMS, alpha0: float = 10.0
+) -> dict[str, tuple[str, ...]]:
+    """Top ``k`` lemmas per period by weighted log-odds with an informative Dirichlet prior.
+
+    (Monroe, Colaresi & Quinn 2008): each period against all other periods together; the prior
+    shrinks rare words, which matters with 3–30 uses per period. A single period falls back to
+    plain frequency.
+    """
+    counts = {p: Counter(lems) for p, lems in docs.items()}
+    total = Counter[str]()
+    for c in counts.values():
+        total.update(c)
+    n_total = sum(total.values())
+    result: dict[str, tuple[str, ...]] = {}
+    for p, c in counts.items():
+        if not c:
+            result[p] = ()
+            continue
+        n_i = sum(c.values())
+        n_j = n_total - n_i
+        if n_j == 0:
+            ranked = sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
+            result[p] = tuple(w for w, _ in ranked[:k])
+            continue
+        scores = []
+        for w, y_i in c.items():
+            a_w = alpha0 * total[w] / n_total
+            y_j = total[w] - y_i
+            # the "rest" terms are ≥ 0 and only 0 when this word is the whole vocabulary
+            rest_i = max(n_i + alpha0 - y_i - a_w, 0.5)
+            rest_j = max(n_j + alpha0 - y_j - a_w, 0.5)
+            delta = math.log((y_i + a_w) / rest_i) - math.log((y_j + a_w) / rest_j)
+            z = delta / math.sqrt(1.0 / (y_i + a_w) + 1.0 / (y_j + a_w))
+            scores.append((z, y_i, w))
+        scores.sort(key=lambda t: (-t[0], -t[1], t[2]))
+        result[p] = tuple(w for _, _, w in scores[:k])
+    return result
+
+
+# --- the timeline --------------------------------------------------------------------------------
+
+
+def _sort_key(o: Occurrence) -> tuple[int, str, str, str]:
+    return (0 if o.time else 1, o.time or "", o.conversation_id, o.uid)
+
+
+def mask_surface(context: str, surface: str) -> str:
+    """Replace the image itself in a context, so drift measures what it is used *about*."""
+    if not surface:
+        return context
+    return re.sub(re.escape(surface), "…", context, flags=re.IGNORECASE)
+
+
+def build_timeline(
+    metaphor: MetaphorRef,
+    occurrences: Iterable[Occurrence],
+    *,
+    by: str = "month",
+    vectors: Mapping[str, np.ndarray] | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    cooccurring: Mapping[str, Sequence[MetaphorRef]] | None = None,
+    n_terms: int = N_TERMS,
+) -> Timeline:
+    """Compute a :class:`Timeline`.
+
+    ``vectors`` maps an occurrence uid to its context vector; missing ones are computed with
+    ``embed`` (texts → L2-normalised rows) from the masked context. Without either, drift is None.
+    ``cooccurring`` maps a conversation id to the *other* metaphors used in that conversation.
+    """
+    if by not in GRANULARITIES:
+        raise TimelineError(f"unknown period {by!r}: use one of {', '.join(GRANULARITIES)}")
+    occs = tuple(sorted(_dedupe(occurrences), key=_sort_key))
+    timed = [o for o in occs if o.datetime is not None]
+
+    first = FirstUse(occs[0].uid, occs[0].role, occs[0].time) if occs else None
+    uptake = _uptake(first, timed)
+
+    vecs = _context_vectors(occs, vectors, embed)
+    by_period: dict[str, list[Occurrence]] = {}
+    for o in timed:
+        by_period.setdefault(period_key(o.datetime, by), []).append(o)  # type: ignore[arg-type]
+    keys = sorted(by_period, key=lambda k: _period_start(k, by))
+
+    own = set(content_lemmas(" ".join((metaphor.label, *metaphor.variants))))
+    docs = {
+        k: [lem for o in by_period[k] for lem in content_lemmas(o.context or o.sentence) if lem not in own]
+        for k in keys
+    }
+    terms = characteristic_terms(docs, k=n_terms)
+
+    base: np.ndarray | None = None
+    periods = []
+    for i, key in enumerate(keys):
+        group = by_period[key]
+        roles = Counter(o.role for o in group)
+        matrix = _stack(group, vecs)
+        drift = p_value = None
+        if matrix is not None:
+            if i == 0:
+                base, drift = matrix, 0.0
+            elif base is not None:
+                drift = round(centroid_distance(base, matrix), 4)
+                if len(base) >= MIN_USES and len(matrix) >= MIN_USES:
+                    p_value = round(permutation_p_value(base, matrix), 4)
+        periods.append(
+            Period(
+                period=key,
+                count=len(group),
+                user=roles["user"],
+                assistant=roles["assistant"],
+                note=roles["note"],
+                drift=drift,
+                p_value=p_value,
+                terms=terms.get(key, ()),
+                quote=_representative(group, matrix),
+                co_occurring=_cooccurring(group, cooccurring or {}, metaphor.id),
+            )
+        )
+    return Timeline(metaphor, occs, first, uptake, tuple(periods), by)
+
+
+def _dedupe(occurrences: Iterable[Occurrence]) -> list[Occurrence]:
+    """One occurrence per turn: a turn using the image twice is one use for timelines."""
+    seen: dict[tuple[str, str], Occurrence] = {}
+    for o in occurrences:
+        seen.setdefault((o.conversation_id, o.uid), o)
+    return list(seen.values())
+
+
+def _uptake(first: FirstUse | None, timed: Sequence[Occurrence]) -> Uptake | None:
+    if first is None or first.role not in ("user", "assistant"):
+        return None
+    other = "assistant" if first.role == "user" else "user"
+    taken = next((o for o in timed if o.role == other), None)
+    if taken is None:
+        return None
+    lag = None
+    start, end = _parse_time(first.time), taken.datetime
+    if start is not None and end is not None:
+        lag = round((end - start).total_seconds() / 86400.0, 2)
+    return Uptake(taken.role, taken.time, taken.uid, lag)
+
+
+def _context_vectors(
+    occs: Sequence[Occurrence],
+    vectors: Mapping[str, np.ndarray] | None,
+    embed: Callable[[list[str]], np.ndarray] | None,
+) -> dict[str, np.ndarray]:
+    out = {uid: np.asarray(v, dtype=np.float32) for uid, v in (vectors or {}).items()}
+    missing = [o for o in occs if o.uid not in out]
+    if missing and embed is not None:
+        texts = [mask_surface(o.context or o.sentence, o.surface) for o in missing]
+        rows = np.asarray(embed(texts), dtype=np.float32)
+        for o, row in zip(missing, rows, strict=True):
+            out[o.uid] = row
+    return out
+
+
+def _stack(group: Sequence[Occurrence], vecs: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    rows = [vecs[o.uid] for o in group if o.uid in vecs]
+    return np.vstack(rows) if rows else None
+
+
+def _representative(group: Sequence[Occurrence], matrix: np.ndarray | None) -> Quote | None:
+    """The use whose context is nearest the period's centroid (the earliest when no vectors)."""
+    if not group:
+        return None
+    best = group[0]
+    if matrix is not None and len(matrix) == len(group):
+        sims = matrix @ _centroid(matrix)
+        best = group[int(np.argmax(np.round(sims, 6)))]
+    return Quote(best.uid, best.sentence)
+
+
+def _cooccurring(
+    group: Sequence[Occurrence], cooccurring: Mapping[str, Sequence[MetaphorRef]], own_id: str
+) -> tuple[CoOccurrence, ...]:
+    counts: Counter[str] = Counter()
+    labels: dict[str, str] = {}
+    for conv in sorted({o.conversation_id for o in group}):
+        for ref in {r.id: r for r in cooccurring.get(conv, ())}.values():
+            if ref.id != own_id:
+                counts[ref.id] += 1
+                labels[ref.id] = ref.label
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], labels[kv[0]], kv[0]))
+    return tuple(CoOccurrence(mid, labels[mid], n) for mid, n in ranked)
+
+
+__all__ = [
+    "GRANULARITIES",
+    "MIN_USES",
+    "TOO_FEW",
+    "CoOccurrence",
+    "FirstUse",
+    "MetaphorRef",
+    "Occurrence",
+    "Period",
+    "Quote",
+    "Timeline",
+    "TimelineError",
+    "Uptake",
+    "build_timeline",
+    "centroid_distance",
+    "characteristic_terms",
+    "content_lemmas",
+    "mask_surface",
+    "period_key",
+    "period_range",
+    "permutation_p_value",
+]

@@ -199,17 +199,25 @@ def install(service: Service) -> Path:
     return path
 
 
+def _wants_links(service: Service) -> list[Path]:
+    """systemd's ``*.wants/<unit>`` links (made by ``systemctl enable``), dangling or not."""
+    folder = service.path.parent
+    if service.platform != SYSTEMD or not folder.is_dir():
+        return []
+    links = (d / service.path.name for d in sorted(folder.iterdir()) if d.name.endswith(".wants"))
+    return [link for link in links if link.is_symlink() or link.exists()]
+
+
 def uninstall(service: Service) -> list[Path]:
     """Remove the unit file and systemd's ``*.wants/`` links to it; return what was removed."""
     removed = []
     if service.path.exists() or service.path.is_symlink():
         service.path.unlink()
         removed.append(service.path)
-    if service.platform == SYSTEMD:
-        # what `systemctl --user disable` would remove; left behind they point at nothing
-        for link in service.path.parent.glob(f"*.wants/{service.path.name}"):
-            link.unlink()
-            removed.append(link)
+    # what `systemctl --user disable` would remove; left behind they point at nothing
+    for link in _wants_links(service):
+        link.unlink()
+        removed.append(link)
     return removed
 
 
@@ -246,7 +254,7 @@ def status(service: Service, *, watcher: str | None = None) -> ServiceStatus:
     installed = service.path.is_file()
     enabled: bool | None = None
     if service.platform == SYSTEMD:
-        enabled = any(service.path.parent.glob(f"*.wants/{service.path.name}"))
+        enabled = bool(_wants_links(service))
     current = service.path.read_text(encoding="utf-8") if installed else None
     return ServiceStatus(
         name=service.name if service.platform == SYSTEMD else service.label,

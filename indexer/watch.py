@@ -579,3 +579,18 @@ def _same_state(path: Path, d: _Deferred) -> bool:
     except OSError:
         return True  # gone: the plan will see a deletion
     return (st.st_size, st.st_mtime_ns) == (d.size, d.mtime_ns)
+
+
+def lock_holder(index_dir: Path) -> str | None:
+    """Describe who writes the index now (``pid 4242 (tropegraph watch), since …``), or None."""
+    from indexer.lock import holder
+
+    info = holder(Path(index_dir))
+    if info is None:
+        return None
+    who = f"pid {info.pid}" if info.pid else "another process"
+    if info.command:
+        who += f" ({info.command})"
+    if info.started:
+        who += f", since {info.started}"
+    return who

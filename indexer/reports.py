@@ -37,8 +37,9 @@ class WriteResult:
 
 def report_root(vault: Path, report_dir: str | None) -> tuple[Path, str]:
     """The report folder's absolute path and its vault-relative POSIX name; refuses to leave the vault."""
-    rel = (report_dir or DEFAULT_REPORT_DIR).strip().replace("\\", "/").strip("/")
-    if not rel or PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts:
+    raw = (report_dir or DEFAULT_REPORT_DIR).strip().replace("\\", "/")
+    rel = raw.strip("/")
+    if not rel or raw.startswith("/") or ".." in PurePosixPath(rel).parts or re.match(r"[A-Za-z]:", rel):
         raise ReportDirError(
             f"report folder {report_dir!r} must be a folder inside the vault, e.g. --report-dir {DEFAULT_REPORT_DIR}"
         )

@@ -326,9 +326,9 @@ def _content_lemma(word: str) -> str | None:
         if tag.POS not in _RU_KEEP_POS or "Apro" in tag or "Anum" in tag:
             return None
         lem = parses[0].normal_form.replace("ё", "е")
-        return None if lem in _RU_STOP else lem
+        return None if lem in _RU_STOP or textproc.is_stop(lem) else lem
     lem = textproc.lemma(w)
-    if not lem.isalpha() or lem in _EN_STOP or w in _EN_STOP or len(lem) < 3:
+    if not lem.isalpha() or lem in _EN_STOP or w in _EN_STOP or textproc.is_stop(lem) or len(lem) < 3:
         return None
     return lem
 

@@ -1,0 +1,121 @@
+"""Open the timeline page and the graph page in headless Chromium (Debian's, driven by Playwright).
+
+Checks: no console errors, chart and list visible, a screenshot in ``test-artifacts/``, and note
+text carrying ``<script>`` / ``<img onerror>`` renders as text without running.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from queries.render.html import GraphEdge, GraphNode, graph_html, timeline_html
+from queries.timeline import MetaphorRef, Occurrence, build_timeline
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+INJECTED = (
+    'Мост между мирами <script>window.__pwned = 1; document.title = "pwned"</script>'
+    ' <img src="x" onerror="window.__pwned = 2; document.title = \'pwned\'">'
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_page(browser: object, path: Path):  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1100, "height": 900})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda req: requests.append(req.url))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return page, errors, requests
+
+
+def evil_timeline():
+    occs = [
+        Occurrence("u1", "c1", "Nexus/a.md", "Мосты <b>и</b> миры", "user", "2025-01-10T10:00:00", INJECTED),
+        Occurrence("a1", "c1", "Nexus/a.md", "Мосты <b>и</b> миры", "assistant", "2025-01-10T10:05:00",
+                   "Метафора служит мостом между мирами человека и машины."),
+        Occurrence("u2", "c2", "Nexus/C# tips.md", "C# tips", "user", "2025-03-02T10:00:00",
+                   "Хороший интерфейс — мост между мирами пользователя и кода."),
+    ]
+    return build_timeline(MetaphorRef("m2", "мост между мирами", ("мост между мирами",)), occs)
+
+
+def test_timeline_page_in_chromium(browser: object, tmp_path: Path) -> None:
+    html = tmp_path / "timeline.html"
+    html.write_text(timeline_html(evil_timeline(), vault_name="vault"), encoding="utf-8")
+    page, errors, requests = open_page(browser, html)
+    try:
+        assert page.title() == "мост между мирами — tropegraph timeline"
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert page.locator("#chart").is_visible()
+        assert page.locator("#chart rect.bar").count() == 3
+        rows = page.locator("#occurrences tr.occurrence")
+        assert rows.count() == 3
+        assert rows.first.is_visible()
+        assert "<script>window.__pwned = 1;" in rows.first.inner_text()  # shown as text
+        assert page.locator("#occurrences img").count() == 0
+        assert "Мосты <b>и</b> миры" in rows.first.inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "timeline.png"), full_page=True)
+        assert errors == []
+        assert all(url.startswith("file://") for url in requests)
+    finally:
+        page.close()
+
+
+def test_graph_page_in_chromium(browser: object, tmp_path: Path) -> None:
+    nodes = [
+        GraphNode("m1", "карта смысла", 9, 5, 4, "карта смысла.md"),
+        GraphNode("m2", INJECTED, 7, 4, 3),
+        GraphNode("m3", "структура тишины", 4, 3, 1),
+    ]
+    html = tmp_path / "graph.html"
+    html.write_text(graph_html(nodes, [GraphEdge("m1", "m2", 3), GraphEdge("m2", "m3", 1)]), encoding="utf-8")
+    page, errors, requests = open_page(browser, html)
+    try:
+        assert page.title() == "Metaphor graph"
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert page.get_attribute("body", "data-ready") == "1"  # our own pinned script did run
+        assert page.locator("#graph").is_visible()
+        assert page.locator("#graph .node").count() == 3
+        assert page.locator("#graph line.edge").count() == 2
+        page.locator("#graph .node").first.hover()
+        assert "карта смысла" in page.locator("#info").inner_text()
+        assert page.locator("#graph line.edge.hi").count() == 1
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "graph.png"), full_page=True)
+        assert errors == []
+        assert all(url.startswith("file://") for url in requests)
+    finally:
+        page.close()

@@ -108,6 +108,20 @@ def write_files(
     return result
 
 
+def find_report_note(vault: Path, rel_root: str, metaphor_id: str) -> str | None:
+    """The file name of the report note already written for ``metaphor_id``, if any."""
+    root = vault / rel_root
+    if not root.is_dir():
+        return None
+    wanted = re.compile(rf"^metaphor_id:\s*[\"']?{re.escape(metaphor_id)}[\"']?\s*$", re.MULTILINE)
+    for path in sorted(root.glob("*.md")):
+        if is_report_note(path):
+            head = path.read_text(encoding="utf-8", errors="replace")[:4096].split("\n---", 1)[0]
+            if wanted.search(head):
+                return path.name
+    return None
+
+
 def note_names(items: Sequence[tuple[str, str]]) -> dict[str, str]:
     """A unique, link-safe file name for each ``(metaphor id, label)``; stable for a given input."""
     from queries.render.links import safe_file_name

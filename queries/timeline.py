@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -544,6 +544,7 @@ __all__ = [
     "Occurrence",
     "Period",
     "Quote",
+    "Resolution",
     "Timeline",
     "TimelineError",
     "Uptake",
@@ -555,4 +556,255 @@ __all__ = [
     "period_key",
     "period_range",
     "permutation_p_value",
+    "resolve_phrase",
 ]
+
+
+# --- resolving what the user typed ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Which metaphor(s) a phrase names, how it was matched, and the nearest ones when none was."""
+
+    matches: tuple[MetaphorRef, ...]
+    how: str
+    """``id``, ``label``, ``variant``, ``lemmas``, ``words``, ``similarity`` or ``none``."""
+    suggestions: tuple[MetaphorRef, ...] = ()
+
+    @property
+    def chosen(self) -> MetaphorRef | None:
+        return self.matches[0] if self.matches else None
+
+
+SIMILARITY_THRESHOLD = 0.86
+"""Cosine (query vs label/variant) above which a free phrase counts as naming a metaphor.
+
+Calibrated on multilingual-e5-small, whose similarities sit high (unrelated short Russian
+phrases ≈ 0.75–0.82, paraphrases ≈ 0.88+)."""
+
+
+def _key(text: str) -> tuple[str, ...]:
+    from indexer import textproc
+
+    return tuple(lem for lem in textproc.lemmas(text) if not textproc.is_stop(lem))
+
+
+def resolve_phrase(
+    phrase: str,
+    metaphors: Sequence[MetaphorRef],
+    *,
+    similarity: Callable[[str, list[str]], np.ndarray] | None = None,
+    threshold: float = SIMILARITY_THRESHOLD,
+    n_suggestions: int = 3,
+) -> Resolution:
+    """Find the metaphor(s) ``phrase`` names: id, label, variant, lemma key, shared words, then meaning.
+
+    ``metaphors`` should be ordered by importance (most used first): ties resolve to the first.
+    ``similarity(phrase, texts)`` returns one cosine per text (an embedder); without it a free
+    phrase matches by lemmas only and suggestions come from spelling.
+    """
+    text = " ".join(phrase.split())
+    folded = text.casefold()
+    for m in metaphors:
+        if m.id == text:
+            return Resolution((m,), "id")
+    for how, pick in (("label", lambda m: (m.label,)), ("variant", lambda m: m.variants)):
+        found = tuple(m for m in metaphors if any(v.casefold() == folded for v in pick(m)))
+        if found:
+            return Resolution(found, how)
+    key = _key(text)
+    if key:
+        found = tuple(m for m in metaphors if any(_key(v) == key for v in (m.label, *m.variants)))
+        if found:
+            return Resolution(found, "lemmas")
+        words = set(key)
+        found = tuple(m for m in metaphors if any(words <= set(_key(v)) for v in (m.label, *m.variants)))
+        if found:
+            return Resolution(found, "words")
+    scores: list[tuple[float, int]] = []
+    if similarity is not None and metaphors:
+        texts, owner = [], []
+        for i, m in enumerate(metaphors):
+            for v in dict.fromkeys((m.label, *m.variants)):
+                texts.append(v)
+                owner.append(i)
+        sims = np.asarray(similarity(text, texts), dtype=np.float64)
+        best: dict[int, float] = {}
+        for i, s in zip(owner, sims, strict=True):
+            best[i] = max(best.get(i, -1.0), float(s))
+        scores = sorted(((s, i) for i, s in best.items()), key=lambda t: (-t[0], t[1]))
+        hits = tuple(metaphors[i] for s, i in scores if s >= threshold)
+        if hits:
+            return Resolution(hits, "similarity")
+    if scores:
+        suggestions = tuple(metaphors[i] for _, i in scores[:n_suggestions])
+    else:
+        import difflib
+
+        ranked = sorted(
+            range(len(metaphors)),
+            key=lambda i: (-max(difflib.SequenceMatcher(None, folded, v.casefold()).ratio()
+                                for v in (metaphors[i].label, *metaphors[i].variants)), i),
+        )
+        suggestions = tuple(metaphors[i] for i in ranked[:n_suggestions])
+    return Resolution((), "none", suggestions)
+
+
+# --- reading the index ---------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def context_window(text: str, start: int, end: int, *, neighbours: int = 1) -> str:
+    """The sentence holding ``text[start:end]`` with ``neighbours`` sentences either side."""
+    bounds, pos = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        bounds.append((pos, m.start()))
+        pos = m.end()
+    bounds.append((pos, len(text)))
+    bounds = [(a, b) for a, b in bounds if text[a:b].strip()]
+    if not bounds:
+        return text.strip()
+    idx = next((i for i, (a, b) in enumerate(bounds) if a <= start < max(b, a + 1)), None)
+    if idx is None:
+        idx = min(range(len(bounds)), key=lambda i: abs(bounds[i][0] - start))
+    lo, hi = max(0, idx - neighbours), min(len(bounds), idx + neighbours + 1)
+    return " ".join(text[a:b].strip() for a, b in bounds[lo:hi])
+
+
+@dataclass(frozen=True)
+class MetaphorStat:
+    """A metaphor with its use counts, for ranking and the report index."""
+
+    ref: MetaphorRef
+    uses: int
+    user: int
+    assistant: int
+    score: float = 0.0
+
+
+class IndexSource:
+    """Timelines' view of an open index: metaphors, their occurrences, contexts and an embedder.
+
+    Reads the metaphor engine's tables (migration ``m002_metaphors``) read-only.
+    """
+
+    def __init__(self, index: Any, vault: Any) -> None:
+        self.index = index
+        self.vault = vault
+        self._embedder: Any = None
+        self._metaphors: list[MetaphorStat] | None = None
+        self._conv: dict[str, list[MetaphorRef]] | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.index.close()
+
+    @property
+    def db(self) -> Any:
+        return self.index.db
+
+    def _has_metaphor_tables(self) -> bool:
+        return bool(self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'metaphor_members'").fetchone())
+
+    def metaphors(self) -> list[MetaphorStat]:
+        """Every metaphor not rejected by curation, most used first."""
+        if self._metaphors is not None:
+            return self._metaphors
+        if not self._has_metaphor_tables():
+            self._metaphors = []
+            return self._metaphors
+        variants: dict[str, dict[str, None]] = {}
+        for mid, label, surface in self.db.execute(
+            """SELECT mm.metaphor_id, k.label, o.surface
+               FROM metaphor_members mm
+               JOIN metaphor_keys k ON k.key = mm.key
+               LEFT JOIN metaphor_occurrences o ON o.key = mm.key
+               ORDER BY mm.metaphor_id, k.uses DESC, k.key, o.id"""
+        ):
+            v = variants.setdefault(mid, {})
+            for text in (label, surface):
+                if text and text.casefold() not in {x.casefold() for x in v}:
+                    v[text] = None
+        rows = self.db.execute(
+            """SELECT m.id, m.label, m.score,
+                      count(DISTINCT t.id),
+                      count(DISTINCT CASE WHEN t.role = 'user' THEN t.id END),
+                      count(DISTINCT CASE WHEN t.role = 'assistant' THEN t.id END)
+               FROM metaphors m
+               JOIN metaphor_members mm ON mm.metaphor_id = m.id
+               JOIN metaphor_occurrences o ON o.key = mm.key
+               JOIN turns t ON t.id = o.turn_id
+               WHERE m.status != 'rejected'
+               GROUP BY m.id"""
+        ).fetchall()
+        stats = [
+            MetaphorStat(MetaphorRef(mid, label, tuple(variants.get(mid, {label: None}))), uses, user, asst, score)
+            for mid, label, score, uses, user, asst in rows
+        ]
+        stats.sort(key=lambda s: (-s.uses, -s.score, s.ref.label, s.ref.id))
+        self._metaphors = stats
+        return stats
+
+    def occurrences(self, metaphor_id: str) -> list[Occurrence]:
+        rows = self.db.execute(
+            """SELECT t.uid, t.conversation_id, n.path, c.title, t.role, t.time, o.sentence, o.surface,
+                      t.text, o.start, o.end
+               FROM metaphor_members mm
+               JOIN metaphor_occurrences o ON o.key = mm.key
+               JOIN turns t ON t.id = o.turn_id
+               JOIN notes n ON n.id = t.note_id
+               JOIN conversations c ON c.id = t.conversation_id
+               WHERE mm.metaphor_id = ?
+               ORDER BY t.time, t.conversation_id, t.position, o.start""",
+            (metaphor_id,),
+        ).fetchall()
+        return [
+            Occurrence(uid, conv, path, title, role, time, sentence,
+                       context=context_window(text, start, end), surface=surface)
+            for uid, conv, path, title, role, time, sentence, surface, text, start, end in rows
+        ]
+
+    def conversation_metaphors(self) -> dict[str, list[MetaphorRef]]:
+        """conversation id → the metaphors used in it (for co-occurrence)."""
+        if self._conv is not None:
+            return self._conv
+        refs = {s.ref.id: s.ref for s in self.metaphors()}
+        out: dict[str, list[MetaphorRef]] = {}
+        if refs:
+            for conv, mid in self.db.execute(
+                """SELECT DISTINCT t.conversation_id, mm.metaphor_id
+                   FROM metaphor_members mm
+                   JOIN metaphor_occurrences o ON o.key = mm.key
+                   JOIN turns t ON t.id = o.turn_id
+                   ORDER BY t.conversation_id, mm.metaphor_id"""
+            ):
+                if mid in refs:
+                    out.setdefault(conv, []).append(refs[mid])
+        self._conv = out
+        return out
+
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from indexer.embed import embedder_for_index
+
+            self._embedder = embedder_for_index(self.index)
+        return self._embedder
+
+    def embed_contexts(self, texts: list[str]) -> np.ndarray:
+        return self.embedder().embed_passages(texts)
+
+    def similarity(self, phrase: str, texts: list[str]) -> np.ndarray:
+        emb = self.embedder()
+        q = emb.embed_queries([phrase])[0]
+        return emb.embed_queries(texts) @ q
+
+    def resolve(self, phrase: str) -> Resolution:
+        refs = [s.ref for s in self.metaphors()]
+        res = resolve_phrase(phrase, refs, similarity=None)
+        if res.chosen is None and refs:
+            res = resolve_phrase(phrase, refs, similarity=self.similarity)
+        return res

@@ -309,3 +309,52 @@ def test_truth_occurrences_give_truth_attribution(planted_source: tuple, by: str
                                    "uid": exp["uptake"]["uid"], "lag_days": round(lag.total_seconds() / 86400, 2)}
         assert {p["period"]: {k: p[k] for k in ("count", "user", "assistant")} for p in d["periods"]} == exp["counts"]
         assert len(d["occurrences"]) == exp["n"]
+
+
+# --- contexts and resolving phrases --------------------------------------------------------------
+
+
+def test_context_window_takes_the_sentence_and_its_neighbours() -> None:
+    from queries.timeline import context_window
+
+    text = "Первое предложение. Второе с картой смысла! Третье?\nЧетвёртое."
+    i = text.index("картой")
+    assert context_window(text, i, i + 6) == "Первое предложение. Второе с картой смысла! Третье?"
+    assert context_window(text, 0, 5, neighbours=0) == "Первое предложение."
+
+
+MAPS = MetaphorRef("m1", "карта смысла", ("карта смысла", "карту смысла", "map of meaning"))
+SILENCE = MetaphorRef("m2", "структура тишины", ("структура тишины", "структуре тишины"))
+
+
+@pytest.mark.parametrize(
+    ("phrase", "how", "ids"),
+    [
+        ("m2", "id", ["m2"]),
+        ("Структура   тишины", "label", ["m2"]),
+        ("MAP OF MEANING", "variant", ["m1"]),
+        ("картой смысла", "lemmas", ["m1"]),
+        ("тишина", "words", ["m2"]),
+    ],
+)
+def test_resolve_phrase(phrase: str, how: str, ids: list[str]) -> None:
+    from queries.timeline import resolve_phrase
+
+    res = resolve_phrase(phrase, [MAPS, SILENCE])
+    assert res.how == how
+    assert [m.id for m in res.matches] == ids
+
+
+def test_resolve_by_meaning_and_suggestions() -> None:
+    from queries.timeline import resolve_phrase
+
+    def sim(phrase: str, texts: list[str]) -> np.ndarray:
+        return np.array([0.9 if "тишин" in t else 0.5 for t in texts])
+
+    res = resolve_phrase("безмолвие", [MAPS, SILENCE], similarity=sim)
+    assert (res.how, res.chosen) == ("similarity", SILENCE)
+    res = resolve_phrase("безмолвие", [MAPS, SILENCE], similarity=lambda p, t: np.full(len(t), 0.3))
+    assert res.chosen is None and res.how == "none"
+    res = resolve_phrase("карта смыслов мира", [MAPS, SILENCE])
+    assert res.chosen is None
+    assert res.suggestions[0] == MAPS  # closest by spelling without an embedder

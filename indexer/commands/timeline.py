@@ -1,0 +1,183 @@
+"""``tropegraph timeline PHRASE`` and ``tropegraph report``: how an image was born and moved.
+
+Heavy modules (numpy, the embedder, matplotlib, networkx) are imported inside the commands.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from indexer.commands._common import friendly_errors, json_option, print_json, vault_options
+
+_BY = click.Choice(["month", "quarter", "week"])
+
+
+def _open_source(vault: str | None, index_dir: str | None) -> Any:
+    from indexer.config import find_vault, resolve_index_dir
+    from indexer.store import open_index
+    from queries.timeline import IndexSource
+
+    root = find_vault(vault)
+    index = open_index(resolve_index_dir(root, index_dir), readonly=True)
+    return IndexSource(index, root)
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.command()
+@click.argument("phrase")
+@click.option("--by", type=_BY, default="month", show_default=True, help="Period length for counts and drift.")
+@click.option("--role", type=click.Choice(["user", "assistant"]), default=None,
+              help="List only this speaker's occurrences (counts, first use and uptake still use both).")
+@json_option
+@click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save a chart of uses per period (and drift) as PNG.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save a self-contained web page (chart, occurrences, links).")
+@click.option("--note", is_flag=True, help="Write or update this metaphor's note in the vault's report folder.")
+@click.option("--report-dir", default=None, help="Report folder inside the vault [default: Tropegraph].")
+@click.option("--no-drift", is_flag=True, help="Skip context embeddings (faster; drift and quotes by centroid left out).")
+@vault_options
+@friendly_errors
+def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | None, html_out: Path | None,
+             note: bool, report_dir: str | None, no_drift: bool, vault: str | None, index_dir: str | None) -> None:
+    """How the metaphor PHRASE was born, who introduced and took it up, and how its use drifted.
+
+    PHRASE is a metaphor id, its label, any variant, or a free phrase (matched by lemmas, then by
+    meaning). Without a match it names the closest metaphors and exits 1.
+    """
+    from queries.timeline import build_timeline
+
+    with _open_source(vault, index_dir) as src:
+        res = src.resolve(phrase)
+        if res.chosen is None:
+            hint = "; ".join(f"{m.label} [{m.id}]" for m in res.suggestions)
+            msg = f"Error: no metaphor matches {phrase!r}."
+            click.echo(msg + (f" Closest: {hint}" if hint else " The index has no metaphors yet: run `tropegraph index`."),
+                       err=True)
+            sys.exit(1)
+        chosen = res.chosen
+        how = {"id": "id", "label": "label", "variant": "variant", "lemmas": "same lemmas",
+               "words": "shared words", "similarity": "similar meaning"}[res.how]
+        _say(f"Metaphor: {chosen.label} [{chosen.id}] (matched by {how})")
+        if len(res.matches) > 1:
+            _say("Also matches: " + ", ".join(f"{m.label} [{m.id}]" for m in res.matches[1:])
+                 + " (give the id to choose)")
+        tl = build_timeline(
+            chosen,
+            src.occurrences(chosen.id),
+            by=by,
+            embed=None if no_drift else src.embed_contexts,
+            cooccurring=src.conversation_metaphors(),
+        )
+        shown = tl
+        if role:
+            from dataclasses import replace
+
+            shown = replace(tl, occurrences=tuple(o for o in tl.occurrences if o.role == role))
+        if as_json:
+            print_json(shown.to_dict())
+        else:
+            from queries.render.text import render_text
+
+            click.echo(render_text(shown))
+        if png:
+            from queries.render.chart import write_png
+
+            write_png(tl, png)
+            _say(f"Chart: {png}")
+        if html_out:
+            from indexer.reports import write_if_changed
+            from queries.render.html import timeline_html
+
+            write_if_changed(html_out, timeline_html(shown, vault_name=src.vault.name))
+            _say(f"Page: {html_out}")
+        if note:
+            from indexer.reports import find_report_note, note_names, report_root, write_files
+            from queries.render.markdown import timeline_note
+
+            _, rel = report_root(src.vault, report_dir)
+            name = find_report_note(src.vault, rel, tl.metaphor.id) or note_names(
+                [(tl.metaphor.id, tl.metaphor.label)]
+            )[tl.metaphor.id]
+            result = write_files(src.vault, rel, {name: timeline_note(tl)})
+            what = "written" if result.written else "unchanged"
+            _say(f"Note {what}: {(result.written or result.unchanged)[0]}")
+
+
+@click.command()
+@click.option("--top", type=click.IntRange(min=0), default=20, show_default=True,
+              help="How many of the most used metaphors get their own note.")
+@click.option("--by", type=_BY, default="month", show_default=True, help="Period length in the notes.")
+@click.option("--report-dir", default=None, help="Report folder inside the vault [default: Tropegraph].")
+@click.option("--no-drift", is_flag=True, help="Skip context embeddings (faster; no drift figures).")
+@json_option
+@vault_options
+@friendly_errors
+def report(top: int, by: str, report_dir: str | None, no_drift: bool, as_json: bool, vault: str | None,
+           index_dir: str | None) -> None:
+    """Write Obsidian notes for the top metaphors, an index note and graph.html into the report folder.
+
+    Only files whose content changed are rewritten, so re-running over an unchanged index touches
+    nothing. Old report notes (frontmatter ``tropegraph: report``) of metaphors no longer in the
+    top are removed; no other file is ever touched.
+    """
+    from indexer.reports import GRAPH_FILE, INDEX_NOTE, note_names, report_root, write_files
+    from queries.render.html import GraphEdge, GraphNode, graph_html
+    from queries.render.links import obsidian_uri
+    from queries.render.markdown import index_note, timeline_data, timeline_note
+    from queries.timeline import build_timeline
+
+    with _open_source(vault, index_dir) as src:
+        _, rel = report_root(src.vault, report_dir)
+        stats = src.metaphors()
+        conv_map = src.conversation_metaphors()
+        chosen = stats[:top]
+        names = note_names([(s.ref.id, s.ref.label) for s in chosen])
+        files: dict[str, str] = {}
+        rows: list[dict[str, Any]] = []
+        links: dict[str, str] = {}
+        timelines = {}
+        with click.progressbar(stats, label="Timelines", file=sys.stderr,
+                               show_pos=True) as bar:
+            for i, s in enumerate(bar):
+                occs = src.occurrences(s.ref.id)
+                embed = None if (no_drift or i >= top) else src.embed_contexts
+                tl = build_timeline(s.ref, occs, by=by, embed=embed, cooccurring=conv_map)
+                timelines[s.ref.id] = tl
+                rows.append(timeline_data(tl))
+                if i < top:
+                    files[names[s.ref.id]] = timeline_note(tl)
+                    links[s.ref.id] = f"{rel}/{names[s.ref.id]}"
+        files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE)
+        nodes = [
+            GraphNode(s.ref.id, s.ref.label, timelines[s.ref.id].counts["total"],
+                      timelines[s.ref.id].counts["user"], timelines[s.ref.id].counts["assistant"],
+                      obsidian_uri(src.vault.name, f"{rel}/{names[s.ref.id]}") if s.ref.id in names else "")
+            for s in stats
+        ]
+        edges = [GraphEdge(a, b, w) for (a, b), w in sorted(_edges(conv_map).items())]
+        files[GRAPH_FILE] = graph_html(nodes, edges, title=f"Metaphors in {src.vault.name}")
+        result = write_files(src.vault, rel, files, prune=True)
+    if as_json:
+        print_json({"report_dir": rel, "written": result.written, "unchanged": result.unchanged,
+                    "removed": result.removed, "metaphors": len(stats), "notes": len(chosen)})
+        return
+    click.echo(f"Report in {rel}/: {len(chosen)} metaphor notes, index {INDEX_NOTE}, {GRAPH_FILE}")
+    click.echo(f"  written {len(result.written)}, unchanged {len(result.unchanged)}, removed {len(result.removed)}")
+
+
+def _edges(conv_map: dict[str, list[Any]]) -> dict[tuple[str, str], int]:
+    """Co-occurrence: the number of conversations in which two metaphors both appear."""
+    weights: dict[tuple[str, str], int] = {}
+    for refs in conv_map.values():
+        ids = sorted({r.id for r in refs})
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                weights[(a, b)] = weights.get((a, b), 0) + 1
+    return weights

@@ -91,7 +91,7 @@ def m001_core(db: sqlite3.Connection) -> None:
         );
         CREATE INDEX passages_hash ON passages(hash);
         CREATE TABLE vectors (
-            id      INTEGER PRIMARY KEY,           -- = FAISS id
+            id      INTEGER PRIMARY KEY AUTOINCREMENT, -- = FAISS id; never reused, so FAISS staleness is detectable
             model   TEXT NOT NULL,                 -- engine/model id that made it
             hash    TEXT NOT NULL,
             vector  BLOB NOT NULL,                 -- little-endian float32, L2-normalised
@@ -125,9 +125,90 @@ def m001_core(db: sqlite3.Connection) -> None:
     )
 
 
+def m002_metaphors(db: sqlite3.Connection) -> None:
+    """Metaphor engine (issue #6): candidate occurrences, per-key stats, groups, cached phrase vectors.
+
+    Occurrences cascade with their turn; a trigger records the key of every deleted occurrence
+    in ``metaphor_dirty`` in the same transaction, so a kill between a batch and the metaphor
+    hook loses nothing (the next update picks the dirty keys and unprocessed turns up).
+    """
+    run_script(db,
+        """
+        CREATE TABLE metaphor_occurrences (
+            id           INTEGER PRIMARY KEY,
+            turn_id      INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+            key          TEXT NOT NULL,            -- lemma key: 'карта смысл', 'map of mean'
+            head         TEXT NOT NULL,
+            dep          TEXT NOT NULL,
+            construction TEXT NOT NULL,            -- gen | adj | prep | of
+            lang         TEXT NOT NULL,
+            surface      TEXT NOT NULL,
+            label        TEXT NOT NULL,
+            sentence     TEXT NOT NULL,
+            sent_norm    TEXT NOT NULL,            -- lower-cased words: repeated sentences count once
+            start        INTEGER NOT NULL,         -- char span of surface in turns.text
+            end          INTEGER NOT NULL
+        );
+        CREATE INDEX metaphor_occ_key ON metaphor_occurrences(key);
+        CREATE INDEX metaphor_occ_turn ON metaphor_occurrences(turn_id);
+        CREATE TABLE metaphor_done (
+            turn_id   INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE,
+            text_hash TEXT NOT NULL
+        );
+        CREATE TABLE metaphor_dirty (key TEXT PRIMARY KEY);
+        CREATE TRIGGER metaphor_occ_deleted AFTER DELETE ON metaphor_occurrences BEGIN
+            INSERT OR IGNORE INTO metaphor_dirty (key) VALUES (old.key);
+        END;
+        CREATE TABLE metaphor_keys (
+            key            TEXT PRIMARY KEY,
+            label          TEXT NOT NULL,
+            lang           TEXT NOT NULL,
+            head           TEXT NOT NULL,
+            dep            TEXT NOT NULL,
+            construction   TEXT NOT NULL,
+            uses           INTEGER NOT NULL,
+            sentences      INTEGER NOT NULL,
+            conversations  INTEGER NOT NULL,
+            months         INTEGER NOT NULL,
+            fresh_conversations INTEGER NOT NULL,  -- counted over first uses of distinct sentences
+            fresh_months   INTEGER NOT NULL,
+            user_uses      INTEGER NOT NULL,
+            assistant_uses INTEGER NOT NULL,
+            first_time     TEXT,
+            first_role     TEXT,
+            first_turn_id  INTEGER,
+            last_time      TEXT,
+            technical      REAL NOT NULL,
+            pair_sim       REAL,
+            score          REAL NOT NULL
+        );
+        CREATE TABLE metaphor_vectors (
+            model  TEXT NOT NULL,
+            text   TEXT NOT NULL,
+            vector BLOB NOT NULL,                  -- float32, L2-normalised, embed_queries()
+            PRIMARY KEY (model, text)
+        );
+        CREATE TABLE metaphors (
+            id      TEXT PRIMARY KEY,              -- stable: hash of the label key
+            label   TEXT NOT NULL,
+            score   REAL NOT NULL,
+            status  TEXT NOT NULL,                 -- auto | tracked | rejected
+            curated INTEGER NOT NULL
+        );
+        CREATE TABLE metaphor_members (
+            key         TEXT PRIMARY KEY,
+            metaphor_id TEXT NOT NULL,
+            source      TEXT NOT NULL               -- lemma | embedding | curation
+        );
+        CREATE INDEX metaphor_members_m ON metaphor_members(metaphor_id);
+        """
+    )
+
+
 #: Ordered list of (name, function). Append only; never edit an applied migration once released.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_core", m001_core),
+    ("m002_metaphors", m002_metaphors),
 ]
 
 

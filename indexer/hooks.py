@@ -1,0 +1,31 @@
+"""Callbacks run after every committed indexing batch, in the indexing process.
+
+``AFTER_BATCH`` functions are called as ``fn(index, added_turn_ids, removed_turn_ids)``:
+
+- ``added_turn_ids``: turns inserted, or whose text changed, in the batch (re-process them);
+- ``removed_turn_ids``: turn ids deleted from the index (their rows are gone).
+
+The batch is already committed; a hook that fails is reported as a warning and never undoes it.
+Register with ``indexer.hooks.AFTER_BATCH.append(fn)`` (the metaphor engine does this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+AfterBatch = Callable[[Any, list[int], list[int]], None]
+
+AFTER_BATCH: list[AfterBatch] = []
+
+
+def run_after_batch(index: Any, added: list[int], removed: list[int]) -> list[str]:
+    """Call every hook; return one message per hook that raised (they never stop indexing)."""
+    problems = []
+    for fn in AFTER_BATCH:
+        try:
+            fn(index, list(added), list(removed))
+        except Exception as exc:  # noqa: BLE001 - a hook's bug must not break indexing
+            name = getattr(fn, "__qualname__", repr(fn))
+            problems.append(f"after-batch hook {name} failed: {type(exc).__name__}: {exc}")
+    return problems

@@ -1,0 +1,747 @@
+"""The single write path of the index: scan the vault, then apply the changes in committed batches.
+
+``tropegraph index`` calls ``index_vault`` (= ``prepare_model`` + ``scan`` + ``Pipeline.apply``);
+the watcher builds ``Changes`` from file events and calls the same ``Pipeline.apply``.
+
+Kill safety: each batch of notes is one SQLite transaction holding the notes' rows, turns,
+passages, FTS rows *and the vectors of their new passages*. A note is recorded as indexed (its
+sha256 stored) only in the transaction that stores its vectors, so a kill loses at most the
+current batch and the next run redoes exactly that. FAISS is a cache checked against SQLite on
+load (see ``indexer.vectors``).
+
+No re-embedding: vectors are keyed by (model, sha256 of the passage text), so a moved note, a
+renamed folder, a re-import that appends turns, or a note restored from the trash finds its vectors.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from indexer import hooks
+from indexer.chunking import Chunker
+from indexer.embed import Embedder
+from indexer.errors import ModelMismatch
+from indexer.report import Report
+from indexer.store import Index
+from indexer.textproc import fts_lemmas
+from indexer.vectors import to_blob
+from vault_schema.errors import NoteReadError, VaultNotFound
+from vault_schema.models import Note, Turn
+
+REPORT_FOLDER = "Tropegraph"
+"""Top-level vault folder where tropegraph writes its reports; never indexed."""
+SKIPPED_KINDS = frozenset({"tropegraph-report"})
+TEMP_PATTERNS = ("*.tmp", ".#*", "~$*", "*.sync-conflict-*", "*.swp", "*~", "*.crdownload", "*.part")
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: notes processed so far out of ``total``."""
+NoteLoader = Callable[[Path, str], Note]
+
+
+def is_ignored_dir(relpath: str) -> bool:
+    """True for folders never walked: dot-folders (``.obsidian``, ``.trash``, ``.git``) and tropegraph's reports."""
+    parts = PurePosixPath(relpath).parts
+    return bool(parts) and (parts[0] == REPORT_FOLDER or any(p.startswith(".") for p in parts))
+
+
+def is_ignored(relpath: str) -> bool:
+    """True for vault paths that are not notes to index: anything but ``*.md``, anything inside
+    an ignored folder, and editor/sync temporaries. The watcher uses the same rule."""
+    path = PurePosixPath(relpath)
+    if not path.parts or path.is_absolute():
+        return True
+    name = path.name
+    if not name.lower().endswith(".md") or name.startswith("."):
+        return True
+    if path.parent != PurePosixPath(".") and is_ignored_dir(str(path.parent)):
+        return True
+    return any(fnmatch.fnmatchcase(name, pat) for pat in TEMP_PATTERNS)
+
+
+def walk(vault: Path, warnings: list[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Every note in the vault as ``{relpath: (size, mtime_ns)}`` (POSIX paths, sorted walk)."""
+    found: dict[str, tuple[int, int]] = {}
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        folder = vault / rel if rel else vault
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            if not rel:
+                raise VaultNotFound(f"vault folder {vault} cannot be read ({exc.strerror or exc})") from exc
+            if warnings is not None:
+                warnings.append(f"{rel}: folder skipped, cannot be read ({exc.strerror or exc})")
+            continue
+        for entry in entries:
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not is_ignored_dir(child):
+                        stack.append(child)
+                    continue
+                if is_ignored(child):
+                    continue
+                st = entry.stat()
+            except OSError as exc:
+                if warnings is not None:
+                    warnings.append(f"{child}: skipped, cannot be read ({exc.strerror or exc})")
+                continue
+            found[child] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Changes:
+    """What to do to bring the index in line with the vault (vault-relative POSIX paths)."""
+
+    created: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    """Paths whose size/mtime changed (or every path, for ``--full``); unchanged content is detected by sha256."""
+    deleted: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    """``(old, new)`` pairs: a vanished path and a new one with the same sha256."""
+    unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)
+    full: bool = False
+    """Re-parse notes even when their sha256 is unchanged."""
+
+    @property
+    def total(self) -> int:
+        return len(self.created) + len(self.modified) + len(self.deleted) + len(self.moved)
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    @property
+    def seen(self) -> int:
+        return len(self.created) + len(self.modified) + len(self.moved) + self.unchanged
+
+
+def scan(vault: Path, index: Index, *, full: bool = False) -> Changes:
+    """Compare the vault with the index: size+mtime first, sha256 only to pair moves."""
+    changes = Changes(full=full)
+    disk = walk(vault, changes.warnings)
+    known = {
+        p: (s, m, h) for p, s, m, h in index.db.execute("SELECT path, size, mtime_ns, sha256 FROM notes")
+    }
+    new: list[str] = []
+    for path, (size, mtime) in disk.items():
+        old = known.get(path)
+        if old is None:
+            new.append(path)
+        elif full or (old[0], old[1]) != (size, mtime):
+            changes.modified.append(path)
+        else:
+            changes.unchanged += 1
+    vanished = sorted(p for p in known if p not in disk)
+    by_sha: dict[str, list[str]] = {}
+    for p in vanished:
+        by_sha.setdefault(known[p][2], []).append(p)
+    for path in sorted(new):
+        if by_sha:
+            try:
+                sha = sha256_file(vault / path)
+            except OSError:
+                sha = ""
+            if by_sha.get(sha):
+                old_path = by_sha[sha].pop(0)
+                changes.moved.append((old_path, path))
+                continue
+        changes.created.append(path)
+    moved_from = {old for old, _ in changes.moved}
+    changes.deleted = [p for p in vanished if p not in moved_from]
+    changes.modified.sort()
+    return changes
+
+
+# -- plain notes ------------------------------------------------------------------------------
+_HEADING = re.compile(r"^#{1,6}[ \t]+(.*?)[ \t#]*$")
+_FENCE = re.compile(r"^[ \t]*(```|~~~)")
+
+
+def note_sections(note: Note) -> list[Turn]:
+    """A plain note as pseudo-turns (role ``note``), one per heading section, uid = heading + ordinal."""
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    in_fence = False
+    for line in note.body.split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        m = None if in_fence else _HEADING.match(line)
+        if m:
+            sections.append((m.group(1).strip(), [line]))
+        else:
+            sections[-1][1].append(line)
+    turns: list[Turn] = []
+    seen: dict[str, int] = {}
+    for heading, lines in sections:
+        text = "\n".join(lines).strip()
+        if not text:
+            continue
+        n = seen.get(heading, 0)
+        seen[heading] = n + 1
+        uid = f"{heading or '(top)'}#{n}"
+        role: Any = "note"  # plain-note sections: not a chat role
+        turns.append(Turn(uid=uid, role=role, model=None, time=None, text=text, position=len(turns)))
+    return turns
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _default_loader(root: Path, relpath: str) -> Note:
+    from vault_schema.parse import load_note
+
+    return load_note(root, relpath)
+
+
+class _NoteFailed(Exception):
+    pass
+
+
+# -- model ------------------------------------------------------------------------------------
+def prepare_model(index: Index, embedder: Embedder, *, full: bool = False) -> list[int]:
+    """Record ``embedder`` as the index's model, or switch to it with ``full=True``.
+
+    Switching wipes every note (so the vault is re-read and re-chunked for the new window) and the
+    old model's vectors, in one transaction. Returns the turn ids removed (already passed to hooks).
+    Raises ``ModelMismatch`` when the index holds another model's vectors and ``full`` is False.
+    """
+    current = index.model
+    if current == embedder.model_id:
+        return []
+    if current and not full:
+        raise ModelMismatch(current, embedder.model_id)
+    db = index.db
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        removed = [r[0] for r in db.execute("SELECT id FROM turns")] if current else []
+        if current:
+            db.execute("DELETE FROM notes")
+            db.execute("DELETE FROM passage_fts")
+        db.execute("DELETE FROM vectors WHERE model != ?", (embedder.model_id,))
+        index.set_meta("engine", embedder.engine)
+        index.set_meta("model", embedder.model_id)
+        index.set_meta("model_arg", embedder.model_arg or "")
+        index.set_meta("dim", embedder.dim)
+        index.set_meta("max_tokens", embedder.max_tokens)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    index.drop_vector_cache()
+    if current:
+        index.notify(f"switched the index from {current} to {embedder.model_id}; re-embedding the vault")
+    if removed:
+        for problem in hooks.run_after_batch(index, [], removed):
+            index.notify(problem)
+    return removed
+
+
+# -- the pipeline -----------------------------------------------------------------------------
+@dataclass
+class _Batch:
+    notes: int = 0
+    started: float = field(default_factory=time.monotonic)
+    pending: dict[str, str] = field(default_factory=dict)  # passage hash -> text to embed
+    added: list[int] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+
+
+class Pipeline:
+    """Applies ``Changes`` to an index opened for writing.
+
+    ``batch_notes``/``batch_passages``/``batch_seconds`` bound how much one transaction holds
+    (so how much a kill can lose); ``loader`` reads a note (default ``vault_schema.parse.load_note``).
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        vault: Path,
+        embedder: Embedder,
+        *,
+        batch_notes: int = 200,
+        batch_passages: int | None = None,
+        batch_seconds: float = 10.0,
+        loader: NoteLoader | None = None,
+    ) -> None:
+        if index.readonly:
+            raise ValueError("Pipeline needs an index opened for writing")
+        self.index = index
+        self.db: sqlite3.Connection = index.db
+        self.vault = Path(vault)
+        self.embedder = embedder
+        self.model = embedder.model_id
+        self.batch_notes = batch_notes
+        self.batch_passages = batch_passages or max(64, 8 * embedder.batch_size)
+        self.batch_seconds = batch_seconds
+        self.loader = loader or _default_loader
+        self.chunker = Chunker(embedder.max_tokens - 2, embedder.count_tokens)
+
+    # -- public ---------------------------------------------------------------------------------
+    def apply(self, changes: Changes, progress: Progress | None = None, *, gc: bool = True) -> Report:
+        """Apply ``changes`` in committed batches; return what was done.
+
+        ``gc`` deletes vectors no passage uses any more, at the very end (so a note deleted early and
+        re-created later in the same run keeps its vectors). The watcher may pass ``gc=False`` and
+        collect later.
+        """
+        t0 = time.monotonic()
+        if self.index.model is None:
+            prepare_model(self.index, self.embedder)
+        elif self.index.model != self.model:
+            raise ModelMismatch(self.index.model, self.model)
+        report = Report(model=self.model, full=changes.full)
+        report.notes_unchanged = changes.unchanged
+        report.notes_seen = changes.seen
+        report.warnings.extend(changes.warnings)
+        self.index.vector_index()  # load (and repair) the FAISS cache before writing
+        work: list[tuple[str, str, str | None]] = (
+            [("delete", p, None) for p in changes.deleted]
+            + [("move", old, new) for old, new in changes.moved]
+            + [("upsert", p, None) for p in [*changes.created, *changes.modified]]
+        )
+        total = len(work)
+        batch = _Batch()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for done, (action, path, new_path) in enumerate(work, 1):
+                self._one(action, path, new_path, changes.full, batch, report)
+                batch.notes += 1
+                if (
+                    batch.notes >= self.batch_notes
+                    or len(batch.pending) >= self.batch_passages
+                    or time.monotonic() - batch.started >= self.batch_seconds
+                ):
+                    self._commit(batch, report)
+                    batch = _Batch()
+                    self.db.execute("BEGIN IMMEDIATE")
+                if progress:
+                    progress(done, total)
+            self._sweep_missing(batch, report)
+            self._commit(batch, report)
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        if gc:
+            self.collect_garbage(report)
+        self.db.execute("BEGIN IMMEDIATE")
+        self.index.set_meta("updated_at", time.time())
+        self.index.set_meta("vault", str(self.vault))
+        self.db.execute("COMMIT")
+        self.index.save_vectors()
+        report.seconds = time.monotonic() - t0
+        return report
+
+    def collect_garbage(self, report: Report | None = None) -> int:
+        """Delete this model's vectors that no passage refers to; return how many."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            gone = [
+                r[0]
+                for r in self.db.execute(
+                    "DELETE FROM vectors WHERE model = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM passages p WHERE p.hash = vectors.hash) RETURNING id",
+                    (self.model,),
+                )
+            ]
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        if gone:
+            self.index.refresh_vectors(removed_ids=gone)
+        if report is not None:
+            report.vectors_removed += len(gone)
+        return len(gone)
+
+    # -- batches --------------------------------------------------------------------------------
+    def _commit(self, batch: _Batch, report: Report) -> None:
+        """Embed the batch's new passages, store their vectors, commit, then update FAISS and run hooks."""
+        if batch.pending:
+            items = sorted(batch.pending.items(), key=lambda kv: len(kv[1]))
+            size = max(1, self.embedder.batch_size)
+            t = time.monotonic()
+            for i in range(0, len(items), size):
+                chunk = items[i : i + size]
+                vecs = self.embedder.embed_passages([text for _, text in chunk])
+                self.db.executemany(
+                    "INSERT INTO vectors (model, hash, vector) VALUES (?, ?, ?) ON CONFLICT(model, hash) DO NOTHING",
+                    [(self.model, h, to_blob(v)) for (h, _), v in zip(chunk, vecs, strict=True)],
+                )
+            report.embed_seconds += time.monotonic() - t
+            report.passages_embedded += len(items)
+        self.db.execute("COMMIT")
+        report.batches += 1
+        self.index.refresh_vectors()
+        if batch.added or batch.removed:
+            added = sorted(set(batch.added))
+            removed = sorted(set(batch.removed))
+            report.warnings.extend(hooks.run_after_batch(self.index, added, removed))
+
+    def _sweep_missing(self, batch: _Batch, report: Report) -> None:
+        """Queue passages whose vector is missing (only after a model switch was interrupted, or a bug)."""
+        rows = self.db.execute(
+            "SELECT p.hash, min(p.text) FROM passages p WHERE NOT EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.model = ? AND v.hash = p.hash) GROUP BY p.hash",
+            (self.model,),
+        ).fetchall()
+        for h, text in rows:
+            batch.pending.setdefault(h, text)
+
+    # -- one note -------------------------------------------------------------------------------
+    def _one(
+        self, action: str, path: str, new_path: str | None, full: bool, batch: _Batch, report: Report
+    ) -> None:
+        self.db.execute("SAVEPOINT note")
+        pending: dict[str, str] = {}
+        added: list[int] = []
+        removed: list[int] = []
+        try:
+            if action == "delete":
+                if self._delete(path, removed):
+                    report.notes_removed += 1
+            elif action == "move":
+                assert new_path is not None
+                if self._move(path, new_path, removed):
+                    report.notes_moved += 1
+                    self._upsert(new_path, True, pending, added, removed, report, moved=True)
+                else:
+                    self._upsert(new_path, full, pending, added, removed, report)
+            else:
+                self._upsert(path, full, pending, added, removed, report)
+        except _NoteFailed as exc:
+            self.db.execute("ROLLBACK TO note")
+            self.db.execute("RELEASE note")
+            report.fail(new_path or path, str(exc))
+            return
+        except (sqlite3.IntegrityError, ValueError, UnicodeError) as exc:
+            self.db.execute("ROLLBACK TO note")
+            self.db.execute("RELEASE note")
+            report.fail(new_path or path, f"could not be indexed ({type(exc).__name__}: {exc})")
+            return
+        self.db.execute("RELEASE note")
+        for h, text in pending.items():
+            batch.pending.setdefault(h, text)
+        batch.added.extend(added)
+        batch.removed.extend(removed)
+
+    def _note_turn_ids(self, note_id: int) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM turns WHERE note_id = ?", (note_id,))]
+
+    def _delete(self, path: str, removed: list[int]) -> bool:
+        row = self.db.execute("SELECT id FROM notes WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return False
+        removed.extend(self._note_turn_ids(row[0]))
+        self.db.execute("DELETE FROM notes WHERE id = ?", (row[0],))
+        return True
+
+    def _move(self, old: str, new: str, removed: list[int]) -> bool:
+        """Re-path the note row (keeping its id and turns); False when ``old`` isn't indexed."""
+        row = self.db.execute("SELECT id FROM notes WHERE path = ?", (old,)).fetchone()
+        if row is None:
+            return False
+        if old != new:
+            self._delete(new, removed)
+            self.db.execute("UPDATE notes SET path = ? WHERE id = ?", (new, row[0]))
+        return True
+
+    def _read(self, path: str) -> tuple[int, int, str]:
+        """``(size, mtime_ns, sha256)`` of the file (parsed later, only when the hash changed)."""
+        full = self.vault / path
+        try:
+            st = full.stat()
+            if full.is_dir():
+                raise _NoteFailed("is a folder, not a note")
+            sha = sha256_file(full)
+        except FileNotFoundError:
+            raise _NoteFailed("no such file (it may have been moved or deleted)") from None
+        except PermissionError:
+            raise _NoteFailed("permission denied; check the file's read permissions") from None
+        except OSError as exc:
+            raise _NoteFailed(f"cannot be read ({exc.strerror or exc})") from None
+        return st.st_size, st.st_mtime_ns, sha
+
+    def _upsert(
+        self,
+        path: str,
+        force: bool,
+        pending: dict[str, str],
+        added: list[int],
+        removed: list[int],
+        report: Report,
+        *,
+        moved: bool = False,
+    ) -> None:
+        db = self.db
+        size, mtime, sha = self._read(path)
+        row = db.execute("SELECT id, sha256, size, mtime_ns FROM notes WHERE path = ?", (path,)).fetchone()
+        if row is not None and row[1] == sha and not force:
+            if (row[2], row[3]) != (size, mtime):
+                db.execute("UPDATE notes SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime, row[0]))
+            report.notes_unchanged += 1
+            return
+        try:
+            note = self.loader(self.vault, path)
+        except NoteReadError as exc:
+            raise _NoteFailed(exc.reason) from None
+        if note.sha256 and note.sha256 != sha:
+            sha = note.sha256  # the file changed between hashing and reading: store what was parsed
+        if not moved:
+            report.notes_changed += 1
+        for w in note.warnings:
+            report.warnings.append(str(w))
+
+        skipped = note.kind in SKIPPED_KINDS
+        values = (
+            size,
+            mtime,
+            sha,
+            note.kind,
+            note.title,
+            note.conversation.conversation_id if note.conversation and not skipped else None,
+            "{}" if skipped else json.dumps(note.frontmatter, ensure_ascii=False, default=str),
+            "[]" if skipped else json.dumps(list(note.aliases), ensure_ascii=False),
+            json.dumps([w.to_dict() for w in note.warnings], ensure_ascii=False),
+            time.time(),
+        )
+        if row is None:
+            note_id = db.execute(
+                "INSERT INTO notes (size, mtime_ns, sha256, kind, title, conversation_id, frontmatter, aliases, "
+                "warnings, indexed_at, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (*values, path),
+            ).fetchone()[0]
+        else:
+            note_id = row[0]
+            db.execute(
+                "UPDATE notes SET size = ?, mtime_ns = ?, sha256 = ?, kind = ?, title = ?, conversation_id = ?, "
+                "frontmatter = ?, aliases = ?, warnings = ?, indexed_at = ? WHERE id = ?",
+                (*values, note_id),
+            )
+        if skipped:
+            report.notes_skipped += 1
+
+        # conversation (or a plain note's pseudo-conversation) and its turns
+        conv_id: str | None = None
+        turns: list[Turn] = []
+        if skipped:
+            pass
+        elif note.kind == "conversation" and note.conversation is not None:
+            conv_id = note.conversation.conversation_id
+            turns = list(note.conversation.turns)
+        elif note.kind == "note":
+            conv_id = f"note:{path}"
+            turns = note_sections(note)
+        for (old_conv,) in db.execute(
+            "SELECT id FROM conversations WHERE note_id = ?", (note_id,)
+        ).fetchall():
+            if old_conv != conv_id:
+                removed.extend(
+                    r[0] for r in db.execute("SELECT id FROM turns WHERE conversation_id = ?", (old_conv,))
+                )
+                db.execute("DELETE FROM conversations WHERE id = ?", (old_conv,))
+        if conv_id is not None:
+            self._write_conversation(note, note_id, conv_id, turns, force, pending, added, removed, report)
+        else:
+            # no turns any more (kind changed): drop stray turns of this note
+            stray = self._note_turn_ids(note_id)
+            if stray:
+                removed.extend(stray)
+                db.execute("DELETE FROM turns WHERE note_id = ?", (note_id,))
+
+        db.execute("DELETE FROM links WHERE note_id = ?", (note_id,))
+        db.execute("DELETE FROM tags WHERE note_id = ?", (note_id,))
+        if not skipped:
+            db.executemany(
+                "INSERT INTO links (note_id, target, heading, block, alias, embed, kind, line) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (note_id, ln.target, ln.heading, ln.block, ln.alias, int(ln.embed), ln.kind, ln.line)
+                    for ln in note.links
+                ],
+            )
+            db.executemany(
+                "INSERT INTO tags (note_id, name, source, line) VALUES (?, ?, ?, ?)",
+                [(note_id, t.name.casefold(), t.source, t.line) for t in note.tags],
+            )
+
+    def _write_conversation(
+        self,
+        note: Note,
+        note_id: int,
+        conv_id: str,
+        turns: list[Turn],
+        force: bool,
+        pending: dict[str, str],
+        added: list[int],
+        removed: list[int],
+        report: Report,
+    ) -> None:
+        db = self.db
+        owner = db.execute(
+            "SELECT c.note_id, n.path FROM conversations c JOIN notes n ON n.id = c.note_id WHERE c.id = ?",
+            (conv_id,),
+        ).fetchone()
+        if owner is not None and owner[0] != note_id:
+            raise _NoteFailed(
+                f"conversation {conv_id} is already indexed from {owner[1]} (a duplicate export?); "
+                "delete one of the two notes"
+            )
+        conv = note.conversation
+        conv_values = (
+            note_id,
+            conv.title if conv else note.title,
+            conv.provider if conv else None,
+            conv.plugin_version if conv else None,
+            conv.created.isoformat(timespec="seconds") if conv and conv.created else None,
+            conv.updated.isoformat(timespec="seconds") if conv and conv.updated else None,
+            conv.url if conv else None,
+        )
+        db.execute(
+            "INSERT INTO conversations (note_id, title, provider, plugin_version, created, updated, url, id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET note_id = excluded.note_id, "
+            "title = excluded.title, provider = excluded.provider, plugin_version = excluded.plugin_version, "
+            "created = excluded.created, updated = excluded.updated, url = excluded.url",
+            (*conv_values, conv_id),
+        )
+        existing = {
+            uid: (tid, text_hash)
+            for tid, uid, text_hash in db.execute(
+                "SELECT id, uid, text_hash FROM turns WHERE conversation_id = ?", (conv_id,)
+            )
+        }
+        seen: set[str] = set()
+        for position, turn in enumerate(turns):
+            uid = turn.uid
+            n = 1
+            while uid in seen:  # a malformed note repeating a UID: keep both turns
+                n += 1
+                uid = f"{turn.uid}#{n}"
+            seen.add(uid)
+            text_hash = _sha(turn.text)
+            values = (
+                note_id,
+                position,
+                turn.role,
+                turn.model,
+                turn.time.isoformat(timespec="seconds") if turn.time else None,
+                turn.text,
+                text_hash,
+                int(turn.uid_derived),
+            )
+            old = existing.get(uid)
+            if old is None:
+                turn_id = db.execute(
+                    "INSERT INTO turns (note_id, position, role, model, time, text, text_hash, uid_derived, "
+                    "conversation_id, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (*values, conv_id, uid),
+                ).fetchone()[0]
+                report.turns_added += 1
+                added.append(turn_id)
+                self._write_passages(turn_id, turn.text, pending, report, replace=False)
+                continue
+            turn_id, old_hash = old
+            db.execute(
+                "UPDATE turns SET note_id = ?, position = ?, role = ?, model = ?, time = ?, text = ?, "
+                "text_hash = ?, uid_derived = ? WHERE id = ?",
+                (*values, turn_id),
+            )
+            if old_hash != text_hash:
+                report.turns_updated += 1
+                added.append(turn_id)
+                self._write_passages(turn_id, turn.text, pending, report, replace=True)
+            elif force:
+                self._write_passages(turn_id, turn.text, pending, report, replace=True, only_if_changed=True)
+        gone = [tid for uid, (tid, _) in existing.items() if uid not in seen]
+        if gone:
+            removed.extend(gone)
+            report.turns_removed += len(gone)
+            db.executemany("DELETE FROM turns WHERE id = ?", [(tid,) for tid in gone])
+
+    def _write_passages(
+        self,
+        turn_id: int,
+        text: str,
+        pending: dict[str, str],
+        report: Report,
+        *,
+        replace: bool,
+        only_if_changed: bool = False,
+    ) -> None:
+        db = self.db
+        chunks = self.chunker.split(text)
+        rows = [(c.start, c.text, _sha(c.text)) for c in chunks]
+        if replace:
+            if only_if_changed:
+                old = db.execute(
+                    "SELECT start, hash FROM passages WHERE turn_id = ? ORDER BY seq", (turn_id,)
+                ).fetchall()
+                if [(s, h) for s, _, h in rows] == [tuple(r) for r in old]:
+                    return
+            db.execute("DELETE FROM passages WHERE turn_id = ?", (turn_id,))
+        for seq, (start, ptext, h) in enumerate(rows):
+            pid = db.execute(
+                "INSERT INTO passages (turn_id, seq, start, text, hash) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (turn_id, seq, start, ptext, h),
+            ).fetchone()[0]
+            db.execute("INSERT INTO passage_fts (rowid, lemmas) VALUES (?, ?)", (pid, fts_lemmas(ptext)))
+            if h in pending:
+                report.passages_reused += 1
+                continue
+            have = db.execute(
+                "SELECT 1 FROM vectors WHERE model = ? AND hash = ?", (self.model, h)
+            ).fetchone()
+            if have:
+                report.passages_reused += 1
+            else:
+                pending[h] = ptext
+
+
+def index_vault(
+    vault: Path,
+    index: Index,
+    embedder: Embedder,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+    on_scanned: Callable[[Changes], None] | None = None,
+    **pipeline_options: Any,
+) -> Report:
+    """Bring ``index`` up to date with ``vault``: the whole of ``tropegraph index``."""
+    prepare_model(index, embedder, full=full)
+    changes = scan(Path(vault), index, full=full)
+    if on_scanned:
+        on_scanned(changes)
+    return Pipeline(index, Path(vault), embedder, **pipeline_options).apply(changes, progress)
+
+
+def iter_paths(changes: Changes) -> Iterable[str]:
+    """Every path ``changes`` touches (for messages)."""
+    yield from changes.created
+    yield from changes.modified
+    yield from changes.deleted
+    for old, new in changes.moved:
+        yield old
+        yield new

@@ -1,0 +1,242 @@
+"""The index folder: ``index.db`` (SQLite, the truth), ``vectors.faiss`` (a cache), ``writer.lock``.
+
+``open_index`` opens it for writing (one writer at a time, migrations applied) or read-only
+(never blocked by a writer, thanks to WAL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from indexer.errors import IndexCorrupt, IndexNotFound, ModelMismatch
+from indexer.lock import WriterLock
+from indexer.migrations import apply_migrations, schema_version
+from indexer.vectors import VectorCache
+
+if TYPE_CHECKING:
+    from indexer.embed import Embedder
+
+DB_NAME = "index.db"
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _stderr(msg: str) -> None:
+    print(f"tropegraph: {msg}", file=sys.stderr)
+
+
+class Index:
+    """An open index. ``db`` is a plain ``sqlite3.Connection`` in autocommit mode: writers wrap
+    their work in explicit ``BEGIN IMMEDIATE`` … ``COMMIT``."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        db: sqlite3.Connection,
+        *,
+        readonly: bool,
+        lock: WriterLock | None,
+        notify: Callable[[str], None],
+    ) -> None:
+        self.dir = index_dir
+        self.db = db
+        self.readonly = readonly
+        self.notify = notify
+        self._lock = lock
+        self._cache = VectorCache(index_dir, notify)
+        self._faiss: Any = None
+        self._faiss_key: tuple[str, int, str] | None = None
+        self._faiss_dirty = False
+
+    # -- meta ---------------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: object) -> None:
+        """Set one meta value (inside the caller's transaction, if any)."""
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, None if value is None else str(value)),
+        )
+
+    @property
+    def model(self) -> str | None:
+        """The embedding model id every vector in the index was made with (None before the first run)."""
+        return self.get_meta("model")
+
+    @property
+    def engine(self) -> str | None:
+        return self.get_meta("engine")
+
+    @property
+    def dim(self) -> int | None:
+        value = self.get_meta("dim")
+        return int(value) if value else None
+
+    @property
+    def schema_version(self) -> int:
+        return schema_version(self.db)
+
+    def check_embedder(self, embedder: Embedder) -> None:
+        """Raise ``ModelMismatch`` unless ``embedder`` made this index's vectors (or it has none yet)."""
+        if self.model and self.model != embedder.model_id:
+            raise ModelMismatch(self.model, embedder.model_id)
+
+    # -- vectors ------------------------------------------------------------------------------
+    def vector_index(self) -> Any:
+        """The FAISS index of this model's vectors (ids = ``vectors.id``), in agreement with SQLite.
+
+        Loaded once and kept; a missing/stale/corrupt file is repaired from SQLite (a writer also
+        saves the repaired file). Empty (``ntotal == 0``) before the first indexing run.
+        """
+        model, dim = self.model, self.dim
+        if not model or not dim:
+            from indexer.vectors import empty_index
+
+            return empty_index(self.dim or 1)
+        kind = self.get_meta("faiss_kind") or "flat"
+        if self._faiss is None or self._faiss_key != (model, dim, kind):
+            self._faiss, changed = self._cache.load(self.db, model, dim, kind)
+            self._faiss_key = (model, dim, kind)
+            if changed and not self.readonly:
+                self._cache.save(self._faiss, model, kind)
+        return self._faiss
+
+    def refresh_vectors(self, removed_ids: list[int] | None = None) -> None:
+        """Bring a loaded FAISS index up to date after a committed write (cheap; no-op if not loaded)."""
+        if self._faiss is None or self._faiss_key is None:
+            return
+        model, dim, kind = self._faiss_key
+        if removed_ids:
+            if kind == "flat":
+                import numpy as np
+
+                self._faiss.remove_ids(np.asarray(removed_ids, dtype=np.int64))
+            else:  # HNSW cannot remove: rebuild from SQLite
+                self._faiss = self._cache.rebuild(self.db, model, dim, kind)
+            self._faiss_dirty = True
+        if self._cache.add_new(self._faiss, self.db, model, dim):
+            self._faiss_dirty = True
+
+    def save_vectors(self) -> None:
+        """Write the FAISS file if it changed since it was loaded (writers only)."""
+        if self.readonly:
+            return
+        if self._faiss is None:
+            self.vector_index()  # loads, repairs and saves if needed
+            return
+        if self._faiss_dirty and self._faiss_key:
+            self._cache.save(self._faiss, self._faiss_key[0], self._faiss_key[2])
+            self._faiss_dirty = False
+
+    def drop_vector_cache(self) -> None:
+        self._faiss = None
+        self._faiss_key = None
+        self._faiss_dirty = False
+
+    # -- summary ------------------------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        q = lambda sql: self.db.execute(sql).fetchone()[0]
+        roles = dict(self.db.execute("SELECT role, count(*) FROM turns GROUP BY role").fetchall())
+        model = self.model
+        return {
+            "notes": q("SELECT count(*) FROM notes"),
+            "conversations": q("SELECT count(*) FROM conversations"),
+            "turns": q("SELECT count(*) FROM turns"),
+            "turns_by_role": roles,
+            "passages": q("SELECT count(*) FROM passages"),
+            "vectors": self.db.execute("SELECT count(*) FROM vectors WHERE model = ?", (model,)).fetchone()[
+                0
+            ],
+        }
+
+    # -- lifetime -----------------------------------------------------------------------------
+    @property
+    def holds_lock(self) -> bool:
+        return self._lock is not None and self._lock.held
+
+    def close(self) -> None:
+        try:
+            if not self.readonly:
+                self.save_vectors()
+        finally:
+            self.db.close()
+            if self._lock is not None:
+                self._lock.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        db = sqlite3.connect(
+            f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA foreign_keys = ON")
+    if not readonly:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def open_index(
+    index_dir: str | Path,
+    *,
+    create: bool = False,
+    readonly: bool = False,
+    command: str | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Index:
+    """Open the index in ``index_dir``.
+
+    Writers take the writer lock (``IndexLocked`` if another process has it) and apply pending
+    migrations; ``create=True`` makes the folder and database when missing. Readers open
+    ``mode=ro`` and see the last committed state while a writer works. ``notify`` receives
+    one-line messages (e.g. a repaired vector cache); default: stderr.
+    """
+    index_dir = Path(index_dir).expanduser()
+    path = index_dir / DB_NAME
+    notify = notify or _stderr
+    if not path.exists():
+        if readonly or not create:
+            raise IndexNotFound(index_dir)
+        index_dir.mkdir(parents=True, exist_ok=True)
+    lock = None if readonly else WriterLock(index_dir, command).acquire()
+    try:
+        db = _connect(path, readonly)
+        try:
+            if not readonly:
+                apply_migrations(db)
+                if db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone() is None:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (str(time.time()),))
+            else:
+                db.execute("SELECT count(*) FROM meta").fetchone()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if readonly and "no such table" in str(exc):
+                raise IndexNotFound(index_dir) from exc
+            raise IndexCorrupt(
+                f"the index database {path} is unreadable ({exc}); delete {index_dir} "
+                "and run `tropegraph index` to rebuild it"
+            ) from exc
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return Index(index_dir, db, readonly=readonly, lock=lock, notify=notify)

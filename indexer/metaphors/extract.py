@@ -1,0 +1,272 @@
+"""Candidate constructions from one turn's text, keyed by lemmas.
+
+The author's images are short noun phrases built on a few construction patterns, so we look
+for exactly those and key each hit by its lemmas: «карту смысла», «карты смысла» and «карта
+смысла» all get the key ``карта смысл``. Russian uses pymorphy3 (accept a pattern if *any*
+parse of a word fits, preferring dictionary words: the analyser has no context); English has
+no tagger offline, so it uses function-word-bounded patterns ("X of Y", "X between Y",
+adjective-suffix + noun) with simplemma lemmas.
+
+Patterns:
+- ``gen``   RU noun + genitive noun (adjectives may sit in between): «карта (нашего) смысла»
+- ``adj``   RU adjective/participle + agreeing noun: «нейронная сеть»
+- ``prep``  RU noun + preposition + [numeral/adjective…] + noun: «мост между (двумя) мирами»
+- ``of``    EN "X of Y": "map of meaning"
+- ``prep``  EN "X between/through/… Y": "bridge between worlds"
+- ``adj``   EN adjective + noun: "neural network"
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from indexer.textproc import is_cyrillic, morph, tokenize
+
+#: Russian prepositions that build figurative "X <prep> Y" images («мост между мирами»).
+RU_PREPS = frozenset({"между", "сквозь", "через", "из", "без", "над", "под", "внутри", "вне"})
+EN_PREPS = frozenset({"between", "through", "across", "beyond", "without", "inside", "within"})
+EN_STOP = frozenset(
+    """a an the this that these those my your his her its our their i you he she it we they me him us them
+    of in on at to for from by with about as into onto between through across beyond without inside within
+    and or but if then so not no nor is are was were be been being am do does did have has had will would
+    can could should may might must shall there here what which who whom whose when where why how all any
+    each every some such more most other own same than too very just only also even still both either
+    one two three many much few lot kind sort way thing things something anything nothing everything
+    rather like""".split()
+)
+_EN_ADJ_SUFFIX = re.compile(r"(?:al|ive|ous|ic|ful|less|able|ible|ary|ish|ant|ent|ular|ile)$")
+_EN_ADJ = frozenset(
+    """black white dark light deep cold warm hot quiet silent soft hard old new small big great long short
+    high low open empty full whole hidden inner outer living dead broken invisible neural large wild""".split()
+)
+_SENT_END = re.compile(r"[.!?…;:\n]+|\s[—–-]\s")
+#: Russian lemmas that are never the head or dependent of an image (pronoun-like nouns, units).
+RU_STOP_LEMMAS = frozenset(
+    """это что кто который такой весь сам свой этот тот каждый любой другой один год день раз время час
+    минута секунда неделя месяц человек люди""".split()
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One hit of a construction pattern in a text."""
+
+    key: str
+    """Lemma key, e.g. ``карта смысл``, ``мост между мир``, ``map of meaning``."""
+    head: str
+    """Lemma of the head noun (``карта``; for ``adj`` the noun too: ``сеть``)."""
+    dep: str
+    """Lemma of the dependent (``смысл``; for ``adj`` the adjective: ``нейронный``)."""
+    construction: str
+    """``gen``, ``adj``, ``prep`` or ``of``."""
+    lang: str
+    """``ru`` or ``en``."""
+    surface: str
+    """The words as written, e.g. ``карту смысла``."""
+    label: str
+    """A readable dictionary form: head in the nominative (``карта смысла``)."""
+    start: int
+    """Char offset of the surface in the text."""
+    end: int
+    sentence: str
+    """The sentence the hit is in (stripped)."""
+    sent_start: int
+    """Char offset of the sentence in the text."""
+
+
+# --------------------------------------------------------------------------- Russian morphology
+
+@dataclass(frozen=True)
+class _P:
+    pos: str
+    lemma: str
+    case: str | None
+    number: str | None
+    gender: str | None
+    known: bool
+    apro: bool
+
+
+@lru_cache(maxsize=200_000)
+def _parses(word: str) -> tuple[_P, ...]:
+    out = []
+    for p in morph().parse(word.lower()):
+        t = p.tag
+        lem = p.normal_form
+        if t.POS in ("PRTF", "ADJF"):  # a participle's normal form is the verb; «обучающая» keys as «обучающий»
+            f = p.inflect({"masc", "sing", "nomn"})
+            lem = f.word if f is not None else lem
+        out.append(
+            _P(
+                pos=str(t.POS),
+                lemma=lem.replace("ё", "е"),
+                case=str(t.case) if t.case else None,
+                number=str(t.number) if t.number else None,
+                gender=str(t.gender) if t.gender else None,
+                known=bool(p.is_known),
+                apro="Apro" in t or "Anum" in t,
+            )
+        )
+    # dictionary words first: pymorphy's guesser ranks e.g. «трансформера» oddly
+    return tuple(sorted(out, key=lambda p: not p.known))
+
+
+_FUNCTION_POS = frozenset({"PREP", "CONJ", "PRCL", "NPRO", "INTJ", "ADVB", "PRED"})
+
+
+def _nouns(word: str) -> list[_P]:
+    """Noun readings of ``word``; none when it can also be a function word («после», «из»)."""
+    ps = _parses(word)
+    if any(p.pos in _FUNCTION_POS for p in ps):
+        return []
+    return [p for p in ps if p.pos == "NOUN" and p.lemma not in RU_STOP_LEMMAS and len(p.lemma) > 2]
+
+
+def _adjs(word: str) -> list[_P]:
+    return [p for p in _parses(word) if p.pos in ("ADJF", "PRTF") and not p.apro]
+
+
+def _agree(a: _P, n: _P) -> bool:
+    if a.case != n.case or a.number != n.number:
+        return False
+    return a.number == "plur" or a.gender is None or n.gender is None or a.gender == n.gender or n.gender == "Ms-f"
+
+
+@lru_cache(maxsize=50_000)
+def _nominative(word: str, lemma_: str, pos: str, gender: str | None) -> str:
+    """``word`` inflected to the nominative singular (agreeing with ``gender`` for adjectives)."""
+    for p in morph().parse(word.lower()):
+        if str(p.tag.POS) == pos and (pos == "PRTF" or p.normal_form.replace("ё", "е") == lemma_):
+            grams = {"nomn", "sing"}
+            if pos in ("ADJF", "PRTF") and gender in ("masc", "femn", "neut"):
+                grams.add(gender)
+            f = p.inflect(grams) or p.inflect({"nomn"})
+            if f is not None:
+                return f.word
+    return lemma_
+
+
+# --------------------------------------------------------------------------- extraction
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for m in _SENT_END.finditer(text):
+        if m.start() > pos:
+            spans.append((pos, m.start()))
+        pos = m.end()
+    if pos < len(text):
+        spans.append((pos, len(text)))
+    return spans
+
+
+def extract(text: str) -> list[Candidate]:
+    """Every candidate construction in ``text``, in text order."""
+    out: list[Candidate] = []
+    clean = text.replace("ё", "е").replace("Ё", "Е")  # same length: offsets stay valid
+    for s0, s1 in _sentences(clean):
+        toks = [(w, a + s0, b + s0) for w, a, b in tokenize(clean[s0:s1])]
+        if len(toks) < 2:
+            continue
+        sent = text[s0:s1].strip()
+        sent_start = s0 + (len(text[s0:s1]) - len(text[s0:s1].lstrip()))
+        ru = sum(is_cyrillic(w) for w, _, _ in toks) * 2 >= len(toks)
+        hits = _extract_ru(clean, toks) if ru else _extract_en(clean, toks)
+        for key, head, dep, cons, lang, label, a, b in hits:
+            out.append(Candidate(key, head, dep, cons, lang, text[a:b], label, a, b, sent, sent_start))
+    return out
+
+
+def _joined(text: str, toks: list[tuple[str, int, int]], i: int, j: int) -> bool:
+    """True when tokens i..j are separated by spaces only (no comma, dash or bracket between)."""
+    return all(not text[toks[k][2] : toks[k + 1][1]].strip() for k in range(i, j))
+
+
+def _extract_ru(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
+    hits = []
+    n = len(toks)
+    for i in range(n - 1):
+        w = toks[i][0]
+        if not is_cyrillic(w):
+            continue
+        # adjective/participle + agreeing noun
+        adjs = _adjs(w)
+        pair = None
+        if adjs and i + 1 < n and is_cyrillic(toks[i + 1][0]) and _joined(text, toks, i, i + 1):
+            nouns = _nouns(toks[i + 1][0])
+            pair = next(((a, p) for a in adjs for p in nouns if _agree(a, p)), None)
+            if pair:
+                a, p = pair
+                label = (
+                    f"{_nominative(w, a.lemma, a.pos, p.gender)} "
+                    f"{_nominative(toks[i + 1][0], p.lemma, 'NOUN', None)}"
+                )
+                hits.append((f"{a.lemma} {p.lemma}", p.lemma, a.lemma, "adj", "ru", label, toks[i][1], toks[i + 1][2]))
+        heads = [] if pair else _nouns(w)  # «старого маяка» is adj + noun, not «старое» + gen
+        if heads:
+            # noun + [adjectives in the genitive…] + genitive noun
+            j = i + 1
+            while j < n and j - i <= 3 and not _nouns(toks[j][0]) and any(
+                a.case == "gent" and a.pos in ("ADJF", "PRTF") for a in _parses(toks[j][0])
+            ):
+                j += 1
+            if j < n and is_cyrillic(toks[j][0]) and _joined(text, toks, i, j):
+                deps = [p for p in _nouns(toks[j][0]) if p.case == "gent"]
+                if deps:
+                    h, d = heads[0], deps[0]
+                    if h.lemma != d.lemma:
+                        label = f"{_nominative(w, h.lemma, 'NOUN', None)} {toks[j][0].lower()}"
+                        hits.append((f"{h.lemma} {d.lemma}", h.lemma, d.lemma, "gen", "ru", label, toks[i][1], toks[j][2]))
+            # noun + preposition + [numerals/adjectives…] + noun
+            if i + 2 < n and toks[i + 1][0].lower() in RU_PREPS:
+                prep = toks[i + 1][0].lower()
+                j = i + 2
+                while j < n and j - i <= 4 and not _nouns(toks[j][0]) and any(
+                    p.pos in ("NUMR", "ADJF", "PRTF") for p in _parses(toks[j][0])
+                ):
+                    j += 1
+                if j < n and is_cyrillic(toks[j][0]) and _joined(text, toks, i, j):
+                    deps = [p for p in _nouns(toks[j][0]) if p.case not in (None, "nomn")]
+                    if deps:
+                        h, d = heads[0], deps[0]
+                        label = f"{_nominative(w, h.lemma, 'NOUN', None)} {prep} {toks[j][0].lower()}"
+                        hits.append((f"{h.lemma} {prep} {d.lemma}", h.lemma, d.lemma, "prep", "ru", label, toks[i][1], toks[j][2]))
+    return hits
+
+
+@lru_cache(maxsize=100_000)
+def _en_lemma(word: str) -> str:
+    import simplemma
+
+    return simplemma.lemmatize(word.lower(), lang="en").lower()
+
+
+def _en_content(w: str) -> bool:
+    lw = w.lower()
+    return lw.isascii() and lw.isalpha() and len(lw) > 2 and lw not in EN_STOP
+
+
+def _extract_en(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
+    hits = []
+    n = len(toks)
+    for i in range(n - 1):
+        w = toks[i][0]
+        if not _en_content(w):
+            continue
+        nxt = toks[i + 1][0].lower()
+        if (nxt == "of" or nxt in EN_PREPS) and i + 2 < n:
+            j = i + 2
+            while j < n and toks[j][0].lower() in ("the", "a", "an", "two", "our", "its", "their", "his", "her", "my", "your"):
+                j += 1
+            if j < n and _en_content(toks[j][0]) and _joined(text, toks, i, j):
+                h, d = _en_lemma(w), _en_lemma(toks[j][0])
+                if h != d:
+                    cons = "of" if nxt == "of" else "prep"
+                    label = f"{w.lower()} {nxt} {toks[j][0].lower()}"
+                    hits.append((f"{h} {nxt} {d}", h, d, cons, "en", label, toks[i][1], toks[j][2]))
+        lw = w.lower()
+        if (lw in _EN_ADJ or _EN_ADJ_SUFFIX.search(lw)) and _en_content(toks[i + 1][0]) and _joined(text, toks, i, i + 1) and toks[i + 1][0].lower() not in _EN_ADJ:
+            a, p = lw, _en_lemma(toks[i + 1][0])
+            if not _EN_ADJ_SUFFIX.search(p) or len(p) <= 4:
+                hits.append((f"{a} {p}", p, a, "adj", "en", f"{lw} {toks[i + 1][0].lower()}", toks[i][1], toks[i + 1][2]))
+    return hits

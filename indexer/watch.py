@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Self
 
 from watchdog.events import (
@@ -38,6 +38,10 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.utils.event_debouncer import EventDebouncer
+
+# The pipeline's own path rules, so that the watcher and ``scan`` never disagree about what a note is.
+from indexer.pipeline import is_ignored as is_ignored_note
+from indexer.pipeline import is_ignored_dir, sha256_file
 
 log = logging.getLogger("tropegraph.watch")
 
@@ -61,45 +65,6 @@ class StopRequested(BaseException):
     A ``BaseException`` (like ``KeyboardInterrupt``) so that per-note ``except Exception``
     handlers in the pipeline do not swallow it and its transaction rolls back.
     """
-
-
-# --------------------------------------------------------------------------- path filtering
-
-
-def _default_is_ignored(relpath: str) -> bool:
-    """Fallback ignore rule, used only if the pipeline does not export its own."""
-    parts = PurePosixPath(relpath).parts
-    if not parts:
-        return True
-    if any(p.startswith(".") for p in parts[:-1]) or parts[0] == "Tropegraph":
-        return True
-    name = parts[-1]
-    return (
-        not name.lower().endswith(".md")
-        or name.startswith((".", "~$"))
-        or name.endswith(".tmp")
-        or ".sync-conflict-" in name
-    )
-
-
-def _is_ignored_dir(reldir: str) -> bool:
-    """A folder whose whole subtree is never notes (dot-folders, the report folder)."""
-    parts = PurePosixPath(reldir).parts
-    return bool(parts) and (any(p.startswith(".") for p in parts) or parts[0] == "Tropegraph")
-
-
-def note_filter() -> Callable[[str], bool]:
-    """Return ``is_ignored(relpath) -> bool``: the pipeline's rule if it has one, so that the watcher
-    and ``scan`` never disagree about what a note is."""
-    try:
-        from indexer import pipeline
-    except ImportError:
-        return _default_is_ignored
-    for name in ("is_ignored", "ignored", "is_ignored_path"):
-        fn = getattr(pipeline, name, None)
-        if callable(fn):
-            return fn
-    return _default_is_ignored
 
 
 # --------------------------------------------------------------------------- events → batch
@@ -162,10 +127,10 @@ def collect(events: Iterable[FileSystemEvent], vault: str | Path, is_ignored: Ca
             # subtrees covers every case.
             dst = _rel(vault, ev.dest_path)
             for d in (src, dst):
-                if d is not None and not _is_ignored_dir(d):
+                if d is not None and not is_ignored_dir(d):
                     batch.prefixes.add(d)
         elif isinstance(ev, (DirCreatedEvent, DirDeletedEvent)):
-            if src is not None and not _is_ignored_dir(src):
+            if src is not None and not is_ignored_dir(src):
                 batch.prefixes.add(src)
         elif isinstance(ev, FileMovedEvent):
             dst = _rel(vault, ev.dest_path)
@@ -251,24 +216,24 @@ class Plan:
         return bool(self.created or self.modified or self.deleted or self.moved)
 
 
-def _indexed_state(db: Any, paths: Iterable[str], prefixes: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) of the indexed notes among ``paths`` and under ``prefixes``."""
-    out: dict[str, tuple[int, int]] = {}
+def _indexed_state(db: Any, paths: Iterable[str], prefixes: Iterable[str]) -> dict[str, tuple[int, int, str]]:
+    """(size, mtime_ns, sha256) of the indexed notes among ``paths`` and under ``prefixes``."""
+    out: dict[str, tuple[int, int, str]] = {}
     paths = list(paths)
     for i in range(0, len(paths), 500):
         chunk = paths[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        for path, size, mtime_ns in db.execute(
-            f"SELECT path, size, mtime_ns FROM notes WHERE path IN ({marks})", chunk
+        for path, size, mtime_ns, sha in db.execute(
+            f"SELECT path, size, mtime_ns, sha256 FROM notes WHERE path IN ({marks})", chunk
         ):
-            out[path] = (size, mtime_ns)
+            out[path] = (size, mtime_ns, sha)
     for prefix in prefixes:
         # '/' < '0' in byte order, so this range is exactly "everything under prefix/"
-        for path, size, mtime_ns in db.execute(
-            "SELECT path, size, mtime_ns FROM notes WHERE path >= ? AND path < ?",
+        for path, size, mtime_ns, sha in db.execute(
+            "SELECT path, size, mtime_ns, sha256 FROM notes WHERE path >= ? AND path < ?",
             (prefix + "/", prefix + "0"),
         ):
-            out[path] = (size, mtime_ns)
+            out[path] = (size, mtime_ns, sha)
     return out
 
 
@@ -278,7 +243,7 @@ def _walk_notes(vault: Path, prefix: str, is_ignored: Callable[[str], bool]) -> 
         return
     for root, dirs, files in os.walk(top):
         reldir = Path(root).relative_to(vault).as_posix()
-        dirs[:] = [d for d in dirs if not _is_ignored_dir(f"{reldir}/{d}")]
+        dirs[:] = [d for d in dirs if not is_ignored_dir(f"{reldir}/{d}")]
         for name in files:
             rel = f"{reldir}/{name}"
             if not is_ignored(rel):
@@ -319,7 +284,7 @@ def plan(
             if rel in indexed:
                 result.deleted.append(rel)
             continue
-        if indexed.get(rel) == (st.st_size, st.st_mtime_ns):
+        if rel in indexed and indexed[rel][:2] == (st.st_size, st.st_mtime_ns):
             continue
         reason = None
         if rel in force:
@@ -344,6 +309,22 @@ def plan(
             result.moved.append((src, dst))
             created.discard(dst)
             deleted.discard(src)
+    # Pair the rest by content, as ``scan`` does: a folder moved while events were lost, or moved
+    # in from a place the observer reported only one side of, keeps its notes' rows and turns.
+    by_sha: dict[str, list[str]] = {}
+    for rel in sorted(deleted):
+        by_sha.setdefault(indexed[rel][2], []).append(rel)
+    if by_sha:
+        for rel in sorted(created):
+            try:
+                sha = sha256_file(vault / rel)
+            except OSError:
+                continue
+            if by_sha.get(sha):
+                src = by_sha[sha].pop(0)
+                result.moved.append((src, rel))
+                created.discard(rel)
+                deleted.discard(src)
     result.created = [p for p in result.created if p in created]
     result.deleted = [p for p in result.deleted if p in deleted]
     return result, held
@@ -361,11 +342,17 @@ class BatchStats:
     deleted: int = 0
     moved: int = 0
     failed: int = 0
-    turns_embedded: int = 0
+    turns: int = 0
+    """Turns added or changed."""
+    passages_embedded: int = 0
+    """Passages sent to the model (moved or restored text reuses its vectors)."""
     deferred: int = 0
     seconds: float = 0.0
+    embed_seconds: float = 0.0
     kind: str = "batch"
     """``catch-up``, ``batch`` or ``reconcile``."""
+    paths: list[str] = field(default_factory=list)
+    """Every path the batch touched (tests and ``--json-log`` consumers)."""
 
     def human(self) -> str:
         parts = []
@@ -379,7 +366,7 @@ class BatchStats:
             parts.append(f"{self.moved} moved")
         if not parts:
             parts.append("no note changes")
-        parts.append(f"{self.turns_embedded} turns embedded")
+        parts.append(f"{self.turns} turns, {self.passages_embedded} passages embedded")
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.deferred:
@@ -389,16 +376,37 @@ class BatchStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "event": self.kind,
             "created": self.created,
             "modified": self.modified,
             "deleted": self.deleted,
             "moved": self.moved,
             "failed": self.failed,
-            "turns_embedded": self.turns_embedded,
+            "turns": self.turns,
+            "passages_embedded": self.passages_embedded,
             "deferred": self.deferred,
             "seconds": round(self.seconds, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
         }
+
+    @classmethod
+    def from_report(cls, report: Any, changes: Any, kind: str, deferred: int) -> BatchStats:
+        """Combine the pipeline's ``Report`` with the ``Changes`` it was given."""
+        failed = {f.path for f in report.failures}
+        created = sum(1 for p in changes.created if p not in failed)
+        return cls(
+            created=created,
+            modified=max(0, report.notes_changed - created),
+            deleted=report.notes_removed,
+            moved=report.notes_moved,
+            failed=report.notes_failed,
+            turns=report.turns_added + report.turns_updated,
+            passages_embedded=report.passages_embedded,
+            deferred=deferred,
+            seconds=report.seconds,
+            embed_seconds=report.embed_seconds,
+            kind=kind,
+            paths=sorted({*changes.created, *changes.modified, *changes.deleted, *(p for m in changes.moved for p in m)}),
+        )
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -462,7 +470,7 @@ class Watcher:
         self.debounce = debounce
         self.reconcile_interval = reconcile_interval
         self.settle = settle
-        self.is_ignored = is_ignored or note_filter()
+        self.is_ignored = is_ignored or is_ignored_note
         self._observer_factory = observer_factory
         self._clock = clock
         self._bursts: queue.Queue[list[FileSystemEvent]] = queue.Queue()
@@ -594,3 +602,133 @@ def lock_holder(index_dir: Path) -> str | None:
     if info.started:
         who += f", since {info.started}"
     return who
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def hold_incomplete(changes: Any, vault: Path, *, cut_ns: int, force: Iterable[str] = ()) -> dict[str, tuple[int, int, str]]:
+    """Take half-written files out of a ``scan`` result (the catch-up or a reconciliation), as
+    :func:`plan` does for event batches; return them as (size, mtime_ns, reason)."""
+    force = set(force)
+    held: dict[str, tuple[int, int, str]] = {}
+    for rel in [*changes.created, *changes.modified]:
+        if rel in force:
+            continue
+        try:
+            st = os.stat(vault / rel)
+            reason = "changed while the batch was being prepared" if st.st_mtime_ns > cut_ns else (
+                looks_incomplete((vault / rel).read_bytes())
+            )
+        except OSError:
+            continue
+        if reason:
+            held[rel] = (st.st_size, st.st_mtime_ns, reason)
+    if held:
+        changes.created = [p for p in changes.created if p not in held]
+        changes.modified = [p for p in changes.modified if p not in held]
+    return held
+
+
+def run_watch(
+    vault: Path,
+    index_dir: Path,
+    *,
+    stop: threading.Event,
+    debounce: float = DEFAULT_DEBOUNCE,
+    reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
+    settle: float = DEFAULT_SETTLE,
+    embedder: Any = None,
+    ready: threading.Event | None = None,
+    on_batch: Callable[[BatchStats], None] | None = None,
+    observer_factory: Callable[[], Any] | None = None,
+) -> None:
+    """Catch up with the vault, then index every debounced burst until ``stop`` is set.
+
+    Raises ``IndexLocked`` at once if another process writes the index. When ``stop`` is set
+    during a batch, the batch is abandoned (its open transaction rolls back; the next start finds
+    the same changes again) and the function returns normally. ``ready`` is set once the
+    catch-up is done and the observer runs.
+    """
+    from indexer.embed import embedder_for_index
+    from indexer.pipeline import Changes, Pipeline, prepare_model, scan
+    from indexer.store import open_index
+
+    vault = Path(vault).resolve()
+    index = open_index(index_dir, create=True, command=f"tropegraph watch --vault {vault}")
+    try:
+        if embedder is None:
+            embedder = embedder_for_index(index)
+        prepare_model(index, embedder)  # ModelMismatch if the index holds another model's vectors
+        pipeline = Pipeline(index, vault, embedder)
+
+        def progress(done: int, total: int) -> None:
+            if stop.is_set():
+                raise StopRequested
+
+        def apply(changes: Any, kind: str, deferred: int) -> None:
+            # Vectors nobody uses are collected at reconciliation, not per batch, so a note that is
+            # deleted in one burst and restored in the next (undo, a sync client) is not re-embedded.
+            report = pipeline.apply(changes, progress=progress, gc=kind != "batch")
+            stats = BatchStats.from_report(report, changes, kind, deferred)
+            if kind == "batch" and not changes:
+                return
+            _emit(kind, stats.human(), **stats.to_dict())
+            for failure in report.failures:
+                _emit("failed", str(failure), logging.WARNING, path=failure.path)
+            for warning in report.warnings:
+                _emit("warning", warning, logging.WARNING)
+            if on_batch is not None:
+                on_batch(stats)
+
+        def rescan(kind: str, force: set[str]) -> None:
+            changes = scan(vault, index)
+            held = hold_incomplete(changes, vault, cut_ns=time.time_ns(), force=force)
+            watcher.record_deferred(held, [*changes.created, *changes.modified, *held])
+            _log_deferred(held)
+            apply(changes, kind, len(watcher.deferred))
+
+        watcher = Watcher(
+            vault,
+            debounce=debounce,
+            reconcile_interval=reconcile_interval,
+            settle=settle,
+            observer_factory=observer_factory,
+        )
+        try:
+            # The observer starts first so that nothing written during the catch-up is missed.
+            with watcher:
+                _emit("start", f"watching {vault} (index {index.dir})", vault=str(vault), index_dir=str(index.dir))
+                rescan("catch-up", set())
+                if ready is not None:
+                    ready.set()
+                while not stop.is_set():
+                    got = watcher.next_batch(stop)
+                    if got is None:
+                        continue
+                    batch, force = got
+                    if batch.rescan:
+                        rescan("reconcile", force)
+                        continue
+                    result, held = plan(
+                        batch, vault, index.db, is_ignored=watcher.is_ignored, cut_ns=time.time_ns(), force=force
+                    )
+                    watcher.record_deferred(held, result.checked)
+                    _log_deferred(held)
+                    if result:
+                        changes = Changes(
+                            created=result.created, modified=result.modified,
+                            deleted=result.deleted, moved=result.moved,
+                        )
+                        apply(changes, "batch", len(watcher.deferred))
+        except StopRequested:
+            _emit("stop", "stopped; the batch in progress was rolled back and will be redone at the next start")
+        else:
+            _emit("stop", "stopped")
+    finally:
+        index.close()
+
+
+def _log_deferred(held: dict[str, tuple[int, int, str]]) -> None:
+    for rel, (_, _, reason) in sorted(held.items()):
+        _emit("deferred", f"{rel}: looks half-written ({reason}); will retry", path=rel, reason=reason)

@@ -5,6 +5,7 @@ they compare with a real SQLite ``notes`` table.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ from watchdog.events import (
 )
 
 from indexer.migrations import apply_migrations
-from indexer.watch import Batch, BatchStats, Watcher, _default_is_ignored, collect, looks_incomplete, plan
+from indexer.watch import Batch, BatchStats, Watcher, collect, is_ignored_note, looks_incomplete, plan
 
 NEXUS_TURNS = (
     "---\nnexus: nexus-ai-chat-importer\nconversation_id: c1\n---\n# Title: t\n\n"
@@ -77,8 +78,8 @@ def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "con
         ("Tropegraph/report.md", True),
     ],
 )
-def test_default_ignore_rules(path: str, ignored: bool) -> None:
-    assert _default_is_ignored(path) is ignored
+def test_watcher_ignore_rules(path: str, ignored: bool) -> None:
+    assert is_ignored_note(path) is ignored
 
 
 # --------------------------------------------------------------------------- collect
@@ -100,7 +101,7 @@ def test_collect_files_moves_and_folders(tmp_path: Path) -> None:
         DirModifiedEvent(v),
         FileCreatedEvent("/elsewhere/outside.md"),
     ]
-    batch = collect(events, tmp_path, _default_is_ignored)
+    batch = collect(events, tmp_path, is_ignored_note)
     assert batch.paths == {"a.md", "gone.md", "old.md", "new.md"}
     assert batch.prefixes == {"Folder", "Renamed", "Dropped"}
     assert batch.moves == {"new.md": "old.md"}
@@ -110,7 +111,7 @@ def test_collect_files_moves_and_folders(tmp_path: Path) -> None:
 def test_temp_file_then_rename_is_a_change_of_the_target(tmp_path: Path) -> None:
     v = str(tmp_path)
     events = [FileCreatedEvent(f"{v}/note.md.tmp"), FileMovedEvent(f"{v}/note.md.tmp", f"{v}/note.md")]
-    batch = collect(events, tmp_path, _default_is_ignored)
+    batch = collect(events, tmp_path, is_ignored_note)
     assert batch.paths == {"note.md"}
     assert batch.moves == {}
 
@@ -165,7 +166,7 @@ def _index(db: sqlite3.Connection, vault: Path, rel: str) -> None:
     st = (vault / rel).stat()
     db.execute(
         "INSERT INTO notes (path, size, mtime_ns, sha256, kind, title, indexed_at) VALUES (?,?,?,?,?,?,0)",
-        (rel, st.st_size, st.st_mtime_ns, "x", "plain", rel),
+        (rel, st.st_size, st.st_mtime_ns, hashlib.sha256((vault / rel).read_bytes()).hexdigest(), "note", rel),
     )
 
 
@@ -191,13 +192,15 @@ def test_plan_compares_with_the_index(tmp_path: Path, notes_db: sqlite3.Connecti
         prefixes={"Folder", "Renamed"},
         moves={"new.md": "old.md"},
     )
-    result, held = plan(batch, vault, notes_db, is_ignored=_default_is_ignored, cut_ns=time.time_ns())
+    result, held = plan(batch, vault, notes_db, is_ignored=is_ignored_note, cut_ns=time.time_ns())
     assert held == {}
     assert result.modified == ["changed.md"]
-    assert result.moved == [("old.md", "new.md")]
-    # the folder rename is seen as deletions + creations; the pipeline pairs them by hash
-    assert sorted(result.created) == ["Renamed/sub/y.md", "Renamed/x.md", "fresh.md"]
-    assert sorted(result.deleted) == ["Folder/sub/y.md", "Folder/x.md", "gone.md"]
+    # the reported rename, then the folder's notes paired by content (no event named them)
+    assert result.moved == [
+        ("old.md", "new.md"), ("Folder/sub/y.md", "Renamed/sub/y.md"), ("Folder/x.md", "Renamed/x.md"),
+    ]
+    assert result.created == ["fresh.md"]
+    assert result.deleted == ["gone.md"]
 
 
 def test_plan_defers_half_written_and_fresh_files(tmp_path: Path, notes_db: sqlite3.Connection) -> None:
@@ -208,20 +211,21 @@ def test_plan_defers_half_written_and_fresh_files(tmp_path: Path, notes_db: sqli
     _write(vault, "late.md", NEXUS_TURNS)
     os.utime(vault / "late.md", ns=(cut + 10**9, cut + 10**9))
     batch = Batch(paths={"half.md", "whole.md", "late.md"})
-    result, held = plan(batch, vault, notes_db, is_ignored=_default_is_ignored, cut_ns=cut)
+    result, held = plan(batch, vault, notes_db, is_ignored=is_ignored_note, cut_ns=cut)
     assert result.created == ["whole.md"]
     assert set(held) == {"half.md", "late.md"}
     assert result.deferred["half.md"] == "last turn has no UID line"
 
-    forced, held = plan(batch, vault, notes_db, is_ignored=_default_is_ignored, cut_ns=cut, force={"half.md"})
+    forced, held = plan(batch, vault, notes_db, is_ignored=is_ignored_note, cut_ns=cut, force={"half.md"})
     assert forced.created == ["half.md", "whole.md"]
     assert set(held) == {"late.md"}
 
 
 def test_batch_stats_human_line() -> None:
-    assert BatchStats(created=3, turns_embedded=12, seconds=0.8).human() == "+3 notes, 12 turns embedded, 0.8 s"
+    line = BatchStats(created=3, turns=12, passages_embedded=30, seconds=0.8).human()
+    assert line == "+3 notes, 12 turns, 30 passages embedded, 0.8 s"
     line = BatchStats(modified=1, deleted=2, moved=4, deferred=1, seconds=0.04, kind="reconcile").human()
-    assert line == "reconcile: ~1 changed, -2 removed, 4 moved, 0 turns embedded, 1 half-written, retrying, 0.0 s"
+    assert line == "reconcile: ~1 changed, -2 removed, 4 moved, 0 turns, 0 passages embedded, 1 half-written, retrying, 0.0 s"
 
 
 # --------------------------------------------------------------------------- the real observer

@@ -41,6 +41,8 @@ from vault_schema.models import Note, Turn
 REPORT_FOLDER = "Tropegraph"
 """Top-level vault folder where tropegraph writes its reports; never indexed."""
 SKIPPED_KINDS = frozenset({"tropegraph-report"})
+RACY_SECONDS = 2.0
+"""Files modified this close to (or after) their indexing time are re-hashed: mtime ticks are coarse."""
 TEMP_PATTERNS = ("*.tmp", ".#*", "~$*", "*.sync-conflict-*", "*.swp", "*~", "*.crdownload", "*.part")
 
 Progress = Callable[[int, int], None]
@@ -141,14 +143,17 @@ def scan(vault: Path, index: Index, *, full: bool = False) -> Changes:
     changes = Changes(full=full)
     disk = walk(vault, changes.warnings)
     known = {
-        p: (s, m, h) for p, s, m, h in index.db.execute("SELECT path, size, mtime_ns, sha256 FROM notes")
+        p: (s, m, h, at)
+        for p, s, m, h, at in index.db.execute("SELECT path, size, mtime_ns, sha256, indexed_at FROM notes")
     }
     new: list[str] = []
     for path, (size, mtime) in disk.items():
         old = known.get(path)
         if old is None:
             new.append(path)
-        elif full or (old[0], old[1]) != (size, mtime):
+        elif full or (old[0], old[1]) != (size, mtime) or mtime >= (old[3] - RACY_SECONDS) * 1e9:
+            # changed, or "racy": written so close to when it was indexed that an edit keeping
+            # size and mtime tick could hide; apply compares sha256 and skips it if unchanged
             changes.modified.append(path)
         else:
             changes.unchanged += 1
@@ -422,6 +427,7 @@ class Pipeline:
             if action == "delete":
                 if self._delete(path, removed):
                     report.notes_removed += 1
+                    report.turns_removed += len(removed)
             elif action == "move":
                 assert new_path is not None
                 if self._move(path, new_path, removed):
@@ -499,8 +505,10 @@ class Pipeline:
         size, mtime, sha = self._read(path)
         row = db.execute("SELECT id, sha256, size, mtime_ns FROM notes WHERE path = ?", (path,)).fetchone()
         if row is not None and row[1] == sha and not force:
-            if (row[2], row[3]) != (size, mtime):
-                db.execute("UPDATE notes SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime, row[0]))
+            db.execute(
+                "UPDATE notes SET size = ?, mtime_ns = ?, indexed_at = ? WHERE id = ?",
+                (size, mtime, time.time(), row[0]),
+            )
             report.notes_unchanged += 1
             return
         try:

@@ -1,0 +1,130 @@
+"""Helpers shared by the index tests: run the indexer, edit vaults like Nexus does, check consistency."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.embed import Embedder
+from indexer.pipeline import index_vault
+from indexer.report import Report
+from indexer.store import open_index
+from indexer.vectors import index_ids, read_vectors
+
+HEADER_RE = re.compile(r"^>\[!nexus_(user|agent)\] \*\*(User|Assistant)\*\* - (.+)$", re.MULTILINE)
+
+
+def run_index(vault: Path, index_dir: Path, embedder: Embedder, **kwargs: Any) -> Report:
+    """One ``tropegraph index`` run in-process."""
+    messages: list[str] = []
+    with open_index(index_dir, create=True, notify=messages.append) as idx:
+        report = index_vault(vault, idx, embedder, **kwargs)
+    report.warnings.extend(messages)
+    return report
+
+
+def append_turns(note: Path, k: int) -> list[str]:
+    """Append ``k`` new Nexus turns (fresh UIDs, unique text) as a re-import does; return their texts."""
+    text = note.read_text(encoding="utf-8")
+    when = HEADER_RE.findall(text)[-1][2]
+    texts = []
+    blocks = []
+    for i in range(k):
+        role, label = ("user", "User") if i % 2 == 0 else ("agent", "Assistant")
+        body = f"Дописанная реплика {i} о новой метафоре {uuid.uuid4().hex[:8]}."
+        texts.append(body)
+        blocks.append(
+            f"\n\n>[!nexus_{role}] **{label}** - {when}\n> {body}\n<!-- UID: {uuid.uuid4()} -->\n\n---\n"
+        )
+    note.write_text(text.rstrip("\n") + "\n" + "".join(blocks), encoding="utf-8")
+    return texts
+
+
+def rename_every_folder(vault: Path, suffix: str = "-renamed") -> int:
+    """Rename every folder holding notes (deepest first), as moving a vault's tree around does."""
+    folders = sorted(
+        (
+            p
+            for p in vault.rglob("*")
+            if p.is_dir() and not any(part.startswith(".") for part in p.relative_to(vault).parts)
+        ),
+        key=lambda p: len(p.parts),
+        reverse=True,
+    )
+    for folder in folders:
+        folder.rename(folder.with_name(folder.name + suffix))
+    return len(folders)
+
+
+def move_tree(vault: Path, src: str, dst: str) -> None:
+    (vault / dst).parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(vault / src), str(vault / dst))
+
+
+def check_consistent(index_dir: Path) -> dict[str, int]:
+    """Assert SQLite and FAISS agree and every passage has a vector; return counts."""
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+        model, dim = idx.model, idx.dim
+        db = idx.db
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        missing = db.execute(
+            "SELECT count(*) FROM passages p WHERE NOT EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.model = ? AND v.hash = p.hash)",
+            (model,),
+        ).fetchone()[0]
+        assert missing == 0, f"{missing} passages have no vector"
+        fts = db.execute("SELECT count(*) FROM passage_fts").fetchone()[0]
+        passages = db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        assert fts == passages
+        faiss_index = idx.vector_index()
+        ids, mat = read_vectors(db, model, dim)
+        assert sorted(index_ids(faiss_index).tolist()) == ids.tolist()
+        if len(ids):
+            got = np.stack([faiss_index.reconstruct(int(i)) for i in ids[:20]])
+            assert np.allclose(got, mat[:20])
+        return {"passages": passages, "vectors": len(ids)}
+
+
+def snapshot(index_dir: Path) -> dict[str, Any]:
+    """The index's content, independent of row ids: what an incremental run must agree on with a rebuild."""
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+        db = idx.db
+        return {
+            "notes": sorted(
+                db.execute("SELECT path, sha256, kind, title, conversation_id FROM notes").fetchall()
+            ),
+            "conversations": sorted(
+                db.execute(
+                    "SELECT c.id, n.path, c.title FROM conversations c JOIN notes n ON n.id = c.note_id"
+                ).fetchall()
+            ),
+            "turns": sorted(
+                db.execute(
+                    "SELECT t.conversation_id, t.uid, n.path, t.position, t.role, t.text_hash "
+                    "FROM turns t JOIN notes n ON n.id = t.note_id"
+                ).fetchall()
+            ),
+            "passages": sorted(
+                db.execute(
+                    "SELECT t.conversation_id, t.uid, p.seq, p.start, p.hash, f.lemmas FROM passages p "
+                    "JOIN turns t ON t.id = p.turn_id JOIN passage_fts f ON f.rowid = p.id"
+                ).fetchall()
+            ),
+            "vectors": sorted(r[0] for r in db.execute("SELECT hash FROM vectors")),
+            "links": sorted(
+                db.execute(
+                    "SELECT n.path, l.target, l.line FROM links l JOIN notes n ON n.id = l.note_id"
+                ).fetchall()
+            ),
+            "tags": sorted(
+                db.execute(
+                    "SELECT n.path, t.name, t.source FROM tags t JOIN notes n ON n.id = t.note_id"
+                ).fetchall()
+            ),
+        }

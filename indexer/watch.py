@@ -20,6 +20,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ DEFAULT_RECONCILE_INTERVAL = 300.0
 #: A file that still looks half-written is indexed anyway once it has not changed for this long
 #: (a genuinely truncated note must not wait forever; the parser then reports what is wrong).
 DEFAULT_SETTLE = 3.0
+#: Batches with at least this many notes get an "indexing N notes…" line before they start.
+LONG_BATCH = 50
 
 # Event kinds that mean "this file's content may have changed". FileClosedEvent (inotify
 # IN_CLOSE_WRITE) is the most reliable "the writer is done" signal on Linux.
@@ -485,6 +488,12 @@ class Watcher:
     # -- lifecycle
 
     def start(self) -> None:
+        # watchdog 7's inotify backend warns when a folder moved out of the vault comes back (the
+        # kernel hands out the same watch again) and then does the right thing; under
+        # ``-W error`` the warning would kill its emitter thread, so it is silenced here.
+        warnings.filterwarnings(
+            "ignore", message=r"Callback with id .* already exists", category=RuntimeWarning
+        )
         if self._observer_factory is None:
             from watchdog.observers import Observer
 
@@ -667,6 +676,8 @@ def run_watch(
                 raise StopRequested
 
         def apply(changes: Any, kind: str, deferred: int) -> None:
+            if changes.total >= LONG_BATCH:
+                _emit("applying", f"indexing {changes.total} changed notes…", notes=changes.total)
             # Vectors nobody uses are collected at reconciliation, not per batch, so a note that is
             # deleted in one burst and restored in the next (undo, a sync client) is not re-embedded.
             report = pipeline.apply(changes, progress=progress, gc=kind != "batch")

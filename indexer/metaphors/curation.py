@@ -31,10 +31,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vault_schema.errors import VaultError
+
 FILENAME = "tropegraph.toml"
 
 
-class CurationError(Exception):
+class CurationError(VaultError):
     """The curation file cannot be read or safely edited (message names path and line)."""
 
 

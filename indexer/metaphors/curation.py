@@ -17,7 +17,7 @@ edit commands refuse to touch it. Phrases, not ids, are stored, so curation surv
     [[merge]]                       # one metaphor, whatever the embeddings say
     phrases = ["ткань разговора", "ткань диалога"]
 
-    [[split]]                       # never merge this phrase with others by embedding
+    [[split]]                       # never group this phrase with others (beats a merge)
     phrase = "карта памяти"
 
     stoplist = ["база данных"]      # (top level) literal collocations to rank down

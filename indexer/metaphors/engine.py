@@ -239,6 +239,7 @@ def _regroup(db: Any, vectors: grp.VectorStore, c: cur.Curation, stop: set[str],
     for phrases in c.merge:
         ks = [phrase_key(p) for p in phrases]
         must += [(ks[0], k) for k in ks[1:]]
+    must = [e for e in must if not (set(e) & split)]  # a split beats a merge of the same phrase
     for e in must:
         edges_src[tuple(sorted(e))] = "curation"
     groups = grp.components(info.keys(), [*edges, *must])

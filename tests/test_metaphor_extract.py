@@ -1,0 +1,87 @@
+"""Candidate extraction: construction patterns keyed by lemmas (fast, no model)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.metaphors.engine import norm_sentence, phrase_key
+from indexer.metaphors.extract import extract
+
+
+def keys(text: str) -> set[str]:
+    return {c.key for c in extract(text)}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "construction"),
+    [
+        ("Я хочу составить карту смысла для своих записей.", "карта смысл", "gen"),
+        ("Дневник становится картой смысла, если его перечитывать.", "карта смысл", "gen"),
+        ("Это карта нашего общего смысла.", "карта смысл", "gen"),
+        ("Ты строишь мост между двумя мирами: своим разумом и моделью.", "мост между мир", "prep"),
+        ("Метафора служит мостом между мирами человека и машины.", "мост между мир", "prep"),
+        ("Я открыл веса нейронной сети в отладчике.", "нейронный сеть", "adj"),
+        ("Без хорошей обучающей выборки ничего не выйдет.", "обучающий выборка", "adj"),
+        ("These notes are a map of meaning I leave for myself.", "map of mean", "of"),
+        ("A metaphor is a bridge between worlds: mine and the model's.", "bridge between world", "prep"),
+        ("Training a neural network takes a night.", "neural network", "adj"),
+    ],
+)
+def test_patterns(text: str, key: str, construction: str) -> None:
+    found = [c for c in extract(text) if c.key == key]
+    assert found, (text, keys(text))
+    assert found[0].construction == construction
+
+
+def test_inflections_share_one_key_and_label() -> None:
+    forms = ["карта смысла", "карту смысла", "картой смысла", "карты смысла", "на карте смысла"]
+    cands = [c for f in forms for c in extract(f) if c.head == "карта"]
+    assert {c.key for c in cands} == {"карта смысл"}
+    assert {c.label for c in cands} == {"карта смысла"}
+
+
+def test_no_pattern_across_punctuation_or_function_words() -> None:
+    # a coordinated list is one image («язык токенов, напряжений»), not «токен напряжение»
+    assert keys("Модель живёт в своём языке токенов, напряжений и резонансов.") == {"язык токен"}
+    # «после», «из» have rare noun readings (посол, иза): never a dependent
+    assert not {k for k in keys("Понимание приходит только после долгой практики.") if k.startswith("посол")}
+    # «старого маяка» is adjective + noun, not the noun «старое» + genitive
+    assert keys("Мы дошли до старого маяка.") == {"старый маяк"}
+
+
+def test_spans_point_at_the_surface() -> None:
+    text = "Векторный индекс — это карта смысла всего архива. А ещё — мост между мирами!"
+    for c in extract(text):
+        assert text[c.start : c.end] == c.surface
+        assert c.surface in c.sentence
+        assert text[c.sent_start : c.sent_start + len(c.sentence)] == c.sentence
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("карта смысла мост между мирами, map of meaning.ёЁ—\n")), max_size=80))
+def test_extract_never_raises_and_spans_are_exact(text: str) -> None:
+    for c in extract(text):
+        assert text[c.start : c.end] == c.surface
+        assert c.key and c.label
+
+
+def test_phrase_key_and_sentence_normalisation() -> None:
+    assert phrase_key("карту смысла") == phrase_key("Карта смысла") == "карта смысл"
+    assert phrase_key("map of meaning") == "map of mean"
+    assert norm_sentence("**Через год** я, скорее всего, буду думать иначе.") == norm_sentence(
+        "- через год я скорее всего буду думать иначе"
+    )
+
+
+def test_seed_note_yields_the_authors_images(fixtures_dir: Path) -> None:
+    """The seed conversation (mojibake, repaired by the parser) holds the images as candidates."""
+    from vault_schema.parse import load_note
+
+    note = load_note(fixtures_dir, "seed-conversation.md")
+    assert note.conversation is not None
+    found = {c.key for t in note.conversation.turns for c in extract(t.text)}
+    for phrase in ("карта смысла", "архитектура мышления"):
+        assert phrase_key(phrase) in found

@@ -673,28 +673,18 @@ def context_window(text: str, start: int, end: int, *, neighbours: int = 1) -> s
     return " ".join(text[a:b].strip() for a, b in bounds[lo:hi])
 
 
-@dataclass(frozen=True)
-class MetaphorStat:
-    """A metaphor with its use counts, for ranking and the report index."""
-
-    ref: MetaphorRef
-    uses: int
-    user: int
-    assistant: int
-    score: float = 0.0
-
-
 class IndexSource:
-    """Timelines' view of an open index: metaphors, their occurrences, contexts and an embedder.
+    """Timelines' view of an open index, through the metaphor engine's read API (``queries.metaphors``).
 
-    Reads the metaphor engine's tables (migration ``m002_metaphors``) read-only.
+    Adds what timelines need on top: each occurrence's context (its sentence ± one, from the
+    turn text), which metaphors share a conversation, and the index's own embedder.
     """
 
     def __init__(self, index: Any, vault: Any) -> None:
         self.index = index
         self.vault = vault
         self._embedder: Any = None
-        self._metaphors: list[MetaphorStat] | None = None
+        self._summaries: list[Any] | None = None
         self._conv: dict[str, list[MetaphorRef]] | None = None
 
     def __enter__(self) -> Self:
@@ -703,89 +693,61 @@ class IndexSource:
     def __exit__(self, *exc: object) -> None:
         self.index.close()
 
-    @property
-    def db(self) -> Any:
-        return self.index.db
+    @staticmethod
+    def ref(summary: Any) -> MetaphorRef:
+        variants = dict.fromkeys((summary.label, *summary.variants))
+        return MetaphorRef(summary.id, summary.label, tuple(variants))
 
-    def _has_metaphor_tables(self) -> bool:
-        return bool(self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'metaphor_members'").fetchone())
+    def summaries(self) -> list[Any]:
+        """Recurring metaphors (``queries.metaphors.list_metaphors``), best first."""
+        if self._summaries is None:
+            from queries.metaphors import list_metaphors
 
-    def metaphors(self) -> list[MetaphorStat]:
-        """Every metaphor not rejected by curation, most used first."""
-        if self._metaphors is not None:
-            return self._metaphors
-        if not self._has_metaphor_tables():
-            self._metaphors = []
-            return self._metaphors
-        variants: dict[str, dict[str, None]] = {}
-        for mid, label, surface in self.db.execute(
-            """SELECT mm.metaphor_id, k.label, o.surface
-               FROM metaphor_members mm
-               JOIN metaphor_keys k ON k.key = mm.key
-               LEFT JOIN metaphor_occurrences o ON o.key = mm.key
-               ORDER BY mm.metaphor_id, k.uses DESC, k.key, o.id"""
-        ):
-            v = variants.setdefault(mid, {})
-            for text in (label, surface):
-                if text and text.casefold() not in {x.casefold() for x in v}:
-                    v[text] = None
-        rows = self.db.execute(
-            """SELECT m.id, m.label, m.score,
-                      count(DISTINCT t.id),
-                      count(DISTINCT CASE WHEN t.role = 'user' THEN t.id END),
-                      count(DISTINCT CASE WHEN t.role = 'assistant' THEN t.id END)
-               FROM metaphors m
-               JOIN metaphor_members mm ON mm.metaphor_id = m.id
-               JOIN metaphor_occurrences o ON o.key = mm.key
-               JOIN turns t ON t.id = o.turn_id
-               WHERE m.status != 'rejected'
-               GROUP BY m.id"""
-        ).fetchall()
-        stats = [
-            MetaphorStat(MetaphorRef(mid, label, tuple(variants.get(mid, {label: None}))), uses, user, asst, score)
-            for mid, label, score, uses, user, asst in rows
-        ]
-        stats.sort(key=lambda s: (-s.uses, -s.score, s.ref.label, s.ref.id))
-        self._metaphors = stats
-        return stats
+            self._summaries = list_metaphors(self.index)
+        return self._summaries
 
     def occurrences(self, metaphor_id: str) -> list[Occurrence]:
-        rows = self.db.execute(
-            """SELECT t.uid, t.conversation_id, n.path, c.title, t.role, t.time, o.sentence, o.surface,
-                      t.text, o.start, o.end
-               FROM metaphor_members mm
-               JOIN metaphor_occurrences o ON o.key = mm.key
-               JOIN turns t ON t.id = o.turn_id
-               JOIN notes n ON n.id = t.note_id
-               JOIN conversations c ON c.id = t.conversation_id
-               WHERE mm.metaphor_id = ?
-               ORDER BY t.time, t.conversation_id, t.position, o.start""",
-            (metaphor_id,),
-        ).fetchall()
+        from queries.metaphors import get_metaphor
+
+        occs = get_metaphor(self.index, metaphor_id).occurrences
+        texts = self._turn_texts({o.turn_id for o in occs})
         return [
-            Occurrence(uid, conv, path, title, role, time, sentence,
-                       context=context_window(text, start, end), surface=surface)
-            for uid, conv, path, title, role, time, sentence, surface, text, start, end in rows
+            Occurrence(o.uid, o.conversation_id, o.note, o.conversation_title, o.role, o.time, o.sentence,
+                       context=context_window(texts.get(o.turn_id, o.sentence), o.start, o.end), surface=o.surface)
+            for o in occs
         ]
 
-    def conversation_metaphors(self) -> dict[str, list[MetaphorRef]]:
-        """conversation id → the metaphors used in it (for co-occurrence)."""
-        if self._conv is not None:
-            return self._conv
-        refs = {s.ref.id: s.ref for s in self.metaphors()}
-        out: dict[str, list[MetaphorRef]] = {}
-        if refs:
-            for conv, mid in self.db.execute(
-                """SELECT DISTINCT t.conversation_id, mm.metaphor_id
-                   FROM metaphor_members mm
-                   JOIN metaphor_occurrences o ON o.key = mm.key
-                   JOIN turns t ON t.id = o.turn_id
-                   ORDER BY t.conversation_id, mm.metaphor_id"""
-            ):
-                if mid in refs:
-                    out.setdefault(conv, []).append(refs[mid])
-        self._conv = out
+    def _turn_texts(self, turn_ids: set[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        ids = sorted(turn_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            sql = f"SELECT id, text FROM turns WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update(self.index.db.execute(sql, chunk).fetchall())
         return out
+
+    def conversation_metaphors(self) -> dict[str, list[MetaphorRef]]:
+        """conversation id → the recurring metaphors used in it (for per-period co-occurrence)."""
+        if self._conv is None:
+            refs = {s.id: self.ref(s) for s in self.summaries()}
+            out: dict[str, list[MetaphorRef]] = {}
+            if refs:
+                for conv, mid in self.index.db.execute(
+                    """SELECT DISTINCT t.conversation_id, mm.metaphor_id
+                       FROM metaphor_members mm
+                       JOIN metaphor_occurrences o ON o.key = mm.key
+                       JOIN turns t ON t.id = o.turn_id
+                       ORDER BY t.conversation_id, mm.metaphor_id"""
+                ):
+                    if mid in refs:
+                        out.setdefault(conv, []).append(refs[mid])
+            self._conv = out
+        return self._conv
+
+    def edges(self) -> list[tuple[str, str, int]]:
+        from queries.metaphors import cooccurrences
+
+        return cooccurrences(self.index, [s.id for s in self.summaries()])
 
     def embedder(self) -> Any:
         if self._embedder is None:
@@ -799,11 +761,24 @@ class IndexSource:
 
     def similarity(self, phrase: str, texts: list[str]) -> np.ndarray:
         emb = self.embedder()
-        q = emb.embed_queries([phrase])[0]
-        return emb.embed_queries(texts) @ q
+        return emb.embed_queries(texts) @ emb.embed_queries([phrase])[0]
 
     def resolve(self, phrase: str) -> Resolution:
-        refs = [s.ref for s in self.metaphors()]
+        """The engine's own lookup first (id, label, variant, lemma key), then shared words and meaning."""
+        from queries.metaphors import MetaphorNotFound, find_metaphor, get_metaphor
+
+        mid = find_metaphor(self.index, phrase)
+        if mid is not None:
+            try:
+                ref = self.ref(get_metaphor(self.index, mid).summary)
+            except MetaphorNotFound:
+                ref = None
+            if ref is not None:
+                text = " ".join(phrase.split()).casefold()
+                how = ("id" if phrase.strip() == ref.id else "label" if text == ref.label.casefold()
+                       else "variant" if text in {v.casefold() for v in ref.variants} else "lemmas")
+                return Resolution((ref,), how)
+        refs = [self.ref(s) for s in self.summaries()]
         res = resolve_phrase(phrase, refs, similarity=None)
         if res.chosen is None and refs:
             res = resolve_phrase(phrase, refs, similarity=self.similarity)

@@ -119,3 +119,51 @@ def test_graph_page_in_chromium(browser: object, tmp_path: Path) -> None:
         assert all(url.startswith("file://") for url in requests)
     finally:
         page.close()
+
+
+@pytest.mark.slow
+def test_pages_made_by_the_cli_from_the_planted_vault(browser: object, planted_source: tuple,
+                                                      tmp_path_factory: pytest.TempPathFactory,
+                                                      tmp_path: Path) -> None:
+    """The real thing: `timeline --html` and `report`'s graph.html from an indexed vault whose note
+    was edited to carry a script."""
+    from click.testing import CliRunner
+    from test_timeline_cli import build_planted_index
+
+    from indexer.cli import cli
+
+    src, truth = planted_source
+    idx = build_planted_index(planted_source, tmp_path_factory)
+    vault = tmp_path / "vault"
+    shutil.copytree(src, vault)
+    label = truth["images"]["I1"]["canonical"]
+    page_file = tmp_path / "timeline.html"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["timeline", label, "--html", str(page_file), "--vault", str(vault),
+                              "--index-dir", str(idx)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["report", "--top", "3", "--no-drift", "--vault", str(vault), "--index-dir", str(idx)])
+    assert res.exit_code == 0, res.output
+
+    page, errors, requests = open_page(browser, page_file)
+    try:
+        assert page.locator("#chart").is_visible()
+        assert page.locator("#occurrences tr.occurrence").count() == len(
+            [o for o in truth["occurrences"] if o["kind"] == "image" and o["id"] == "I1"])
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "planted-timeline.png"), full_page=True)
+        assert errors == []
+        assert all(url.startswith("file://") for url in requests)
+    finally:
+        page.close()
+
+    page, errors, requests = open_page(browser, vault / "Tropegraph" / "graph.html")
+    try:
+        assert page.locator("#graph").is_visible()
+        assert page.locator("#graph .node").count() >= 5
+        assert page.get_attribute("body", "data-ready") == "1"
+        page.screenshot(path=str(ARTIFACTS / "planted-graph.png"), full_page=True)
+        assert errors == []
+        assert all(url.startswith("file://") for url in requests)
+    finally:
+        page.close()

@@ -112,7 +112,7 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
 
 @click.command()
 @click.option("--top", type=click.IntRange(min=0), default=20, show_default=True,
-              help="How many of the most used metaphors get their own note.")
+              help="How many metaphors, best first as `tropegraph metaphors` lists them, get their own note.")
 @click.option("--by", type=_BY, default="month", show_default=True, help="Period length in the notes.")
 @click.option("--report-dir", default=None, help="Report folder inside the vault [default: Tropegraph].")
 @click.option("--no-drift", is_flag=True, help="Skip context embeddings (faster; no drift figures).")
@@ -135,49 +135,35 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, as_json: b
 
     with _open_source(vault, index_dir) as src:
         _, rel = report_root(src.vault, report_dir)
-        stats = src.metaphors()
+        summaries = src.summaries()
         conv_map = src.conversation_metaphors()
-        chosen = stats[:top]
-        names = note_names([(s.ref.id, s.ref.label) for s in chosen])
+        chosen = summaries[:top]
+        names = note_names([(s.id, s.label) for s in chosen])
         files: dict[str, str] = {}
         rows: list[dict[str, Any]] = []
         links: dict[str, str] = {}
-        timelines = {}
-        with click.progressbar(stats, label="Timelines", file=sys.stderr,
-                               show_pos=True) as bar:
+        nodes = []
+        with click.progressbar(summaries, label="Timelines", file=sys.stderr, show_pos=True,
+                               hidden=not sys.stderr.isatty()) as bar:
             for i, s in enumerate(bar):
-                occs = src.occurrences(s.ref.id)
                 embed = None if (no_drift or i >= top) else src.embed_contexts
-                tl = build_timeline(s.ref, occs, by=by, embed=embed, cooccurring=conv_map)
-                timelines[s.ref.id] = tl
+                tl = build_timeline(src.ref(s), src.occurrences(s.id), by=by, embed=embed, cooccurring=conv_map)
                 rows.append(timeline_data(tl))
-                if i < top:
-                    files[names[s.ref.id]] = timeline_note(tl)
-                    links[s.ref.id] = f"{rel}/{names[s.ref.id]}"
+                href = ""
+                if s.id in names:
+                    files[names[s.id]] = timeline_note(tl)
+                    links[s.id] = f"{rel}/{names[s.id]}"
+                    href = obsidian_uri(src.vault.name, links[s.id])
+                c = tl.counts
+                nodes.append(GraphNode(s.id, s.label, c["total"], c["user"], c["assistant"], href))
         files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE)
-        nodes = [
-            GraphNode(s.ref.id, s.ref.label, timelines[s.ref.id].counts["total"],
-                      timelines[s.ref.id].counts["user"], timelines[s.ref.id].counts["assistant"],
-                      obsidian_uri(src.vault.name, f"{rel}/{names[s.ref.id]}") if s.ref.id in names else "")
-            for s in stats
-        ]
-        edges = [GraphEdge(a, b, w) for (a, b), w in sorted(_edges(conv_map).items())]
+        edges = [GraphEdge(a, b, n) for a, b, n in src.edges()]
         files[GRAPH_FILE] = graph_html(nodes, edges, title=f"Metaphors in {src.vault.name}")
         result = write_files(src.vault, rel, files, prune=True)
     if as_json:
         print_json({"report_dir": rel, "written": result.written, "unchanged": result.unchanged,
-                    "removed": result.removed, "metaphors": len(stats), "notes": len(chosen)})
+                    "removed": result.removed, "metaphors": len(summaries), "notes": len(chosen)})
         return
     click.echo(f"Report in {rel}/: {len(chosen)} metaphor notes, index {INDEX_NOTE}, {GRAPH_FILE}")
     click.echo(f"  written {len(result.written)}, unchanged {len(result.unchanged)}, removed {len(result.removed)}")
 
-
-def _edges(conv_map: dict[str, list[Any]]) -> dict[tuple[str, str], int]:
-    """Co-occurrence: the number of conversations in which two metaphors both appear."""
-    weights: dict[tuple[str, str], int] = {}
-    for refs in conv_map.values():
-        ids = sorted({r.id for r in refs})
-        for i, a in enumerate(ids):
-            for b in ids[i + 1:]:
-                weights[(a, b)] = weights.get((a, b), 0) + 1
-    return weights

@@ -172,7 +172,7 @@ def index_note(
         "top": [r["label"] for r in rows if r["metaphor_id"] in links],
     }
     out = [frontmatter(fm), "# Metaphors", ""]
-    out.append(f"{len(rows)} recurring metaphors; the {len(links)} most used have their own note. "
+    out.append(f"{len(rows)} recurring metaphors, best first; the top {len(links)} have their own note. "
                f"Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
     out += ["", "| Metaphor | Uses | User | Assistant | First use | Introduced by | Uptake lag (days) | Max drift |",
             "|---|---:|---:|---:|---|---|---:|---:|"]

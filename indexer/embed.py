@@ -157,6 +157,7 @@ class SentenceTransformerEmbedder(Embedder):
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -167,6 +168,12 @@ class SentenceTransformerEmbedder(Embedder):
                 "then `pip install 'tropegraph[st]'`"
             ) from exc
         torch.set_num_threads(num_threads or default_threads())
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover - comes with sentence-transformers
+            pass
         path = Path(model).expanduser()
         if path.exists():
             source, name = str(path.resolve()), path.resolve().name
@@ -187,7 +194,10 @@ class SentenceTransformerEmbedder(Embedder):
         self.passage_prefix = passage_prefix if passage_prefix is not None else ("passage: " if is_e5 else "")
         self.model_id = f"st/{name}"
         self.model_arg = model
-        self.dim = int(self._m.get_sentence_embedding_dimension())
+        get_dim = (
+            getattr(self._m, "get_embedding_dimension", None) or self._m.get_sentence_embedding_dimension
+        )
+        self.dim = int(get_dim())
         self.max_tokens = int(getattr(self._m, "max_seq_length", None) or 256)
 
     def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:

@@ -656,6 +656,10 @@ def find_turn(db: sqlite3.Connection, uid: str) -> tuple[int, str]:
         ).fetchall()
     if not rows:
         raise SearchError(f"no turn with UID {uid!r} in the index; find UIDs with `tropegraph search QUERY --json`")
+    if len(rows) > 1:
+        raise SearchError(
+            f"UID {uid!r} is in {len(rows)} conversations; give CONVERSATION_ID:UID, e.g. {rows[0][1]}:{uid}"
+        )
     return rows[0][0], rows[0][1]
 
 

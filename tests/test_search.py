@@ -1,0 +1,337 @@
+"""queries.search over a real index (real parser, pipeline, SQLite, FAISS) of the planted vault.
+
+Vectors come from the FakeEmbedder (bag-of-words hashing) so these tests are fast; semantic
+quality with the real model is measured in tests/eval/. Expected results are derived from the
+indexed turn texts and the generator's truth, never typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indexer import textproc
+from indexer.embed import FakeEmbedder
+from indexer.errors import ModelMismatch
+from indexer.store import open_index
+from queries.search import (
+    KeywordQuery,
+    SearchError,
+    _Row,
+    parse_when,
+    rrf,
+    search,
+    similar,
+)
+from index_helpers import append_turns, run_index
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_NOTES = REPO / "indexer" / "demo_vault" / "Заметки"
+HIT_KEYS = ["uid", "conversation_id", "note", "title", "role", "model", "time", "score", "snippet", "uri", "passage"]
+
+
+@pytest.fixture(scope="session")
+def search_index(planted_source: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """The planted vault plus three plain notes, indexed once with the fake embedder."""
+    src, truth = planted_source
+    base = tmp_path_factory.mktemp("search")
+    vault = base / "vault"
+    shutil.copytree(src, vault)
+    shutil.copytree(DEMO_NOTES, vault / "Заметки")
+    # a third plain note whose section shares a UID ("Начало#0") with «Язык токенов»
+    (vault / "Заметки" / "Черновик.md").write_text(
+        "## Начало\n\nЧерновик о том, как образы переходят из разговора в разговор.\n", encoding="utf-8"
+    )
+    run_index(vault, base / "index", FakeEmbedder())
+    return vault, base / "index", truth
+
+
+@pytest.fixture
+def idx(search_index: tuple[Path, Path, dict]):
+    with open_index(search_index[1], readonly=True, notify=lambda m: None) as index:
+        yield index
+
+
+def turns_by_uid(index) -> dict[str, dict]:
+    rows = index.db.execute(
+        """SELECT t.uid, t.conversation_id, t.role, t.time, t.text, n.path, c.provider
+           FROM turns t JOIN notes n ON n.id = t.note_id LEFT JOIN conversations c ON c.id = t.conversation_id"""
+    ).fetchall()
+    keys = ("uid", "conversation_id", "role", "time", "text", "path", "provider")
+    return {r[0]: dict(zip(keys, r, strict=True)) for r in rows}
+
+
+def has_lemma(text: str, lemma: str) -> bool:
+    return lemma in textproc.lemmas(text)
+
+
+def has_lemma_phrase(text: str, phrase: list[str]) -> bool:
+    lem = textproc.lemmas(text)
+    return any(lem[i : i + len(phrase)] == phrase for i in range(len(lem)))
+
+
+# ------------------------------------------------------------------------------------ keyword
+
+
+def test_keyword_finds_every_inflection(idx) -> None:
+    turns = turns_by_uid(idx)
+    expected = {u for u, t in turns.items() if has_lemma(t["text"], "метафора")}
+    hits = search(idx, "метафору", mode="keyword", k=1000, collapse=False)
+    assert {h.uid for h in hits} == expected
+    forms = Counter(w.lower() for u in expected for w, _, _ in textproc.tokenize(turns[u]["text"])
+                    if textproc.lemma(w) == "метафора")
+    assert len(forms) >= 2, forms  # the planted vault really has several forms, all found
+
+
+def test_keyword_highlights_the_matched_forms(idx) -> None:
+    hits = search(idx, "метафору", mode="keyword", k=5)
+    assert hits
+    for h in hits:
+        assert h.highlights
+        for start, end in h.highlights:
+            assert textproc.lemma(h.snippet[start:end]) == "метафора"
+
+
+def test_quoted_phrase_matches_only_as_a_phrase(idx) -> None:
+    turns = turns_by_uid(idx)
+    phrase = textproc.lemmas("карта смысла")
+    expected = {u for u, t in turns.items() if has_lemma_phrase(t["text"], phrase)}
+    loose = {u for u, t in turns.items() if all(has_lemma(t["text"], w) for w in phrase)}
+    assert expected, "the planted vault has the phrase"
+    hits = search(idx, '"карта смысла"', mode="keyword", k=1000, collapse=False)
+    assert {h.uid for h in hits} == expected
+    # the unquoted query also returns turns where the two words are apart
+    unquoted = {h.uid for h in search(idx, "карта смысла", mode="keyword", k=1000, collapse=False)}
+    assert loose <= unquoted
+
+
+def test_all_words_rank_before_some_words(idx) -> None:
+    turns = turns_by_uid(idx)
+    hits = search(idx, "метафора карта", mode="keyword", k=1000, collapse=False)
+    both = [has_lemma(turns[h.uid]["text"], "метафора") and has_lemma(turns[h.uid]["text"], "карта") for h in hits]
+    assert any(both) and not all(both)
+    first_partial = both.index(False)
+    assert all(both[:first_partial]) and not any(both[first_partial:])
+
+
+def test_function_words_alone_are_not_ranked_on(idx) -> None:
+    plain = search(idx, "метафора", mode="keyword", k=1000, collapse=False)
+    with_stops = search(idx, "и метафора в", mode="keyword", k=1000, collapse=False)
+    assert [h.uid for h in plain] == [h.uid for h in with_stops]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.sampled_from(list('аб метафора"*()-:^NEAROTD ёЁ«»\'.,')), min_size=1, max_size=30))
+def test_any_query_text_is_safe_fts_syntax(idx, query: str) -> None:
+    """Quotes, operators and punctuation never reach FTS5 as syntax: no SQLite error, ever."""
+    if not query.strip():
+        with pytest.raises(SearchError):
+            search(idx, query, mode="keyword")
+        return
+    if not KeywordQuery.parse(query):
+        with pytest.raises(SearchError, match="no words to match"):
+            search(idx, query, mode="keyword")
+        return
+    for h in search(idx, query, mode="keyword", k=3):
+        assert h.uid
+
+
+# ------------------------------------------------------------------------------------ filters
+
+
+def test_role_filter(idx) -> None:
+    for role in ("user", "assistant"):
+        hits = search(idx, "метафора", mode="hybrid", k=50, role=role, collapse=False)
+        assert hits and {h.role for h in hits} == {role}
+
+
+def test_time_filters_are_inclusive_days(idx) -> None:
+    turns = turns_by_uid(idx)
+    times = sorted(t["time"] for t in turns.values() if t["time"])
+    day = times[len(times) // 2][:10]
+    hits = search(idx, "метафора", mode="keyword", k=1000, since=day, until=day, collapse=False)
+    expected = {u for u, t in turns.items() if (t["time"] or "").startswith(day) and has_lemma(t["text"], "метафора")}
+    assert {h.uid for h in hits} == expected
+    later = search(idx, "метафора", mode="keyword", k=1000, since=day, collapse=False)
+    assert all(h.time >= day for h in later)
+
+
+def test_provider_conversation_and_path_filters(idx, search_index) -> None:
+    truth = search_index[2]
+    claude = {c["conversation_id"] for c in truth["conversations"] if c["provider"] == "claude"}
+    hits = search(idx, "model", mode="keyword", k=100, provider="Claude", collapse=False)
+    assert hits and {h.conversation_id for h in hits} <= claude
+    conv = truth["conversations"][0]
+    hits = search(idx, "модель", mode="hybrid", k=100, conversation=conv["conversation_id"], collapse=False)
+    assert hits and {h.conversation_id for h in hits} == {conv["conversation_id"]}
+    folder = conv["path"].rsplit("/", 1)[0] + "/"
+    hits = search(idx, "модель", mode="semantic", k=20, path_prefix=folder)
+    assert hits and all(h.note.startswith(folder) for h in hits)
+
+
+def test_plain_notes_are_searchable_and_tag_filter(idx) -> None:
+    hits = search(idx, "карта смысла", mode="hybrid", k=50, tag="идеи", collapse=False)
+    assert hits
+    assert {h.role for h in hits} == {"note"}
+    assert all(h.note.startswith("Заметки/") for h in hits)
+    assert all(h.conversation_id == f"note:{h.note}" for h in hits)
+    assert search(idx, "карта смысла", mode="hybrid", k=50, tag="#идеи/образы")
+    assert not search(idx, "карта смысла", mode="keyword", k=50, tag="нет-такого-тега")
+
+
+def test_collapse_limits_results_per_conversation(idx) -> None:
+    free = search(idx, "модель", mode="keyword", k=40, collapse=False)
+    assert max(Counter(h.conversation_id for h in free).values()) > 2
+    collapsed = search(idx, "модель", mode="keyword", k=40)
+    assert max(Counter(h.conversation_id for h in collapsed).values()) <= 2
+    one = search(idx, "модель", mode="keyword", k=40, collapse=1)
+    assert max(Counter(h.conversation_id for h in one).values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "end", "expected"),
+    [
+        ("2025-03-14", False, "2025-03-14T00:00:00"),
+        ("2025-03-14", True, "2025-03-15T00:00:00"),
+        ("2025-03", True, "2025-04-01T00:00:00"),
+        ("2025-12", True, "2026-01-01T00:00:00"),
+        ("2025", False, "2025-01-01T00:00:00"),
+        ("14.03.2025", False, "2025-03-14T00:00:00"),
+        ("2025-03-14T10:30", False, "2025-03-14T10:30:00"),
+    ],
+)
+def test_parse_when(value: str, end: bool, expected: str) -> None:
+    assert parse_when(value, end=end) == expected
+
+
+@pytest.mark.parametrize("bad", ["yesterday-ish", "2025-13-01", "32.01.2025", "soon"])
+def test_parse_when_rejects_junk(bad: str) -> None:
+    with pytest.raises(SearchError, match="cannot read the date"):
+        parse_when(bad)
+
+
+@given(st.dates(), st.dates())
+def test_since_until_bounds_are_ordered(a, b) -> None:
+    lo, hi = parse_when(a.isoformat()), parse_when(b.isoformat(), end=True)
+    assert (lo < hi) == (a <= b)
+
+
+# ----------------------------------------------------------------------------- semantic, hybrid
+
+
+def test_semantic_finds_a_passage_by_its_own_text(idx) -> None:
+    rows = idx.db.execute("SELECT p.text, t.uid FROM passages p JOIN turns t ON t.id = p.turn_id").fetchall()
+    for text, uid in rows[::17]:
+        hits = search(idx, text, mode="semantic", k=3, collapse=False)
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        top = [h for h in hits if h.score > 0.9999]
+        assert uid in {h.uid for h in top}  # (identical passages tie at 1.0)
+
+
+def test_hybrid_contains_the_best_of_each_mode(idx) -> None:
+    query = "карта смысла для записей"
+    kw = search(idx, query, mode="keyword", k=5)
+    sem = search(idx, query, mode="semantic", k=5)
+    hyb = {h.uid for h in search(idx, query, mode="hybrid", k=10)}
+    assert kw[0].uid in hyb and sem[0].uid in hyb
+    scores = [h.score for h in search(idx, query, mode="hybrid", k=10)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_rrf_shares_ranks_between_equal_keyword_coverage() -> None:
+    kw = [_Row(1, 1, 0.9, 0.5, tie=True), _Row(2, 2, 0.8, 0.5, tie=True), _Row(3, 3, 0.7, 0.2, tie=True)]
+    sem = [_Row(2, 2, 0.6), _Row(3, 3, 0.5), _Row(1, 1, 0.4)]
+    fused = rrf(kw, sem, k=10)
+    # 1 and 2 tie in keyword (rank 1.5 each); 2 is ahead in vectors, so 2 wins
+    assert [r.turn_id for r in fused] == [2, 1, 3]
+
+
+def test_hit_json_shape_and_uri(idx) -> None:
+    hits = search(idx, "метафора", k=3)
+    assert hits
+    for h in hits:
+        d = h.to_dict()
+        assert list(d) == HIT_KEYS
+        json.dumps(d, ensure_ascii=False)
+        assert d["uri"].startswith("obsidian://open?vault=vault&file=")
+        assert ".md" not in d["uri"] and "/" not in d["uri"].split("file=")[1]
+
+
+# ------------------------------------------------------------------------------------ similar
+
+
+def test_similar_excludes_itself_and_optionally_its_conversation(idx, search_index) -> None:
+    truth = search_index[2]
+    conv = truth["conversations"][1]
+    uid = conv["turns"][0]["uid"]
+    hits = similar(idx, uid, k=10, collapse=False)
+    assert hits and uid not in {h.uid for h in hits}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    others = similar(idx, uid, k=10, other_conversations=True)
+    assert others and conv["conversation_id"] not in {h.conversation_id for h in others}
+
+
+def test_similar_finds_a_turn_that_repeats_a_sentence(idx) -> None:
+    """The planted vault repeats sentences across turns: a turn's echoes share its sentences."""
+    turns = turns_by_uid(idx)
+    uid, turn = next((u, t) for u, t in turns.items() if t["role"] == "user")
+    best = similar(idx, uid, k=1, collapse=False)[0]
+    sentences = {s.strip() for s in turn["text"].replace("\n", " ").split(".") if len(s.strip()) > 20}
+    assert any(s in turns[best.uid]["text"] for s in sentences)
+
+
+def test_similar_unknown_and_ambiguous_uids(idx) -> None:
+    with pytest.raises(SearchError, match="no turn with UID 'nope'"):
+        similar(idx, "nope")
+    plain = idx.db.execute("SELECT uid FROM turns WHERE role = 'note' GROUP BY uid HAVING count(*) > 1").fetchone()
+    assert plain, "two plain notes have a section «Начало»"
+    with pytest.raises(SearchError, match="CONVERSATION_ID:UID"):
+        similar(idx, plain[0])
+    conv = idx.db.execute("SELECT conversation_id FROM turns WHERE uid = ?", (plain[0],)).fetchone()[0]
+    assert similar(idx, f"{conv}:{plain[0]}", k=2)
+
+
+# ------------------------------------------------------------------------- errors, live index
+
+
+def test_search_errors(idx) -> None:
+    with pytest.raises(SearchError, match="the query is empty"):
+        search(idx, "   ")
+    with pytest.raises(SearchError, match="unknown role 'bot'"):
+        search(idx, "x", role="bot")
+    with pytest.raises(SearchError, match="is not before"):
+        search(idx, "x", since="2025-05-01", until="2025-04-01")
+    with pytest.raises(ModelMismatch, match="the index was built with fake/default"):
+        search(idx, "x", mode="semantic", embedder=FakeEmbedder("other"))
+    # keyword mode needs no model
+    assert search(idx, "метафора", mode="keyword", embedder=FakeEmbedder("other"))
+
+
+def test_empty_index_says_run_index_first(tmp_path: Path) -> None:
+    open_index(tmp_path / "idx", create=True).close()
+    with open_index(tmp_path / "idx", readonly=True) as index, pytest.raises(SearchError, match="run `tropegraph index` first"):
+        search(index, "метафора")
+
+
+def test_a_reader_sees_what_a_writer_commits(planted_vault: tuple[Path, dict], tmp_path: Path) -> None:
+    """A long-lived read-only Index (e.g. a server) finds turns a watcher added after it opened."""
+    vault, truth = planted_vault
+    index_dir = tmp_path / "index"
+    run_index(vault, index_dir, FakeEmbedder())
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as reader:
+        before = search(reader, "дописанная реплика", mode="keyword", k=5)
+        search(reader, "дописанная реплика", mode="semantic", k=5)  # loads FAISS
+        note = vault / truth["conversations"][0]["path"]
+        texts = append_turns(note, 2)
+        run_index(vault, index_dir, FakeEmbedder())
+        after_kw = search(reader, "дописанная реплика", mode="keyword", k=5)
+        after_sem = search(reader, texts[1], mode="semantic", k=1, collapse=False)
+    assert not before
+    assert len(after_kw) == 2
+    assert after_sem[0].snippet == texts[1]

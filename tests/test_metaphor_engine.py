@@ -5,7 +5,6 @@ Expected results are derived from the generator's truth file, never hard-coded.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from test_metaphor_support import build_planted_index, first_occurrence, precision_recall, truth_keys

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from index_helpers import append_turns, run_index
 
 from indexer import textproc
 from indexer.embed import FakeEmbedder
@@ -29,7 +30,6 @@ from queries.search import (
     search,
     similar,
 )
-from index_helpers import append_turns, run_index
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_NOTES = REPO / "indexer" / "demo_vault" / "Заметки"

@@ -1,4 +1,5 @@
 """`tropegraph search` / `tropegraph similar` through click: output, --json, exit codes and messages."""
+# ruff: noqa: F811  (the search_index fixture is imported from test_search)
 
 from __future__ import annotations
 

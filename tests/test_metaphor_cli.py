@@ -143,3 +143,20 @@ def test_unknown_metaphor_is_a_one_line_error(planted):
     r = run(vault, index_dir, "reject", "m00000000")
     assert r.exit_code == 1
     assert r.output == "Error: no metaphor matches 'm00000000'; see `tropegraph metaphors` for the list\n"
+
+
+def test_hand_edited_curation_applies_on_the_next_listing(planted):
+    vault, index_dir, truth = planted
+    keys = truth_keys(truth)
+    label = truth["images"]["I5"]["canonical"]
+    (vault / "tropegraph.toml").write_text(f'[[reject]]\nphrase = "{label}"\n', encoding="utf-8")
+    items = json.loads(run(vault, index_dir, "--json").output)["metaphors"]
+    assert not _find(items, keys["I5"])
+
+
+def test_vault_options_after_the_subcommand(planted):
+    vault, index_dir, truth = planted
+    phrase = truth["images"]["I3"]["canonical"]
+    r = CliRunner().invoke(cli, ["metaphors", "reject", phrase, "--vault", str(vault), "--index-dir", str(index_dir)])
+    assert r.exit_code == 0, r.output
+    assert f'phrase = "{phrase}"' in (vault / "tropegraph.toml").read_text(encoding="utf-8")

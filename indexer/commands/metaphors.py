@@ -73,6 +73,13 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
     for w in c.warnings:
         click.echo(f"warning: {w}", err=True)
     with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+        applied = idx.get_meta("metaphors_curation")
+    if applied is not None and applied != c.fingerprint():
+        # tropegraph.toml was edited by hand since the last indexing run: apply it now
+        note = _apply(vault_path, idx_dir)
+        if note != "applied to the index":
+            click.echo(f"note: tropegraph.toml changed; {note}", err=True)
+    with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
         items = list_metaphors(idx, limit=limit, role=role,  # type: ignore[arg-type]
                                min_conversations=1 if show_all else 2, include_rejected=show_all)
     if as_json:
@@ -97,6 +104,15 @@ def _apply(vault_path: Path, idx_dir: Path) -> str:
         return "it applies when you run `tropegraph index`"
 
 
+def _override(ctx: click.Context, vault: str | None, index_dir: str | None) -> None:
+    """``--vault``/``--index-dir`` may be given before or after the subcommand name."""
+    ctx.ensure_object(dict)
+    if vault:
+        ctx.obj["vault"] = vault
+    if index_dir:
+        ctx.obj["index_dir"] = index_dir
+
+
 def _label_of(idx_dir: Path, ref: str) -> str:
     from indexer.store import open_index
     from queries.metaphors import MetaphorNotFound, get_metaphor
@@ -111,18 +127,20 @@ def _label_of(idx_dir: Path, ref: str) -> str:
 def _edit(ctx: click.Context, table: str, message: str, **fields: Any) -> None:
     from indexer.metaphors import curation
 
-    vault_path, idx_dir = _paths(ctx.obj["vault"], ctx.obj["index_dir"])
+    vault_path, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
     path = curation.append_entry(vault_path, table, **fields)
     click.echo(f"{message} in {path}; {_apply(vault_path, idx_dir)}.")
 
 
 @metaphors.command("track")
+@vault_options
 @click.argument("phrase")
 @click.option("--alias", "aliases", multiple=True, help="Another form or a translation of it (repeatable).")
 @click.pass_context
 @friendly_errors
-def track(ctx: click.Context, phrase: str, aliases: tuple[str, ...]) -> None:
+def track(ctx: click.Context, vault: str | None, index_dir: str | None, phrase: str, aliases: tuple[str, ...]) -> None:
     """Always list PHRASE as a metaphor (with its aliases merged into it)."""
+    _override(ctx, vault, index_dir)
     fields: dict[str, Any] = {"phrase": phrase}
     if aliases:
         fields["aliases"] = list(aliases)
@@ -130,39 +148,45 @@ def track(ctx: click.Context, phrase: str, aliases: tuple[str, ...]) -> None:
 
 
 @metaphors.command("reject")
+@vault_options
 @click.argument("ref", metavar="ID")
 @click.pass_context
 @friendly_errors
-def reject(ctx: click.Context, ref: str) -> None:
+def reject(ctx: click.Context, vault: str | None, index_dir: str | None, ref: str) -> None:
     """Hide a metaphor (ID or phrase): it is not an image."""
-    _, idx_dir = _paths(ctx.obj["vault"], ctx.obj["index_dir"])
+    _override(ctx, vault, index_dir)
+    _, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
     label = _label_of(idx_dir, ref)
     _edit(ctx, "reject", f"Rejected «{label}»", phrase=label)
 
 
 @metaphors.command("merge")
+@vault_options
 @click.argument("refs", metavar="ID ID", nargs=-1, required=True)
 @click.pass_context
 @friendly_errors
-def merge(ctx: click.Context, refs: tuple[str, ...]) -> None:
+def merge(ctx: click.Context, vault: str | None, index_dir: str | None, refs: tuple[str, ...]) -> None:
     """Make two or more metaphors (ids or phrases) one."""
+    _override(ctx, vault, index_dir)
     if len(refs) < 2:
         raise click.UsageError("merge needs at least two metaphor ids")
-    _, idx_dir = _paths(ctx.obj["vault"], ctx.obj["index_dir"])
+    _, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
     labels = [_label_of(idx_dir, r) for r in refs]
     _edit(ctx, "merge", f"Merged {' + '.join(f'«{lab}»' for lab in labels)}", phrases=labels)
 
 
 @metaphors.command("split")
+@vault_options
 @click.argument("ref", metavar="ID")
 @click.pass_context
 @friendly_errors
-def split(ctx: click.Context, ref: str) -> None:
+def split(ctx: click.Context, vault: str | None, index_dir: str | None, ref: str) -> None:
     """Undo the automatic grouping of a metaphor: each lemma key becomes its own metaphor."""
+    _override(ctx, vault, index_dir)
     from indexer.store import open_index
     from queries.metaphors import MetaphorNotFound, get_metaphor
 
-    vault_path, idx_dir = _paths(ctx.obj["vault"], ctx.obj["index_dir"])
+    vault_path, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
     try:
         with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
             detail = get_metaphor(idx, ref)

@@ -112,6 +112,9 @@ class GraphEdge:
     """Conversations in which both metaphors appear."""
 
 
+MAX_LABELS = 25
+"""Only the most used metaphors (and those with a note) get a visible label; the rest on hover."""
+
 _GRAPH_SCRIPT = """
 (function(){
   var svg=document.getElementById('graph');
@@ -137,9 +140,11 @@ _GRAPH_SCRIPT = """
 
 def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title: str = "Metaphor graph") -> str:
     """Metaphors as circles sized by use, co-occurrence as lines; a hand-made SVG plus a tiny script."""
-    width, height = 900, 640
-    pos = _layout(nodes, edges, width, height)
+    width = 960
     max_uses = max((n.uses for n in nodes), default=1) or 1
+    radius = {n.id: 5 + 18 * math.sqrt(n.uses / max_uses) for n in nodes}
+    pos, height = _fit(_layout(nodes, edges), radius, width)
+    labelled = {n.id for n in sorted(nodes, key=lambda n: (-n.uses, n.label))[:MAX_LABELS]}
     max_w = max((e.weight for e in edges), default=1) or 1
     svg = [
         (
@@ -158,14 +163,15 @@ def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title:
         )
     for n in nodes:
         x, y = pos[n.id]
-        r = 8 + 26 * math.sqrt(n.uses / max_uses)
+        r = radius[n.id]
         share = n.user / n.uses if n.uses else 0.5
         fill = USER_COLOUR if share >= 0.5 else ASSISTANT_COLOUR
         circle = (
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{fill}" fill-opacity="0.8">'
             f"<title>{escape(n.label)}: {n.uses} uses (user {n.user}, assistant {n.assistant})</title></circle>"
-            f'<text x="{x:.1f}" y="{y + r + 13:.1f}" text-anchor="middle">{escape(n.label)}</text>'
         )
+        if n.id in labelled or n.href:
+            circle += f'<text x="{x:.1f}" y="{y + r + 12:.1f}" text-anchor="middle">{escape(n.label)}</text>'
         attrs = (
             f'class="node" data-id="{escape(n.id, quote=True)}" data-label="{escape(n.label, quote=True)}" '
             f'data-uses="{n.uses}"'
@@ -196,30 +202,71 @@ def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title:
     return _page(title, body, script=_GRAPH_SCRIPT)
 
 
-def _layout(
-    nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], width: int, height: int
-) -> dict[str, tuple[float, float]]:
-    """Deterministic spring layout (networkx, fixed seed), scaled into the drawing with margins."""
+def _layout(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge]) -> dict[str, tuple[float, float]]:
+    """Deterministic layout: a seeded spring layout per connected component, components packed in rows.
+
+    Laying out components separately keeps a small island from squeezing the main one into a
+    line; everything is scaled uniformly into the drawing with a margin for labels.
+    """
     if not nodes:
         return {}
-    if len(nodes) == 1:
-        return {nodes[0].id: (width / 2, height / 2)}
     import networkx as nx
 
     g = nx.Graph()
     g.add_nodes_from(sorted(n.id for n in nodes))
     ids = set(g.nodes)
-    g.add_edges_from((e.source, e.target, {"weight": e.weight}) for e in edges if {e.source, e.target} <= ids)
-    raw = nx.spring_layout(g, seed=7, k=1.6 / math.sqrt(len(nodes)), iterations=200)
-    xs = [p[0] for p in raw.values()]
-    ys = [p[1] for p in raw.values()]
-    margin = 70
-    span_x = (max(xs) - min(xs)) or 1.0
-    span_y = (max(ys) - min(ys)) or 1.0
-    return {
-        nid: (
-            round(margin + (p[0] - min(xs)) / span_x * (width - 2 * margin), 1),
-            round(margin + (p[1] - min(ys)) / span_y * (height - 2 * margin), 1),
-        )
-        for nid, p in raw.items()
-    }
+    g.add_edges_from((e.source, e.target) for e in edges if {e.source, e.target} <= ids and e.source != e.target)
+    comps = sorted((sorted(c) for c in nx.connected_components(g)), key=lambda c: (-len(c), c[0]))
+    placed: dict[str, tuple[float, float]] = {}
+    row_limit = 2.4 * math.sqrt(len(nodes)) + 2
+    x = y = row_h = 0.0
+    for comp in comps:
+        size = math.sqrt(len(comp)) + 0.6  # side of the square this component gets
+        if len(comp) == 1:
+            local = {comp[0]: (0.0, 0.0)}
+        else:
+            sub = g.subgraph(comp)
+            local = nx.spring_layout(sub, seed=7, k=2.0 / math.sqrt(len(comp)), iterations=150)
+        xs = [p[0] for p in local.values()]
+        ys = [p[1] for p in local.values()]
+        span = max(max(xs) - min(xs), max(ys) - min(ys)) or 1.0
+        if x > 0 and x + size > row_limit:
+            x, y, row_h = 0.0, y + row_h, 0.0
+        for nid, (px, py) in local.items():
+            placed[nid] = (x + 0.3 + (px - min(xs)) / span * (size - 0.6), y + 0.3 + (py - min(ys)) / span * (size - 0.6))
+        x += size
+        row_h = max(row_h, size)
+    return placed
+
+
+def _fit(
+    placed: dict[str, tuple[float, float]], radius: dict[str, float], width: int
+) -> tuple[dict[str, tuple[float, float]], int]:
+    """Scale the layout to ``width`` (height follows its aspect), then push overlapping circles apart."""
+    import numpy as np
+
+    ids = sorted(placed)
+    if not ids:
+        return {}, 200
+    pts = np.array([placed[i] for i in ids], dtype=np.float64)
+    r = np.array([radius[i] for i in ids])
+    margin = 60.0
+    pts -= pts.min(axis=0)
+    span = pts.max(axis=0)
+    scale = (width - 2 * margin) / max(span[0], span[1] * 0.8, 1e-9)
+    pts = pts * scale + margin
+    height = int(min(max(pts[:, 1].max() + margin, 320), 1600))
+    need = r[:, None] + r[None, :] + 16.0  # room for a label between neighbours
+    for _ in range(80):
+        diff = pts[:, None, :] - pts[None, :, :]
+        dist = np.sqrt((diff**2).sum(axis=2)) + np.eye(len(ids))
+        overlap = np.clip(need - dist, 0, None)
+        np.fill_diagonal(overlap, 0)
+        if overlap.max() < 0.5:
+            break
+        push = (diff / dist[:, :, None]) * (overlap[:, :, None] / 2)
+        pts += push.sum(axis=1)
+        pts[:, 0] = np.clip(pts[:, 0], margin / 2, width - margin / 2)
+        pts[:, 1] = np.clip(pts[:, 1], margin / 2, None)
+    height = int(min(max(pts[:, 1].max() + margin, 320), 2400))
+    return {i: (round(float(x), 1), round(float(y), 1)) for i, (x, y) in zip(ids, pts, strict=True)}, height

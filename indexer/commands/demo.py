@@ -1,0 +1,111 @@
+"""``tropegraph demo``: the whole product on the bundled demo vault, in one command."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from indexer.commands._common import friendly_errors, json_option, print_json
+
+DEMO_QUERIES = ("мост между мирами", "how does the model think in tokens?")
+
+
+def bundled_vault() -> Path:
+    """The demo vault shipped inside the package (never modified: it is copied first)."""
+    return Path(__file__).resolve().parent.parent / "demo_vault"
+
+
+def default_demo_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tropegraph", appauthor=False)) / "demo"
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "demo_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to put the demo vault copy and its index [default: tropegraph's user data folder].",
+)
+@click.option("--fresh", is_flag=True, help="Start over: delete the demo copy and its index first.")
+@json_option
+@friendly_errors
+def demo(demo_dir: Path | None, fresh: bool, as_json: bool) -> None:
+    """Index the bundled demo vault, search it and list its recurring metaphors.
+
+    The demo vault (24 Nexus conversations in Russian and English, plus two plain notes) is copied
+    to a folder of its own first, so nothing bundled is ever changed. Run it twice: the second
+    run re-embeds nothing.
+    """
+    from indexer.embed import embedder_for_index
+    from indexer.pipeline import index_vault
+    from indexer.store import open_index
+    from queries.metaphors import list_metaphors
+    from queries.search import search
+
+    base = demo_dir or default_demo_dir()
+    vault, index_dir = base / "vault", base / "index"
+    if fresh and base.exists():
+        shutil.rmtree(base)
+    if not vault.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(bundled_vault(), vault)
+    say = (lambda msg: None) if as_json else (lambda msg: click.echo(msg))
+    say(f"Demo vault: {vault}")
+    say(f"Index:      {index_dir}\n")
+
+    with open_index(index_dir, create=True, command="tropegraph demo",
+                    notify=lambda m: click.echo(f"tropegraph: {m}", err=True)) as idx:
+        embedder = embedder_for_index(idx, None, None)
+        if not as_json and sys.stderr.isatty():
+            from indexer.commands.index import _run_with_bar
+
+            report = _run_with_bar(vault, idx, embedder, False)
+        else:
+            report = index_vault(vault, idx, embedder)
+        say(str(report))
+        results: dict[str, Any] = {}
+        for query in DEMO_QUERIES:
+            hits = search(idx, query, k=3, embedder=embedder)
+            results[query] = [h.to_dict() for h in hits]
+            say(f"\n$ tropegraph search {_quote(query)} -k 3")
+            for n, hit in enumerate(hits, 1):
+                when = (hit.time or "")[:10]
+                say(f"  {n}. [{hit.role}, {when}] {hit.title}")
+                say(f"     {_short(hit.snippet)}")
+        metaphors = list_metaphors(idx, limit=5)
+        say("\n$ tropegraph metaphors --limit 5")
+        for n, m in enumerate(metaphors, 1):
+            say(f"  {n}. {m.label}: {m.occurrences} uses in {m.conversations} conversations, "
+                f"first by {m.first_role} on {(m.first_seen or '')[:10]}")
+
+    if as_json:
+        print_json({
+            "vault": str(vault),
+            "index_dir": str(index_dir),
+            "index": report.to_dict(),
+            "searches": results,
+            "metaphors": [m.to_dict() for m in metaphors],
+        })
+        return
+    top = metaphors[0].label if metaphors else "карта смысла"
+    v = _quote(str(vault))
+    say("\nTry next:")
+    say(f"  tropegraph search --vault {v} \"карта смысла\" --role user")
+    say(f"  tropegraph timeline --vault {v} {_quote(top)}")
+    say(f"  tropegraph report --vault {v}      # writes notes into the demo vault's Tropegraph/ folder")
+    say(f"  tropegraph watch --vault {v}       # keep the index current while you edit")
+
+
+def _quote(text: str) -> str:
+    return f'"{text}"' if any(c in text for c in " '\"") else text
+
+
+def _short(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -157,16 +157,25 @@ def extract(text: str) -> list[Candidate]:
     out: list[Candidate] = []
     clean = text.replace("ё", "е").replace("Ё", "Е")  # same length: offsets stay valid
     for s0, s1 in _sentences(clean):
-        toks = [(w, a + s0, b + s0) for w, a, b in tokenize(clean[s0:s1])]
-        if len(toks) < 2:
+        hits = _sentence_hits(clean[s0:s1])
+        if not hits:
             continue
         sent = text[s0:s1].strip()
         sent_start = s0 + (len(text[s0:s1]) - len(text[s0:s1].lstrip()))
-        ru = sum(is_cyrillic(w) for w, _, _ in toks) * 2 >= len(toks)
-        hits = _extract_ru(clean, toks) if ru else _extract_en(clean, toks)
         for key, head, dep, cons, lang, label, a, b in hits:
+            a, b = a + s0, b + s0
             out.append(Candidate(key, head, dep, cons, lang, text[a:b], label, a, b, sent, sent_start))
     return out
+
+
+@lru_cache(maxsize=50_000)
+def _sentence_hits(sentence: str) -> tuple[tuple, ...]:
+    """Hits in one sentence, offsets relative to it (cached: chats repeat and quote sentences)."""
+    toks = tokenize(sentence)
+    if len(toks) < 2:
+        return ()
+    ru = sum(is_cyrillic(w) for w, _, _ in toks) * 2 >= len(toks)
+    return tuple(_extract_ru(sentence, toks) if ru else _extract_en(sentence, toks))
 
 
 def _joined(text: str, toks: list[tuple[str, int, int]], i: int, j: int) -> bool:

@@ -275,8 +275,9 @@ class _Batch:
 class Pipeline:
     """Applies ``Changes`` to an index opened for writing.
 
-    ``batch_notes``/``batch_passages``/``batch_seconds`` bound how much one transaction holds
-    (so how much a kill can lose); ``loader`` reads a note (default ``vault_schema.parse.load_note``).
+    ``batch_notes`` (default ``TROPEGRAPH_BATCH_NOTES`` or 200), ``batch_passages`` and
+    ``batch_seconds`` bound how much one transaction holds, so how much a kill can lose;
+    ``loader`` reads a note (default ``vault_schema.parse.load_note``).
     """
 
     def __init__(
@@ -285,7 +286,7 @@ class Pipeline:
         vault: Path,
         embedder: Embedder,
         *,
-        batch_notes: int = 200,
+        batch_notes: int | None = None,
         batch_passages: int | None = None,
         batch_seconds: float = 10.0,
         loader: NoteLoader | None = None,
@@ -297,7 +298,7 @@ class Pipeline:
         self.vault = Path(vault)
         self.embedder = embedder
         self.model = embedder.model_id
-        self.batch_notes = batch_notes
+        self.batch_notes = batch_notes or int(os.environ.get("TROPEGRAPH_BATCH_NOTES") or 200)
         self.batch_passages = batch_passages or max(64, 8 * embedder.batch_size)
         self.batch_seconds = batch_seconds
         self.loader = loader or _default_loader

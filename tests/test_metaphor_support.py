@@ -45,3 +45,28 @@ def precision_recall(listed: list[Any], truth: dict, k: int = 10) -> tuple[float
     images = [i for i in truth["images"] if i in keys]
     hit = {i for m in listed[:k] for i in images if keys[i] & set(m.keys)}
     return len(hit) / k, len(hit) / len(images)
+
+
+def index_from_texts(index_dir: Path, conversations: list[list[tuple[str, str, str]]]) -> Any:
+    """An index whose conversations hold the given ``(role, time, text)`` turns, written straight
+    into the core tables (for engine tests that need exact texts, not a whole vault)."""
+    import hashlib
+
+    from indexer.store import open_index
+
+    idx = open_index(index_dir, create=True, notify=lambda m: None)
+    db = idx.db
+    db.execute("BEGIN IMMEDIATE")
+    for ci, turns in enumerate(conversations):
+        path = f"c{ci}.md"
+        nid = db.execute(
+            "INSERT INTO notes (path, size, mtime_ns, sha256, kind, title, conversation_id, indexed_at) "
+            "VALUES (?, 0, 0, 'x', 'conversation', ?, ?, 0)", (path, f"c{ci}", f"conv-{ci}")).lastrowid
+        db.execute("INSERT INTO conversations (id, note_id, title) VALUES (?, ?, ?)", (f"conv-{ci}", nid, f"c{ci}"))
+        for pos, (role, time, text) in enumerate(turns):
+            db.execute(
+                "INSERT INTO turns (conversation_id, uid, note_id, position, role, time, text, text_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (f"conv-{ci}", f"u{ci}-{pos}", nid, pos, role, time, text, hashlib.sha256(text.encode()).hexdigest()))
+    db.execute("COMMIT")
+    return idx

@@ -16,9 +16,12 @@ should merge                           cos     must not merge                   
 No phrase threshold separates these, so the rule is component-wise:
 
 - **same language**: one component identical, the other a near-synonym with word cosine
-  ≥ ``SAME_LANG_WORD`` (0.93; смысл/значение 0.968, беседа/разговор 0.950 merge; the closest
-  wrong pair measured, мысль/смысл, is 0.910, смысл/память 0.867). Conservative: разговор/диалог
-  (0.919) stays split — the user merges it in ``tropegraph.toml``.
+  ≥ ``SAME_LANG_WORD`` (0.93), and phrase cosine ≥ ``SAME_LANG_PHRASE`` (0.90). Calibration:
+  11 synonym pairs vs 19 related-but-different pairs; e5 word cosines overlap completely
+  (synonyms 0.854–0.968: тишина/молчание 0.854, разговор/диалог 0.919, смысл/значение 0.968;
+  non-synonyms up to 0.910: мысль/смысл 0.910, диалог/монолог 0.896, мир/война 0.888,
+  смысл/память 0.867). 0.93 is the lowest cut with no false merge (precision 1.0, recall 1/11):
+  «ткань разговора»/«ткань диалога» stays split and the user merges it in ``tropegraph.toml``.
 - **across languages**: each component of one key is the *mutual nearest neighbour* of the
   other's among the vault's component words of the other language (bilingual lexicon
   induction), with cosine ≥ ``CROSS_LANG_WORD`` (0.80), and phrase cosine ≥ ``CROSS_LANG_PHRASE``

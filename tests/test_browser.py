@@ -167,3 +167,63 @@ def test_pages_made_by_the_cli_from_the_planted_vault(browser: object, planted_s
         assert all(url.startswith("file://") for url in requests)
     finally:
         page.close()
+
+
+SCRIPT_IN_NOTE = "<script>__pwned=1</script> <img src=x onerror='__pwned=2'>"
+
+
+@pytest.mark.slow
+def test_script_written_in_a_note_renders_as_text(browser: object, planted_source: tuple, tmp_path: Path) -> None:
+    """A vault note whose title carries <script> and <img onerror> (a planted image inside): indexed,
+    rendered by `timeline --html` and `--note`, opened in Chromium — nothing runs, the text shows."""
+    from click.testing import CliRunner
+
+    from indexer.cli import cli
+
+    src, truth = planted_source
+    convs = {c["index"]: c for c in truth["conversations"]}
+    uses = sorted((o for o in truth["occurrences"] if o["kind"] == "image" and o["id"] == "I1"),
+                  key=lambda o: o["time"])
+    vault = tmp_path / "vault"
+    (vault / ".obsidian").mkdir(parents=True)
+    for o in uses:
+        rel = convs[o["conv"]]["path"]
+        (vault / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / rel, vault / rel)
+    # the conversation title (frontmatter alias and "# Title:" line) carries the markup
+    first = vault / convs[uses[0]["conv"]]["path"]
+    title = convs[uses[0]["conv"]]["title"]
+    text = first.read_text(encoding="utf-8")
+    assert f"# Title: {title}" in text
+    evil_title = f"{title} {SCRIPT_IN_NOTE}"
+    text = text.replace(f"# Title: {title}", f"# Title: {evil_title}").replace(f'aliases: "{title}"', f'aliases: "{evil_title}"')
+    first.write_text(text, encoding="utf-8")
+
+    idx = tmp_path / "index"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["index", "--vault", str(vault), "--index-dir", str(idx), "--engine", "fake"])
+    assert res.exit_code == 0, res.output
+    page_file = tmp_path / "timeline.html"
+    label = truth["images"]["I1"]["canonical"]
+    res = runner.invoke(cli, ["timeline", label, "--html", str(page_file), "--note", "--json",
+                              "--vault", str(vault), "--index-dir", str(idx)])
+    assert res.exit_code == 0, res.output
+    import json
+
+    occurrences = json.loads(res.stdout)["occurrences"]
+    assert occurrences[0]["title"] == evil_title
+    note = (vault / "Tropegraph" / f"{label}.md").read_text(encoding="utf-8")
+    assert "<script>" not in note and "<img" not in note
+    assert "‹script›__pwned=1‹/script›" in note  # the title, defused, in a link alias
+
+    page, errors, requests = open_page(browser, page_file)
+    try:
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert page.locator("#occurrences img, #periods img").count() == 0
+        assert SCRIPT_IN_NOTE in page.locator("#occurrences").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "injected-timeline.png"), full_page=True)
+        assert errors == []
+        assert all(url.startswith("file://") for url in requests)
+    finally:
+        page.close()

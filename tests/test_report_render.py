@@ -45,6 +45,8 @@ def test_wikilink_for_plain_paths_and_escaped_pipe_in_tables() -> None:
     assert note_link("Nexus/a b.md", "A title") == "[[Nexus/a b|A title]]"
     assert note_link("Nexus/a b.md", "A title", in_table=True) == "[[Nexus/a b\\|A title]]"
     assert note_link("x.md", "a|b [c]") == "[[x|a b  c]]"
+    assert note_link("x.md", "<script>x</script>") == "[[x|‹script›x‹/script›]]"
+    assert note_link("x#.md", "<b>") == "[\\<b\\>](x%23.md)"
 
 
 @pytest.mark.parametrize("name", ["C# tips.md", "x^y.md", "a [b].md", "p|q.md"])

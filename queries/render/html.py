@@ -55,7 +55,7 @@ def timeline_html(tl: Timeline, *, vault_name: str | None = None) -> str:
     """The timeline page: summary, chart, per-period table and every occurrence with its link."""
     m = tl.metaphor
     out = [f"<h1>{escape(m.label)}</h1>"]
-    out.append(f'<div class="summary" id="summary">{escape(chr(10).join(summary_lines(tl)[1:]))}</div>')
+    out.append(f'<div class="summary" id="summary">{escape(chr(10).join(line.strip() for line in summary_lines(tl)[1:]))}</div>')
     out.append(f'<h2>Uses per {escape(tl.by)}</h2><figure id="chart-box">{chart_svg(tl)}</figure>')
     out.append('<h2>Periods</h2><table id="periods"><thead><tr><th>Period</th><th>Uses</th><th>User</th>'
                "<th>Assistant</th><th>Drift</th><th>p</th><th>Characteristic words</th><th>Quote</th>"

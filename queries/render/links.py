@@ -31,10 +31,11 @@ def note_link(path: str, title: str, *, in_table: bool = False) -> str:
     """
     title = _SPACE.sub(" ", title).strip() or path.rsplit("/", 1)[-1].removesuffix(".md")
     if _WIKILINK_UNSAFE.search(path):
-        text = re.sub(r"([\\\[\]|])", r"\\\1", title)
+        text = re.sub(r"([\\\[\]|<>])", r"\\\1", title)
         return f"[{text}]({quote(path, safe='/')})"
     target = path.removesuffix(".md")
-    alias = _ALIAS_UNSAFE.sub(" ", title).strip() or target
+    # an alias takes no backslash escapes: drop what breaks the link, defuse HTML with look-alikes
+    alias = _ALIAS_UNSAFE.sub(" ", title).replace("<", "‹").replace(">", "›").strip() or target
     sep = "\\|" if in_table else "|"
     return f"[[{target}{sep}{alias}]]"
 

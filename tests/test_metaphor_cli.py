@@ -160,3 +160,14 @@ def test_vault_options_after_the_subcommand(planted):
     r = CliRunner().invoke(cli, ["metaphors", "reject", phrase, "--vault", str(vault), "--index-dir", str(index_dir)])
     assert r.exit_code == 0, r.output
     assert f'phrase = "{phrase}"' in (vault / "tropegraph.toml").read_text(encoding="utf-8")
+
+
+def test_curation_written_before_the_first_index_run_applies(planted_source, tmp_path):
+    src, truth = planted_source
+    vault = tmp_path / "vault"
+    shutil.copytree(src, vault)
+    label = truth["images"]["I1"]["canonical"]
+    (vault / "tropegraph.toml").write_text(f'[[reject]]\nphrase = "{label}"\n', encoding="utf-8")
+    build_planted_index(vault, tmp_path / "index").close()
+    items = json.loads(run(vault, tmp_path / "index", "--json").output)["metaphors"]
+    assert not _find(items, truth_keys(truth)["I1"])

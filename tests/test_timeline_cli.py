@@ -148,6 +148,13 @@ def test_phrase_resolution_messages(planted_index: Path, planted_source: tuple) 
     assert lemma_phrase.exit_code == 0
     assert json.loads(lemma_phrase.stdout)["metaphor"]["id"] == mid
 
+    # a free phrase in another language resolves by meaning (the planted image's English gloss)
+    gloss = truth["images"]["I2"]["en"].replace("between", "between two")
+    by_meaning = run(planted_index, vault, "timeline", gloss, "--json", "--no-drift")
+    assert by_meaning.exit_code == 0, by_meaning.output
+    assert "(matched by similar meaning)" in by_meaning.stderr
+    assert json.loads(by_meaning.stdout)["metaphor"]["label"] == truth["images"]["I2"]["canonical"]
+
     missing = run(planted_index, vault, "timeline", "квантовая бухгалтерия огурцов", "--no-drift")
     assert missing.exit_code == 1
     lines = missing.stderr.strip().splitlines()

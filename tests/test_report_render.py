@@ -132,7 +132,7 @@ def test_note_frontmatter_has_report_marker_and_dataview_fields() -> None:
     assert post["uses"] == 3 and post["user_uses"] == 2 and post["assistant_uses"] == 1
     assert post["introduced_by"] == "assistant"
     assert post["uptake_lag_days"] == pytest.approx(51.0)
-    assert post.metadata == {**timeline_data(tl), "aliases": []}
+    assert post.metadata == timeline_data(tl)
 
 
 def test_note_body_has_mermaid_drift_table_and_safe_links() -> None:

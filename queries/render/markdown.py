@@ -56,7 +56,6 @@ def timeline_data(tl: Timeline) -> dict[str, Any]:
         REPORT_KEY: REPORT_VALUE,
         "metaphor_id": tl.metaphor.id,
         "label": tl.metaphor.label,
-        "aliases": [],
         "variants": list(tl.metaphor.variants),
         "uses": c["total"],
         "user_uses": c["user"],

@@ -27,7 +27,8 @@ from vault_schema.timestamps import DateOrder, ParsedTime, detect_date_order, pa
 MAX_NOTE_BYTES = 64 * 1024 * 1024
 """Default size cap of :func:`load_note`: larger files are skipped with a warning."""
 _NAMESPACE = uuid.UUID("5b0c4f2e-2d5e-4c8e-9a53-6e0a1f7d3c21")
-_MAX_HEADER_LEN = 2000  # header regexes only run on lines shorter than this (no pathological input)
+_MAX_HEADER_LEN = 2000
+_MAX_WARNINGS_PER_CODE = 20  # header regexes only run on lines shorter than this (no pathological input)
 
 HEAD_RE = re.compile(
     r"^>[ \t]?\[!nexus_(?P<kind>user|agent)\][+-]?[ \t]*"
@@ -70,6 +71,10 @@ def _depth(line: str) -> int:
 
 
 def _strip_levels(line: str, k: int) -> str:
+    if k == 1:
+        if line[:1] != ">":
+            return line
+        return line[2:] if line[1:2] in (" ", "\t") else line[1:]
     for _ in range(k):
         if not line.startswith(">"):
             break
@@ -120,8 +125,21 @@ class _Ctx:
     path: str
     warnings: list[ParseWarning] = field(default_factory=list)
 
+    counts: dict[str, int] = field(default_factory=dict)
+
     def warn(self, line: int | None, code: str, message: str) -> None:
-        self.warnings.append(ParseWarning(self.path, line, code, message))
+        """Record a warning; past 20 of one kind they are only counted (see :meth:`final`)."""
+        n = self.counts[code] = self.counts.get(code, 0) + 1
+        if n <= _MAX_WARNINGS_PER_CODE:
+            self.warnings.append(ParseWarning(self.path, line, code, message))
+
+    def final(self) -> tuple[ParseWarning, ...]:
+        extra = [
+            ParseWarning(self.path, None, code, f"… and {n - _MAX_WARNINGS_PER_CODE} more {code!r} warnings")
+            for code, n in self.counts.items()
+            if n > _MAX_WARNINGS_PER_CODE
+        ]
+        return tuple(self.warnings + extra)
 
 
 def _decode(data: bytes | str, ctx: _Ctx) -> str | None:
@@ -170,7 +188,8 @@ def _build_turn_text(draft: _TurnDraft) -> tuple[str, tuple[Attachment, ...], st
     """(clean text, attachments, text with one quote level removed for the link/tag scan)."""
     raw = draft.lines
     base = 2 if draft.legacy and draft.role == "assistant" else 1
-    scan_text = "\n".join(_strip_levels(x, base) for x in raw)
+    one = [_strip_levels(x, base) for x in raw]
+    scan_text = "\n".join(one)
     attachments: list[Attachment] = []
     text_lines: list[str] = []
     i, n = 0, len(raw)
@@ -192,7 +211,7 @@ def _build_turn_text(draft: _TurnDraft) -> tuple[str, tuple[Attachment, ...], st
             attachments.append(Attachment(m.group("type"), title, "\n".join(body).strip(), draft.line + 1 + i))
             i = j
             continue
-        stripped = _strip_levels(line, base)
+        stripped = one[i]
         lm = _LEGACY_ATTACHMENT_RE.match(stripped) if draft.legacy and "📎" in stripped else None
         if lm:
             attachments.append(Attachment("attachment", lm.group("title").replace("**", "").strip(), "", draft.line + 1 + i))
@@ -400,7 +419,7 @@ def _parse(data: bytes | str, path: str) -> Note:
     sha = hashlib.sha256(raw).hexdigest()
     text = _decode(data, ctx)
     if text is None:
-        return Note(path=path, kind="empty", title=_stem(path), warnings=tuple(ctx.warnings), sha256=sha)
+        return Note(path=path, kind="empty", title=_stem(path), warnings=ctx.final(), sha256=sha)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text, bad = mojibake.repair(text)
@@ -409,7 +428,7 @@ def _parse(data: bytes | str, path: str) -> Note:
                                             f"({bad} characters); repaired")
     if not text.strip():
         ctx.warn(1, "empty", "note is empty")
-        return Note(path=path, kind="empty", title=_stem(path), warnings=tuple(ctx.warnings),
+        return Note(path=path, kind="empty", title=_stem(path), warnings=ctx.final(),
                     mojibake_repaired=bool(bad), sha256=sha)
 
     lines = text.split("\n")
@@ -424,8 +443,15 @@ def _parse(data: bytes | str, path: str) -> Note:
     tags = _fm_tags(fm, lines, start)
     if kind == "conversation":
         conversation, outside, turn_scans = _parse_conversation(lines, start, fm, ctx)
-        scans = [markdown.scan("\n".join(outside), start + 1, "body")]
-        scans += [markdown.scan(t, first, "turn") for first, t in turn_scans]
+        scans = [markdown.scan("\n".join(outside).rstrip(), start + 1, "body")]
+        # Chat content: links and tags only (headings inside a message are not note structure);
+        # markdown-it only where something could be found, a linear scan when the note is huge.
+        big = len(text) > markdown.FAST_SCAN_BYTES
+        for first, t in turn_scans:
+            if big:
+                scans.append(markdown.scan_fast(t, first, "turn", headings=False))
+            elif markdown.needs_scan(t):
+                scans.append(markdown.scan(t, first, "turn", headings=False))
         title = conversation.title
     else:
         scans = [markdown.scan(body, start + 1, "body")]
@@ -444,7 +470,7 @@ def _parse(data: bytes | str, path: str) -> Note:
         block_ids=tuple(b for s in scans for b in s.block_ids),
         body=body,
         conversation=conversation,
-        warnings=tuple(ctx.warnings),
+        warnings=ctx.final(),
         mojibake_repaired=bool(bad),
         sha256=sha,
     )

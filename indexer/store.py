@@ -129,10 +129,7 @@ class Index:
 
     def save_vectors(self) -> None:
         """Write the FAISS file if it changed since it was loaded (writers only)."""
-        if self.readonly:
-            return
-        if self._faiss is None:
-            self.vector_index()  # loads, repairs and saves if needed
+        if self.readonly or self._faiss is None:
             return
         if self._faiss_dirty and self._faiss_key:
             self._cache.save(self._faiss, self._faiss_key[0], self._faiss_key[2])

@@ -196,6 +196,12 @@ def _extract_ru(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
         if adjs and i + 1 < n and is_cyrillic(toks[i + 1][0]) and _joined(text, toks, i, i + 1):
             nouns = _nouns(toks[i + 1][0])
             pair = next(((a, p) for a in adjs for p in nouns if _agree(a, p)), None)
+            if pair and i + 2 < n and _joined(text, toks, i + 1, i + 2):
+                # «устойчивые токенные паттерны»: the second word is an adjective of the third
+                nxt_adj = _adjs(toks[i + 1][0])
+                nxt_noun = _nouns(toks[i + 2][0])
+                if any(_agree(b, q) for b in nxt_adj for q in nxt_noun):
+                    pair = None
             if pair:
                 a, p = pair
                 label = (

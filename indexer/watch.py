@@ -40,9 +40,10 @@ from watchdog.events import (
 )
 from watchdog.utils.event_debouncer import EventDebouncer
 
+from indexer.pipeline import RACY_SECONDS, is_ignored_dir, sha256_file
+
 # The pipeline's own path rules, so that the watcher and ``scan`` never disagree about what a note is.
 from indexer.pipeline import is_ignored as is_ignored_note
-from indexer.pipeline import is_ignored_dir, sha256_file
 
 log = logging.getLogger("tropegraph.watch")
 
@@ -219,24 +220,22 @@ class Plan:
         return bool(self.created or self.modified or self.deleted or self.moved)
 
 
-def _indexed_state(db: Any, paths: Iterable[str], prefixes: Iterable[str]) -> dict[str, tuple[int, int, str]]:
-    """(size, mtime_ns, sha256) of the indexed notes among ``paths`` and under ``prefixes``."""
-    out: dict[str, tuple[int, int, str]] = {}
+def _indexed_state(db: Any, paths: Iterable[str], prefixes: Iterable[str]) -> dict[str, tuple[int, int, str, float]]:
+    """(size, mtime_ns, sha256, indexed_at) of the indexed notes among ``paths`` and under ``prefixes``."""
+    out: dict[str, tuple[int, int, str, float]] = {}
+    cols = "path, size, mtime_ns, sha256, indexed_at"
     paths = list(paths)
     for i in range(0, len(paths), 500):
         chunk = paths[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        for path, size, mtime_ns, sha in db.execute(
-            f"SELECT path, size, mtime_ns, sha256 FROM notes WHERE path IN ({marks})", chunk
-        ):
-            out[path] = (size, mtime_ns, sha)
+        for path, *state in db.execute(f"SELECT {cols} FROM notes WHERE path IN ({marks})", chunk):
+            out[path] = tuple(state)  # type: ignore[assignment]
     for prefix in prefixes:
         # '/' < '0' in byte order, so this range is exactly "everything under prefix/"
-        for path, size, mtime_ns, sha in db.execute(
-            "SELECT path, size, mtime_ns, sha256 FROM notes WHERE path >= ? AND path < ?",
-            (prefix + "/", prefix + "0"),
+        for path, *state in db.execute(
+            f"SELECT {cols} FROM notes WHERE path >= ? AND path < ?", (prefix + "/", prefix + "0")
         ):
-            out[path] = (size, mtime_ns, sha)
+            out[path] = tuple(state)  # type: ignore[assignment]
     return out
 
 
@@ -287,7 +286,13 @@ def plan(
             if rel in indexed:
                 result.deleted.append(rel)
             continue
-        if rel in indexed and indexed[rel][:2] == (st.st_size, st.st_mtime_ns):
+        old = indexed.get(rel)
+        # Unchanged size and mtime means unchanged content, unless the file was written so soon
+        # after it was indexed that an edit could hide in the same mtime tick ("racy", as in
+        # ``scan``): then the pipeline compares sha256 and skips it if nothing changed.
+        if old is not None and old[:2] == (st.st_size, st.st_mtime_ns) and (
+            st.st_mtime_ns < (old[3] - RACY_SECONDS) * 1e9
+        ):
             continue
         reason = None
         if rel in force:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -158,11 +158,11 @@ class Running:
                 on_batch=self.batches.append,
                 **self.options,
             )
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
             self.error = exc
             self.ready.set()
 
-    def __enter__(self) -> Running:
+    def __enter__(self) -> Self:
         self.thread.start()
         assert self.ready.wait(60), "watcher did not get ready"
         if self.error:
@@ -395,9 +395,9 @@ def test_dropped_events_are_found_by_reconciliation(vault: Path, index_dir: Path
         observers[0].unschedule_all()  # from now on no event reaches the watcher
         write(vault, "missed.md", note("Missed", "Nobody told the watcher."))
         (vault / "a.md").unlink()
-        wait_for(lambda: w.paths() == {"missed.md"}, what="reconciliation")
-        found_by = [b for b in w.batches if "missed.md" in b.paths]
+        found_by = wait_for(lambda: [b for b in w.batches if "missed.md" in b.paths], what="reconciliation")
         assert [b.kind for b in found_by] == ["reconcile"]
+        assert w.paths() == {"missed.md"}
 
 
 def test_reader_sees_new_turns_while_the_watcher_writes(vault: Path, index_dir: Path) -> None:

@@ -165,36 +165,45 @@ def notes_db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 def _index(db: sqlite3.Connection, vault: Path, rel: str) -> None:
     st = (vault / rel).stat()
     db.execute(
-        "INSERT INTO notes (path, size, mtime_ns, sha256, kind, title, indexed_at) VALUES (?,?,?,?,?,?,0)",
-        (rel, st.st_size, st.st_mtime_ns, hashlib.sha256((vault / rel).read_bytes()).hexdigest(), "note", rel),
+        "INSERT INTO notes (path, size, mtime_ns, sha256, kind, title, indexed_at) VALUES (?,?,?,?,?,?,?)",
+        (rel, st.st_size, st.st_mtime_ns, hashlib.sha256((vault / rel).read_bytes()).hexdigest(), "note", rel,
+         time.time()),
     )
 
 
-def _write(vault: Path, rel: str, text: str) -> None:
+def _write(vault: Path, rel: str, text: str, age: float = 3600) -> None:
+    """Write a note last modified ``age`` seconds ago (long enough not to be "racy")."""
     p = vault / rel
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text, encoding="utf-8")
+    then = time.time_ns() - int(age * 1e9)
+    os.utime(p, ns=(then, then))
 
 
 def test_plan_compares_with_the_index(tmp_path: Path, notes_db: sqlite3.Connection) -> None:
     vault = tmp_path / "v"
-    for rel in ["same.md", "changed.md", "gone.md", "old.md", "Folder/x.md", "Folder/sub/y.md"]:
+    for rel in ["same.md", "changed.md", "gone.md", "old.md", "Folder/x.md", "Folder/sub/y.md"]:  # indexed long ago
         _write(vault, rel, f"text of {rel}")
         _index(notes_db, vault, rel)
     _write(vault, "changed.md", "new, longer text")
+    _write(vault, "racy.md", "same size", age=0.5)  # written just before it was indexed
+    _index(notes_db, vault, "racy.md")
+    st = (vault / "racy.md").stat()
+    (vault / "racy.md").write_text("same SIZE", encoding="utf-8")  # an edit within the same mtime tick
+    os.utime(vault / "racy.md", ns=(st.st_atime_ns, st.st_mtime_ns))
     (vault / "gone.md").unlink()
     (vault / "old.md").rename(vault / "new.md")
     (vault / "Folder").rename(vault / "Renamed")
     _write(vault, "fresh.md", "hello")
 
     batch = Batch(
-        paths={"same.md", "changed.md", "gone.md", "old.md", "new.md", "fresh.md"},
+        paths={"same.md", "changed.md", "gone.md", "old.md", "new.md", "fresh.md", "racy.md"},
         prefixes={"Folder", "Renamed"},
         moves={"new.md": "old.md"},
     )
     result, held = plan(batch, vault, notes_db, is_ignored=is_ignored_note, cut_ns=time.time_ns())
     assert held == {}
-    assert result.modified == ["changed.md"]
+    assert result.modified == ["changed.md", "racy.md"]
     # the reported rename, then the folder's notes paired by content (no event named them)
     assert result.moved == [
         ("old.md", "new.md"), ("Folder/sub/y.md", "Renamed/sub/y.md"), ("Folder/x.md", "Renamed/x.md"),

@@ -138,3 +138,13 @@ def test_path_prints_the_default_index_dir(env: tuple[Path, Path], monkeypatch) 
     assert res.output == f"{default_index_dir(vault)}\n"
     monkeypatch.setenv("TROPEGRAPH_INDEX_DIR", str(ix))
     assert CliRunner().invoke(cli, ["path", "--vault", str(vault)]).output == f"{ix.resolve()}\n"
+
+
+def test_progress_bar_path_indexes_the_vault(env: tuple[Path, Path]) -> None:
+    from indexer.commands.index import _run_with_bar
+    from indexer.embed import FakeEmbedder
+
+    vault, ix = env
+    with open_index(ix, create=True) as idx:
+        report = _run_with_bar(vault, idx, FakeEmbedder(), False)
+    assert report.notes_changed == _notes(vault) and report.passages_embedded > 0

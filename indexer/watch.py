@@ -502,16 +502,36 @@ class Watcher:
         if self._observer_factory is None:
             from watchdog.observers import Observer
 
-            observer = Observer()
+            factory: Callable[[], Any] = Observer
         else:
-            observer = self._observer_factory()
+            factory = self._observer_factory
         self._debouncer = EventDebouncer(self.debounce, self._on_burst)
         self._debouncer.daemon = True
         self._debouncer.start()
+        native = None
+        try:
+            native = factory()
+            self._observer = self._start_observer(native)
+        except OSError as exc:
+            if native is not None:
+                with contextlib.suppress(Exception):
+                    native.stop()  # releases its emitters and inotify reader thread
+            # e.g. inotify's per-user watch limit (ENOSPC) on a huge vault: polling still works
+            from watchdog.observers.polling import PollingObserver
+
+            _emit(
+                "warning",
+                f"native file watching failed ({exc.strerror or exc}); polling the vault instead "
+                "(raise fs.inotify.max_user_watches to avoid this)",
+                logging.WARNING,
+            )
+            self._observer = self._start_observer(PollingObserver())
+
+    def _start_observer(self, observer: Any) -> Any:
         observer.schedule(_Handler(self._debouncer), str(self.vault), recursive=True)
         observer.daemon = True
         observer.start()
-        self._observer = observer
+        return observer
 
     def stop(self) -> None:
         if self._observer is not None:
@@ -581,18 +601,23 @@ class Watcher:
             return None
         return batch, force
 
-    def record_deferred(self, held: dict[str, tuple[int, int, str]], checked: Iterable[str]) -> None:
+    def record_deferred(self, held: dict[str, tuple[int, int, str]], checked: Iterable[str]) -> list[str]:
         """Update the half-written set after a batch: ``held`` were deferred, the rest of
-        ``checked`` were handled."""
+        ``checked`` were handled. Return the paths newly deferred (to log them once, not at
+        every retry)."""
         now = self._clock()
         for rel in checked:
             if rel not in held:
                 self._deferred.pop(rel, None)
+        new = []
         for rel, (size, mtime_ns, reason) in held.items():
             old = self._deferred.get(rel)
             if old is None or (old.size, old.mtime_ns) != (size, mtime_ns):
                 self._deferred[rel] = _Deferred(size, mtime_ns, now, reason)
+                if old is None:
+                    new.append(rel)
         self._next_retry = now + max(self.debounce, 0.05) if self._deferred else float("inf")
+        return sorted(new)
 
 
 def _same_state(path: Path, d: _Deferred) -> bool:
@@ -700,8 +725,7 @@ def run_watch(
         def rescan(kind: str, force: set[str]) -> None:
             changes = scan(vault, index)
             held = hold_incomplete(changes, vault, cut_ns=time.time_ns(), force=force)
-            watcher.record_deferred(held, [*changes.created, *changes.modified, *held])
-            _log_deferred(held)
+            _log_deferred(held, watcher.record_deferred(held, [*changes.created, *changes.modified, *held]))
             apply(changes, kind, len(watcher.deferred))
 
         watcher = Watcher(
@@ -729,8 +753,7 @@ def run_watch(
                     result, held = plan(
                         batch, vault, index.db, is_ignored=watcher.is_ignored, cut_ns=time.time_ns(), force=force
                     )
-                    watcher.record_deferred(held, result.checked)
-                    _log_deferred(held)
+                    _log_deferred(held, watcher.record_deferred(held, result.checked))
                     if result:
                         changes = Changes(
                             created=result.created, modified=result.modified,
@@ -745,6 +768,7 @@ def run_watch(
         index.close()
 
 
-def _log_deferred(held: dict[str, tuple[int, int, str]]) -> None:
-    for rel, (_, _, reason) in sorted(held.items()):
+def _log_deferred(held: dict[str, tuple[int, int, str]], new: list[str]) -> None:
+    for rel in new:
+        reason = held[rel][2]
         _emit("deferred", f"{rel}: looks half-written ({reason}); will retry", path=rel, reason=reason)

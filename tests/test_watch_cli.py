@@ -125,6 +125,13 @@ def test_second_writer_is_refused_and_sigint_exits_0(
         "(a running `tropegraph watch` keeps the index up to date)\n"
     )
 
+    # `tropegraph index` is a writer too
+    indexing = subprocess.run(
+        [sys.executable, "-m", "indexer", "index", "--vault", str(vault), "--index-dir", str(index_dir)],
+        check=False, capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert (indexing.returncode, indexing.stderr) == (1, second.stderr)
+
     (vault / "b.md").write_text("# B\n\nВторая.\n", encoding="utf-8")
     wait_for(lambda: "b.md" in _paths(index_dir), what="b.md indexed by the first watcher")
 

@@ -290,7 +290,9 @@ def test_deferred_files_are_retried_then_forced(tmp_path: Path) -> None:
     st = (vault / "half.md").stat()
     w = Watcher(vault, debounce=0.1, reconcile_interval=0, settle=1.0, clock=lambda: clock[0])
     stop = threading.Event()
-    w.record_deferred({"half.md": (st.st_size, st.st_mtime_ns, "last turn has no UID line")}, ["half.md"])
+    held = {"half.md": (st.st_size, st.st_mtime_ns, "last turn has no UID line")}
+    assert w.record_deferred(held, ["half.md"]) == ["half.md"]
+    assert w.record_deferred(held, ["half.md"]) == []  # logged once, not at every retry
     assert w.deferred == {"half.md": "last turn has no UID line"}
     assert w.next_batch(stop, poll=0) is None  # retry not due yet
     clock[0] = 0.2
@@ -301,3 +303,20 @@ def test_deferred_files_are_retried_then_forced(tmp_path: Path) -> None:
     assert force == {"half.md"}
     w.record_deferred({}, ["half.md"])
     assert w.deferred == {}
+
+
+def test_falls_back_to_polling_when_native_watching_fails(tmp_path: Path) -> None:
+    from watchdog.observers import Observer
+    from watchdog.observers.polling import PollingObserver
+
+    class Exhausted(Observer):  # type: ignore[misc,valid-type]
+        def schedule(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+            raise OSError(28, "inotify watch limit reached")
+
+    vault = tmp_path / "v"
+    vault.mkdir()
+    with Watcher(vault, debounce=0.05, reconcile_interval=0, observer_factory=Exhausted) as w:
+        assert isinstance(w._observer, PollingObserver)
+        _write(vault, "polled.md", "x", age=0)
+        batch = _collect_until(w, lambda b: "polled.md" in b.paths)
+    assert batch.paths == {"polled.md"}

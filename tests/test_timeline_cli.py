@@ -191,3 +191,13 @@ def test_missing_index_is_a_one_line_error(tmp_path: Path, planted_source: tuple
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: no index at ")
     assert "Traceback" not in result.output
+
+
+def test_unwritable_chart_path_is_a_one_line_error(planted_index: Path, planted_source: tuple, tmp_path: Path) -> None:
+    vault, truth = planted_source
+    target = tmp_path / "missing-folder" / "chart.png"
+    result = run(planted_index, vault, "timeline", truth["images"]["I1"]["canonical"], "--no-drift", "--png", str(target))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: cannot write {target}: No such file or directory; choose another path"
+    )

@@ -4,7 +4,9 @@ Heavy modules (numpy, the embedder, matplotlib, networkx) are imported inside th
 """
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,15 @@ def _open_source(vault: str | None, index_dir: str | None) -> Any:
     root = find_vault(vault)
     index = open_index(resolve_index_dir(root, index_dir), readonly=True)
     return IndexSource(index, root)
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed file write into a one-line error naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}; choose another path") from exc
 
 
 def _say(msg: str) -> None:
@@ -89,13 +100,15 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
         if png:
             from queries.render.chart import write_png
 
-            write_png(tl, png)
+            with _writing(png):
+                write_png(tl, png)
             _say(f"Chart: {png}")
         if html_out:
             from indexer.reports import write_if_changed
             from queries.render.html import timeline_html
 
-            write_if_changed(html_out, timeline_html(shown, vault_name=src.vault.name))
+            with _writing(html_out):
+                write_if_changed(html_out, timeline_html(shown, vault_name=src.vault.name))
             _say(f"Page: {html_out}")
         if note:
             from indexer.reports import find_report_note, note_names, report_root, write_files

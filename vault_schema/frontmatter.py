@@ -19,8 +19,11 @@ _ITEM_RE = re.compile(r"^\s+-\s*(.*?)\s*$")
 MAX_FRONTMATTER = 256 * 1024
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as strings: we parse times ourselves (local vs UTC)."""
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """Safe loader that keeps timestamps as strings: we parse times ourselves (local vs UTC)."""
 
 
 _Loader.yaml_implicit_resolvers = {

@@ -22,8 +22,6 @@ _DIGITS_ONLY = re.compile(r"[\d_\-/]*")
 _BLOCK_ID_RE = re.compile(r"(?:^|\s)\^([A-Za-z0-9-]+)[ \t]*$")
 _MAX_WIKILINK = 1000
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-# A cheap test for "could this text hold a link, tag, heading or block id at all?"
-_INTERESTING_RE = re.compile(r"\[|#|\^|^.*\n[=\-]+[ \t]*$", re.MULTILINE)
 
 
 @dataclass
@@ -191,11 +189,10 @@ _MAYBE_BLOCK_RE = re.compile(r"\s\^[A-Za-z0-9-]+[ \t]*$", re.MULTILINE)
 
 def scan(text: str, first_line: int, tag_source: Literal["body", "turn"] = "body", headings: bool = True) -> Scan:
     """Links, tags, headings and block ids of ``text``; ``first_line`` is the file line of its line 1."""
-    if len(text) > FAST_SCAN_BYTES:
+    if len(text) > FAST_SCAN_BYTES or not needs_scan(text):
+        # huge, or nothing but (ATX) headings to find: the linear line scanner is enough
         return scan_fast(text, first_line, tag_source, headings)
     out = Scan()
-    if not _INTERESTING_RE.search(text):
-        return out
     tokens = _md().parse(text)
     base = 0
     heading_level: int | None = None

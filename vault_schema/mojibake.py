@@ -20,17 +20,19 @@ _RUN_RE = re.compile(r"[^\x00-\x7f]+")
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"}
 
 
-def _signature_chars() -> str:
-    """Characters that a UTF-8 lead byte (0xC2–0xF4) turns into under the suspect codecs."""
+def _chars(lo: int, hi: int) -> str:
+    """Characters that the bytes lo..hi turn into under the suspect codecs (non-ASCII only)."""
     chars = set()
     for codec in _CODECS:
-        for b in range(0xC2, 0xF5):
+        for b in range(lo, hi + 1):
             with contextlib.suppress(UnicodeDecodeError):
                 chars.add(bytes([b]).decode(codec))
-    return "".join(sorted(c for c in chars if ord(c) > 0x7F))
+    return re.escape("".join(sorted(c for c in chars if ord(c) > 0x7F)))
 
 
-_SIGNATURE_RE = re.compile("[" + re.escape(_signature_chars()) + "]")
+# A mis-decoded UTF-8 lead byte (0xC2–0xF4) followed by a mis-decoded continuation byte (0x80–0xBF):
+# "–ò" for "И". Clean text rarely has such a pair ("— " has a space after the dash).
+_SIGNATURE_RE = re.compile(f"[{_chars(0xC2, 0xF4)}][{_chars(0x80, 0xBF)}]")
 
 
 def _plain(text: str) -> bool:

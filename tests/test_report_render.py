@@ -202,3 +202,27 @@ def test_report_dir_must_stay_inside_the_vault(tmp_path: Path, bad: str) -> None
 def test_note_names_are_unique_and_stable() -> None:
     names = note_names([("m1", "карта смысла"), ("m2", "карта: смысла"), ("m3", "Metaphors")])
     assert names == {"m1": "карта смысла.md", "m2": "карта смысла (m2).md", "m3": "Metaphors (m3).md"}
+
+
+@pytest.mark.slow
+def test_graph_layout_is_identical_whatever_the_thread_settings(tmp_path: Path) -> None:
+    """graph.html must not change between two reports of the same index (sync tools stay quiet),
+    even when another part of the run (the embedder) changes numpy's thread pools."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, itertools\n"
+        "from queries.render.html import GraphNode, GraphEdge, graph_html\n"
+        "nodes = [GraphNode(f'm{i}', f'метафора {i}', 1 + (i * 7) % 23, i % 3, 1) for i in range(60)]\n"
+        "edges = [GraphEdge(f'm{a}', f'm{b}', 1 + (a + b) % 4) for a, b in itertools.combinations(range(60), 2)"
+        " if (a * b) % 7 == 1 or b == a + 1]\n"
+        "sys.stdout.write(graph_html(nodes, edges))\n"
+    )
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        outs.append(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                   check=True, cwd=tmp_path).stdout)
+    assert outs[0] == outs[1]
+    assert outs[0].count('class="node"') == 60

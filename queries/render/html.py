@@ -225,8 +225,8 @@ def _layout(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge]) -> dict[str,
         if len(comp) == 1:
             local = {comp[0]: (0.0, 0.0)}
         else:
-            sub = g.subgraph(comp)
-            local = nx.spring_layout(sub, seed=7, k=2.0 / math.sqrt(len(comp)), iterations=150)
+            pairs = [(a, b) for a, b in g.subgraph(comp).edges()]
+            local = _spring(comp, pairs)
         xs = [p[0] for p in local.values()]
         ys = [p[1] for p in local.values()]
         span = max(max(xs) - min(xs), max(ys) - min(ys)) or 1.0
@@ -237,6 +237,37 @@ def _layout(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge]) -> dict[str,
         x += size
         row_h = max(row_h, size)
     return placed
+
+
+def _spring(ids: list[str], pairs: list[tuple[str, str]], *, iterations: int = 150) -> dict[str, tuple[float, float]]:
+    """Fruchterman–Reingold, seeded, in plain element-wise numpy.
+
+    networkx's version goes through ``einsum``/BLAS, whose multi-threaded sums differ in the last
+    bits from run to run; over 150 chaotic iterations that moved nodes and made graph.html differ
+    between two reports of the same index. Element-wise ops and ``sum(axis=…)`` are reproducible.
+    """
+    import numpy as np
+
+    n = len(ids)
+    index = {nid: i for i, nid in enumerate(ids)}
+    adj = np.zeros((n, n))
+    for a, b in pairs:
+        adj[index[a], index[b]] = adj[index[b], index[a]] = 1.0
+    pos = np.random.default_rng(7).random((n, 2))
+    k = 2.0 / math.sqrt(n)
+    t = 0.1
+    cool = t / (iterations + 1)
+    for _ in range(iterations):
+        delta = pos[:, None, :] - pos[None, :, :]
+        dist = np.sqrt((delta * delta).sum(axis=2))
+        np.clip(dist, 0.01, None, out=dist)
+        force = k * k / (dist * dist) - adj * dist / k
+        disp = (delta * force[:, :, None]).sum(axis=1)
+        length = np.sqrt((disp * disp).sum(axis=1))
+        length = np.where(length < 0.01, 0.1, length)
+        pos = np.round(pos + disp * (t / length)[:, None], 9)
+        t -= cool
+    return {nid: (float(pos[i, 0]), float(pos[i, 1])) for nid, i in index.items()}
 
 
 def _fit(

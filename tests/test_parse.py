@@ -68,7 +68,7 @@ def test_seed_note_mojibake_is_repaired(seed_note: Path) -> None:
     note = load_note(seed_note.parent, seed_note.name)
     assert note.kind == "conversation"
     assert note.mojibake_repaired
-    assert "mojibake-repaired" in [w.code for w in note.warnings]
+    assert [(w.code, w.line) for w in note.warnings] == [("mojibake-repaired", 2)]  # line 1 is ASCII
     raw = seed_note.read_text(encoding="utf-8")
     assert [t.uid for t in note.turns] == UID_LINE_RE.findall(raw)
     assert [t.uid for t in note.turns] == ["07b60218-f1a0-48f2-b067-1f28d03f5157", "ae506e99-72ba-4910-9334-351ca5f38f19"]
@@ -280,6 +280,18 @@ def test_kinds(stub: Path, rel: str, kind: str) -> None:
     note = load_note(stub, rel)
     assert note.kind == kind
     assert note.turns == ()
+
+
+def test_old_import_report_and_custom_id_property() -> None:
+    old_report = "---\nnexus: Nexus AI Chat Importer\nprovider: chatgpt\n---\n# Import report\n"
+    assert parse_note(old_report, "r.md").kind == "import-report"
+    custom = ("---\nnexus: nexus-ai-chat-importer\nchat_key: abc\n---\n"
+              ">[!nexus_user] **User** - 2026/06/01 at 19:00:00\n> hi\n<!-- UID: u1 -->\n")
+    note = parse_note(custom, "c.md")
+    assert note.kind == "conversation"
+    assert note.conversation is not None and note.conversation.id_derived
+    convoviz = "---\nconversation_id: x\ntitle: t\n---\n# Me\nhello\n"  # conversation_id alone is not Nexus
+    assert parse_note(convoviz, "v.md").kind == "note"
 
 
 def test_import_report_table_link_with_escaped_pipe(stub: Path) -> None:

@@ -186,3 +186,17 @@ def test_parse_never_raises_on_bytes(data: bytes) -> None:
     assert isinstance(note, Note)
     assert note.sha256
     note.to_dict()
+
+
+_clean_alphabet = st.sampled_from(
+    list("абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ")
+    + list("東京日本語中文한국어") + list(" .,;:!?-—–«»“”‘’…()[]#*\n") + list("abcdefXYZ0123456789")
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_clean_alphabet, max_size=300).map("".join))
+def test_clean_cyrillic_and_cjk_text_is_never_repaired(text: str) -> None:
+    from vault_schema.mojibake import repair
+
+    assert repair(text) == (text, 0, -1)

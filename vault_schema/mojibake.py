@@ -54,15 +54,17 @@ def _fix_run(run: str) -> str | None:
     return None
 
 
-def repair(text: str) -> tuple[str, int]:
-    """Return the repaired text and how many characters were mis-decoded (0: unchanged).
+def repair(text: str) -> tuple[str, int, int]:
+    """Return the repaired text, how many characters were mis-decoded (0: unchanged) and the
+    offset of the first repair (-1: none).
 
     The note is repaired only when the fixable runs make up at least half of its non-ASCII
     characters, so a stray ``Ã©`` in otherwise clean Russian is not "fixed" into noise.
     """
     if text.isascii() or not _SIGNATURE_RE.search(text):
-        return text, 0
+        return text, 0, -1
     total = fixed_chars = 0
+    first = -1
     pieces: list[str] = []
     last = 0
     for m in _RUN_RE.finditer(text):
@@ -72,10 +74,11 @@ def repair(text: str) -> tuple[str, int]:
         if fixed is None:
             continue
         fixed_chars += len(run)
+        first = m.start() if first < 0 else first
         pieces.append(text[last : m.start()])
         pieces.append(fixed)
         last = m.end()
     if not fixed_chars or fixed_chars * 2 < total:
-        return text, 0
+        return text, 0, -1
     pieces.append(text[last:])
-    return "".join(pieces), fixed_chars
+    return "".join(pieces), fixed_chars, first

@@ -28,7 +28,8 @@ MAX_NOTE_BYTES = 64 * 1024 * 1024
 """Default size cap of :func:`load_note`: larger files are skipped with a warning."""
 _NAMESPACE = uuid.UUID("5b0c4f2e-2d5e-4c8e-9a53-6e0a1f7d3c21")
 _MAX_HEADER_LEN = 2000
-_MAX_WARNINGS_PER_CODE = 20  # header regexes only run on lines shorter than this (no pathological input)
+_MAX_WARNINGS_PER_CODE = 20
+_ID_KEYS = ("conversation_id", "uid")  # 1.7-dev: configurable id property, `uid` the documented example  # header regexes only run on lines shorter than this (no pathological input)
 
 HEAD_RE = re.compile(
     r"^>[ \t]?\[!nexus_(?P<kind>user|agent)\][+-]?[ \t]*"
@@ -331,7 +332,7 @@ def _parse_conversation(
     if updated is None and "updated" in header:
         updated = when(header["updated"][1], header["updated"][0], header_order, "Last Updated")
 
-    conv_id = next((str(fm[k]).strip() for k in ("conversation_id", "uid") if fm.get(k) not in (None, "")), "")
+    conv_id = next((str(fm[k]).strip() for k in _ID_KEYS if fm.get(k) not in (None, "")), "")
     id_derived = not conv_id
     if id_derived:
         first_uid = next((d.uid for d in drafts if d.uid and d.uid != "unknown"), None)
@@ -382,23 +383,30 @@ def _parse_conversation(
 # ----------------------------------------------------------------------------- notes
 
 
+def _has_turns(lines: list[str], start: int) -> bool:
+    for i in range(start, len(lines)):
+        line = lines[i]
+        if line[:1] == ">" and "[!nexus_" in line[:12] and len(line) < _MAX_HEADER_LEN and HEAD_RE.match(line):
+            return True
+        if line[:1] == "#" and ", on " in line[:40] and len(line) < _MAX_HEADER_LEN and LEGACY_RE.match(line):
+            return True
+    return False
+
+
 def _kind(fm: dict[str, Any], lines: list[str], start: int) -> NoteKind:
+    """Detect by frontmatter first (formats.md §2.8), then by turn headers in the body."""
     if str(fm.get("tropegraph") or "").strip().lower() == "report":
         return "tropegraph-report"
     nexus = str(fm.get("nexus") or "").strip().lower()
     if nexus and "artifact_id" in fm:
         return "artifact"
-    if nexus == "nexus-ai-chat-importer" and (fm.get("conversation_id") or fm.get("uid")):
-        return "conversation"
-    if "importdate" in fm or (nexus and ("totalSuccessfulImports" in fm or "conversation_id" not in fm)):
+    if "importdate" in fm or "totalSuccessfulImports" in fm:
         return "import-report"
-    for i in range(start, len(lines)):
-        line = lines[i]
-        if line[:1] == ">" and "[!nexus_" in line[:12] and len(line) < _MAX_HEADER_LEN and HEAD_RE.match(line):
-            return "conversation"
-        if line[:1] == "#" and ", on " in line[:40] and len(line) < _MAX_HEADER_LEN and LEGACY_RE.match(line):
-            return "conversation"
-    return "note"
+    if nexus == "nexus-ai-chat-importer" and any(fm.get(k) for k in _ID_KEYS):
+        return "conversation"
+    if _has_turns(lines, start):  # body-only notes, or a custom 1.7-dev id property
+        return "conversation"
+    return "import-report" if nexus else "note"  # 1.0.2-1.0.5 reports: `nexus: Nexus AI Chat Importer`
 
 
 def _fm_tags(fm: dict[str, Any], lines: list[str], end: int) -> list[Tag]:
@@ -423,10 +431,11 @@ def _parse(data: bytes | str, path: str) -> Note:
         return Note(path=path, kind="empty", title=_stem(path), warnings=ctx.final(), sha256=sha)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text, bad = mojibake.repair(text)
+    text, bad, first_bad = mojibake.repair(text)
     if bad:
-        ctx.warn(None, "mojibake-repaired", f"text was UTF-8 mis-decoded as a single-byte encoding "
-                                            f"({bad} characters); repaired")
+        ctx.warn(text.count("\n", 0, first_bad) + 1, "mojibake-repaired",
+                 f"text was UTF-8 mis-decoded as Mac Roman/Windows-1252/Latin-1 ({bad} characters "
+                 f"from this line on); repaired")
     if not text.strip():
         ctx.warn(1, "empty", "note is empty")
         return Note(path=path, kind="empty", title=_stem(path), warnings=ctx.final(),

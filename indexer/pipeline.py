@@ -433,7 +433,7 @@ class Pipeline:
                 assert new_path is not None
                 if self._move(path, new_path, removed):
                     report.notes_moved += 1
-                    self._upsert(new_path, True, pending, added, removed, report, moved=True)
+                    self._upsert(new_path, full, pending, added, removed, report, moved=True)
                 else:
                     self._upsert(new_path, full, pending, added, removed, report)
             else:
@@ -502,10 +502,12 @@ class Pipeline:
         *,
         moved: bool = False,
     ) -> None:
+        """Parse and store one note. ``force`` (``--full``) re-parses and re-chunks unchanged notes;
+        ``moved`` re-parses (title and warnings name the path) but keeps unchanged turns' passages."""
         db = self.db
         size, mtime, sha = self._read(path)
         row = db.execute("SELECT id, sha256, size, mtime_ns FROM notes WHERE path = ?", (path,)).fetchone()
-        if row is not None and row[1] == sha and not force:
+        if row is not None and row[1] == sha and not (force or moved):
             db.execute(
                 "UPDATE notes SET size = ?, mtime_ns = ?, indexed_at = ? WHERE id = ?",
                 (size, mtime, time.time(), row[0]),

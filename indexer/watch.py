@@ -361,6 +361,11 @@ class BatchStats:
     paths: list[str] = field(default_factory=list)
     """Every path the batch touched (tests and ``--json-log`` consumers)."""
 
+    @property
+    def changed(self) -> bool:
+        """Whether the batch changed the index at all."""
+        return bool(self.created or self.modified or self.deleted or self.moved or self.failed)
+
     def human(self) -> str:
         parts = []
         if self.created:
@@ -711,9 +716,9 @@ def run_watch(
             # deleted in one burst and restored in the next (undo, a sync client) is not re-embedded.
             report = pipeline.apply(changes, progress=progress, gc=kind != "batch")
             stats = BatchStats.from_report(report, changes, kind, deferred)
-            if kind == "batch" and not changes:
-                return
-            _emit(kind, stats.human(), **stats.to_dict())
+            # A touched-but-identical file (saved without edits, a racy re-check) is not news.
+            if kind != "batch" or stats.changed:
+                _emit(kind, stats.human(), **stats.to_dict())
             for failure in report.failures:
                 _emit("failed", str(failure), logging.WARNING, path=failure.path)
             for warning in report.warnings:

@@ -8,6 +8,7 @@ for a condition on the index (polled through a read-only connection), with a tim
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import sqlite3
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
+from click.testing import CliRunner
 
 import indexer.pipeline
+from indexer.cli import cli
 from indexer.embed import FakeEmbedder
 from indexer.errors import IndexLocked
 from indexer.lock import WriterLock
@@ -417,6 +420,13 @@ def test_reader_sees_new_turns_while_the_watcher_writes(vault: Path, index_dir: 
             assert semantic and semantic[0].note == "b.md"
         finally:
             reader.close()
+        # `tropegraph status` while the watcher holds the writer lock
+        result = CliRunner().invoke(cli, ["status", "--vault", str(vault), "--index-dir", str(index_dir), "--json"])
+        assert result.exit_code == 0, result.output
+        status = json.loads(result.stdout)
+        assert status["counts"]["notes"] == 2
+        assert status["watcher"] is True
+        assert status["writer"]["pid"] == os.getpid()
 
 
 def test_second_watcher_is_refused_at_once(vault: Path, index_dir: Path) -> None:

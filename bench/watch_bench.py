@@ -30,12 +30,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from indexer.embed import get_embedder  # noqa: E402
-from indexer.store import open_index  # noqa: E402
-from indexer.watch import BatchStats, run_watch  # noqa: E402
-from queries.search import search  # noqa: E402
+from indexer.embed import get_embedder
+from indexer.store import open_index
+from indexer.watch import BatchStats, run_watch
+from queries.search import search
 
-WORDS = "мост карта смысла язык токенов море берег свет тень дорога дом окно ветер время".split()
+WORDS = ["мост", "карта", "смысла", "язык", "токенов", "море", "берег", "свет", "тень", "дорога", "дом", "окно", "ветер", "время"]
 
 
 def note_text(i: int, paragraphs: int = 3) -> str:

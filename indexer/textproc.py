@@ -54,6 +54,7 @@ def fts_lemmas(text: str) -> str:
     return " ".join(lemmas(text))
 
 
+@lru_cache(maxsize=20_000)
 def lemma_variants(word: str, *, min_ratio: float = 0.2) -> tuple[str, ...]:
     """Every plausible dictionary form of ``word``, best first (for query expansion).
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from test_search import HIT_KEYS, search_index, turns_by_uid  # noqa: F401  (fixture)
 
+from indexer import textproc
 from indexer.cli import cli
 from indexer.store import open_index
 
@@ -136,3 +137,15 @@ def test_index_made_by_another_model(run) -> None:
     # keyword search needs no model, so it still works
     ok = run("search", "метафора", "--mode", "keyword", env={"TROPEGRAPH_ENGINE": "fake", "TROPEGRAPH_MODEL": "other"})
     assert ok.exit_code == 0
+
+
+def test_terminal_output_highlights_matches_and_links_notes(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    res = run("search", "метафору", "-k", "1", "--mode", "keyword")
+    assert res.exit_code == 0, res.output
+    monkeypatch.delenv("FORCE_COLOR")
+    hit = json.loads(run("search", "метафору", "-k", "1", "--mode", "keyword", "--json").output)["results"][0]
+    assert "\x1b]8;id=" in res.output and hit["uri"] in res.output  # OSC 8 hyperlink to the note
+    marked = [w for w, _, _ in textproc.tokenize(hit["snippet"]) if textproc.lemma(w) == "метафора"]
+    assert marked and all(f"\x1b[1;33m{w}\x1b[0m" in res.output for w in marked)

@@ -22,7 +22,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -746,13 +746,3 @@ def index_vault(
     if on_scanned:
         on_scanned(changes)
     return Pipeline(index, Path(vault), embedder, **pipeline_options).apply(changes, progress)
-
-
-def iter_paths(changes: Changes) -> Iterable[str]:
-    """Every path ``changes`` touches (for messages)."""
-    yield from changes.created
-    yield from changes.modified
-    yield from changes.deleted
-    for old, new in changes.moved:
-        yield old
-        yield new

@@ -51,17 +51,6 @@ class Report:
         self.notes_failed += 1
         self.failures.append(Failure(path, message))
 
-    @property
-    def exit_code(self) -> int:
-        return 0
-
-    def merge(self, other: Report) -> None:
-        for name, value in asdict(other).items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                setattr(self, name, getattr(self, name) + value)
-        self.failures.extend(other.failures)
-        self.warnings.extend(other.warnings)
-
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)

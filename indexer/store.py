@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 import time
@@ -13,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from indexer.errors import IndexCorrupt, IndexNotFound, ModelMismatch
+from indexer.errors import IndexCorrupt, IndexError_, IndexNotFound, ModelMismatch
 from indexer.lock import WriterLock
 from indexer.migrations import apply_migrations, schema_version
-from indexer.vectors import VectorCache
+from indexer.vectors import KINDS, VectorCache
 
 if TYPE_CHECKING:
     from indexer.embed import Embedder
@@ -103,7 +104,12 @@ class Index:
             from indexer.vectors import empty_index
 
             return empty_index(self.dim or 1)
-        kind = self.get_meta("faiss_kind") or "flat"
+        # exact search by default; HNSW (approximate) for very large vaults: meta or TROPEGRAPH_FAISS
+        kind = self.get_meta("faiss_kind") or os.environ.get("TROPEGRAPH_FAISS") or "flat"
+        if kind not in KINDS:
+            raise IndexError_(
+                f"unknown FAISS kind {kind!r}; set TROPEGRAPH_FAISS to one of {', '.join(KINDS)}"
+            )
         if self._faiss is None or self._faiss_key != (model, dim, kind):
             self._faiss, changed = self._cache.load(self.db, model, dim, kind)
             self._faiss_key = (model, dim, kind)

@@ -222,3 +222,19 @@ def test_hnsw_kind_can_be_chosen(vault: Path, tmp_path: Path) -> None:
 
         assert isinstance(faiss.downcast_index(idx.vector_index().index), faiss.IndexHNSWFlat)
     assert n == check_consistent(ix)["vectors"]
+
+
+def test_hnsw_by_environment_and_unknown_kind(vault: Path, tmp_path: Path, monkeypatch) -> None:
+    ix = tmp_path / "ix"
+    run_index(vault, ix, FakeEmbedder())
+    monkeypatch.setenv("TROPEGRAPH_FAISS", "hnsw")
+    messages: list[str] = []
+    with open_index(ix, readonly=True, notify=messages.append) as idx:
+        assert idx.vector_index().ntotal == check_consistent(ix)["vectors"]
+    assert "another model or kind; rebuilding it" in messages[0]
+    monkeypatch.setenv("TROPEGRAPH_FAISS", "ivf-pq")
+    with (
+        open_index(ix, readonly=True) as idx,
+        pytest.raises(VaultError, match="set TROPEGRAPH_FAISS to one of flat, hnsw"),
+    ):
+        idx.vector_index()

@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -445,6 +446,23 @@ def embedder_for(index: Any) -> Any:
     return emb
 
 
+_QUERY_VECTORS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+
+def _query_vector(embedder: Any, text: str) -> np.ndarray:
+    """Embed a query, remembering the last few hundred: re-running a query with other filters
+    or another mode is common in a session and the embedding is most of a query's time."""
+    key = (embedder.model_id, text)
+    if key in _QUERY_VECTORS:
+        _QUERY_VECTORS.move_to_end(key)
+        return _QUERY_VECTORS[key]
+    vec = np.asarray(embedder.embed_queries([text]), dtype=np.float32)
+    _QUERY_VECTORS[key] = vec
+    if len(_QUERY_VECTORS) > 256:
+        _QUERY_VECTORS.popitem(last=False)
+    return vec
+
+
 def vectors_of(index: Any) -> Any:
     """The index's FAISS index, brought up to date when another connection committed since.
 
@@ -654,7 +672,7 @@ def search(
             emb = embedder
             if hasattr(index, "check_embedder"):
                 index.check_embedder(emb)
-        qv = emb.embed_queries([query.strip()])
+        qv = _query_vector(emb, query.strip())
         sem = vector_turns(db, vectors_of(index), qv, filters, depth, model=_index_model(index))
 
     if mode == "keyword":

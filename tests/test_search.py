@@ -21,6 +21,7 @@ from indexer import textproc
 from indexer.embed import FakeEmbedder
 from indexer.errors import ModelMismatch
 from indexer.store import open_index
+from queries.results import make_snippet
 from queries.search import (
     KeywordQuery,
     SearchError,
@@ -216,6 +217,7 @@ def test_parse_when_rejects_junk(bad: str) -> None:
         parse_when(bad)
 
 
+@settings(deadline=None)
 @given(st.dates(), st.dates())
 def test_since_until_bounds_are_ordered(a, b) -> None:
     lo, hi = parse_when(a.isoformat()), parse_when(b.isoformat(), end=True)
@@ -335,3 +337,20 @@ def test_a_reader_sees_what_a_writer_commits(planted_vault: tuple[Path, dict], t
     assert not before
     assert len(after_kw) == 2
     assert after_sem[0].snippet == texts[1]
+
+
+@settings(deadline=None)
+@given(
+    st.lists(st.sampled_from(["метафора", "метафоры", "карта", "смысла", "и", "мост", "maps", "\n\n", "—", "."]),
+             max_size=80),
+    st.integers(min_value=20, max_value=200),
+)
+def test_snippets_stay_short_and_highlight_only_matches(words: list[str], width: int) -> None:
+    text = " ".join(words)
+    snippet, spans = make_snippet(text, frozenset({"метафора", "map"}), width=width)
+    assert len(snippet) <= width + 2  # plus the two ellipses
+    assert "\n" not in snippet and "  " not in snippet
+    for start, end in spans:
+        assert textproc.lemma(snippet[start:end]) in {"метафора", "map"}
+    if len(text) <= width:
+        assert len(spans) == sum(1 for w, _, _ in textproc.tokenize(text) if textproc.lemma(w) in {"метафора", "map"})

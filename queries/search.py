@@ -158,14 +158,14 @@ class Filters:
             params.append(self.conversation)
         if self.path_prefix is not None:
             prefix = self.path_prefix.strip().lstrip("./").replace("\\", "/")
-            conds.append("substr(n.path, 1, ?) = ?")
-            params += [len(prefix), prefix]
+            conds.append("n.path >= ? AND n.path < ?")  # a range, so the path index serves it
+            params += [prefix, prefix + "\U0010ffff"]
         if self.tag is not None:
             name = self.tag.strip().lstrip("#").casefold()
             conds.append(
-                "t.note_id IN (SELECT note_id FROM tags WHERE name = ? OR substr(name, 1, ?) = ?)"
+                "t.note_id IN (SELECT note_id FROM tags WHERE name = ? OR (name > ? AND name < ?))"
             )
-            params += [name, len(name) + 1, name + "/"]
+            params += [name, name + "/", name + "/\U0010ffff"]  # the tag and its nested tags
         return (" AND ".join(conds) or "1"), params
 
 
@@ -487,14 +487,19 @@ def require_indexed(index: Any) -> None:
 
 
 def _allowed_vector_ids(db: sqlite3.Connection, filters: Filters, model: str | None) -> np.ndarray:
+    """Vector ids of the passages of the turns the filters keep.
+
+    The CROSS JOINs make SQLite start from the filtered turns (time, conversation and tag
+    filters have indexes), not from every vector of the model.
+    """
     where, params = filters.where()
     rows = db.execute(
         f"""
         SELECT DISTINCT v.id FROM turns t
         JOIN notes n ON n.id = t.note_id
         LEFT JOIN conversations c ON c.id = t.conversation_id
-        JOIN passages p ON p.turn_id = t.id
-        JOIN vectors v ON v.hash = p.hash {"AND v.model = ?" if model else ""}
+        CROSS JOIN passages p ON p.turn_id = t.id
+        CROSS JOIN vectors v ON v.hash = p.hash {"AND v.model = ?" if model else ""}
         WHERE {where}
         """,
         ([model] if model else []) + params,

@@ -486,16 +486,17 @@ def require_indexed(index: Any) -> None:
         raise SearchError("nothing is indexed yet; run `tropegraph index` first")
 
 
-def _allowed_vector_ids(db: sqlite3.Connection, filters: Filters, model: str | None) -> np.ndarray:
-    """Vector ids of the passages of the turns the filters keep.
+def _allowed_passages(db: sqlite3.Connection, filters: Filters, model: str | None) -> dict[int, list[tuple[int, int]]]:
+    """``vector id -> [(passage id, turn id)]`` for the turns the filters keep.
 
     The CROSS JOINs make SQLite start from the filtered turns (time, conversation and tag
-    filters have indexes), not from every vector of the model.
+    filters have indexes), not from every vector of the model. The result also maps FAISS hits
+    back to turns without another query.
     """
     where, params = filters.where()
     rows = db.execute(
         f"""
-        SELECT DISTINCT v.id FROM turns t
+        SELECT v.id, p.id, t.id FROM turns t
         JOIN notes n ON n.id = t.note_id
         LEFT JOIN conversations c ON c.id = t.conversation_id
         CROSS JOIN passages p ON p.turn_id = t.id
@@ -504,7 +505,10 @@ def _allowed_vector_ids(db: sqlite3.Connection, filters: Filters, model: str | N
         """,
         ([model] if model else []) + params,
     ).fetchall()
-    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    out: dict[int, list[tuple[int, int]]] = {}
+    for vid, pid, tid in rows:
+        out.setdefault(vid, []).append((pid, tid))
+    return out
 
 
 def _is_selective(db: sqlite3.Connection, filters: Filters) -> bool:
@@ -543,15 +547,23 @@ def vector_turns(
         return []
     queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, vindex.d)
     params = None
+    allowed: dict[int, list[tuple[int, int]]] | None = None
     if filters and _is_selective(db, filters):
-        ids = _allowed_vector_ids(db, filters, model)
-        if len(ids) == 0:
+        allowed = _allowed_passages(db, filters, model)
+        if not allowed:
             return []
         try:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
         except (AttributeError, TypeError):
             params = None
     where, fparams = filters.where()
+    joins = """JOIN turns t ON t.id = p.turn_id JOIN notes n ON n.id = t.note_id
+               LEFT JOIN conversations c ON c.id = t.conversation_id"""
+    cond = ""
+    if exclude_conversation:
+        cond, fparams = "AND t.conversation_id != ?", [*fparams, exclude_conversation]
+    elif not filters:
+        joins = ""  # no filter: passages alone map vectors to turns (no turn rows read)
     excluded = set(exclude)
     fetch = min(ntotal, max(64, limit * 8))
     while True:
@@ -568,18 +580,17 @@ def vector_turns(
             for s, v in zip(row_s, row_v, strict=True):
                 if v >= 0 and s > best_vec.get(int(v), -2.0):
                     best_vec[int(v)] = float(s)
-        cond = "AND t.conversation_id != ?" if exclude_conversation else ""
-        rows = db.execute(
-            f"""
-            SELECT v.id, p.id, p.turn_id FROM vectors v
-            JOIN passages p ON p.hash = v.hash
-            JOIN turns t ON t.id = p.turn_id
-            JOIN notes n ON n.id = t.note_id
-            LEFT JOIN conversations c ON c.id = t.conversation_id
-            WHERE v.id IN (SELECT value FROM json_each(?)) AND {where} {cond}
-            """,
-            (json.dumps(list(best_vec)), *fparams, *([exclude_conversation] if exclude_conversation else [])),
-        ).fetchall()
+        if allowed is not None and not exclude_conversation:
+            rows = [(vid, pid, tid) for vid in best_vec for pid, tid in allowed.get(vid, ())]
+        else:
+            rows = db.execute(
+                f"""
+                SELECT v.id, p.id, p.turn_id FROM vectors v
+                JOIN passages p ON p.hash = v.hash {joins}
+                WHERE v.id IN (SELECT value FROM json_each(?)) AND {where} {cond}
+                """,
+                (json.dumps(list(best_vec)), *fparams),
+            ).fetchall()
         best: dict[int, _Row] = {}
         for vid, pid, tid in rows:
             if tid in excluded:

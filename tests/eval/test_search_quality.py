@@ -59,10 +59,12 @@ def mrr(rows: list[tuple[str, str, int | None]]) -> float:
 @pytest.fixture(scope="session")
 def figures(ranks, request: pytest.FixtureRequest) -> dict[str, float]:
     result = {mode: round(mrr(rows), 4) for mode, rows in ranks.items()}
-    request.config.cache.set(
-        "tropegraph/search_eval",
-        {"mrr": result, "ranks": {m: [list(r) for r in rows] for m, rows in ranks.items()}},
-    )
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    if cache is not None:
+        cache.set(
+            "tropegraph/search_eval",
+            {"mrr": result, "ranks": {m: [list(r) for r in rows] for m, rows in ranks.items()}},
+        )
     print("\nsearch eval (MRR@10 over needle queries):", result)
     for mode, rows in ranks.items():
         print(f"  {mode:8}", " ".join(f"{nid}:{r or '-'}" for nid, _, r in rows))

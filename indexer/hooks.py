@@ -29,3 +29,16 @@ def run_after_batch(index: Any, added: list[int], removed: list[int]) -> list[st
             name = getattr(fn, "__qualname__", repr(fn))
             problems.append(f"after-batch hook {name} failed: {type(exc).__name__}: {exc}")
     return problems
+
+
+DEFAULT_HOOK_MODULES = ("indexer.metaphors",)
+"""Modules that register hooks when imported; ``index_vault`` loads them so the Python API keeps
+the same derived data (metaphors) up to date as the CLI does."""
+
+
+def load_default_hooks() -> None:
+    """Import the modules whose hooks every full indexing run should have (idempotent)."""
+    import importlib
+
+    for name in DEFAULT_HOOK_MODULES:
+        importlib.import_module(name)

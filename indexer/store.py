@@ -153,7 +153,8 @@ class Index:
         model = self.model
         return {
             "notes": q("SELECT count(*) FROM notes"),
-            "conversations": q("SELECT count(*) FROM conversations"),
+            "conversations": q("SELECT count(*) FROM conversations WHERE id NOT LIKE 'note:%'"),
+            "plain_notes": q("SELECT count(*) FROM conversations WHERE id LIKE 'note:%'"),
             "turns": q("SELECT count(*) FROM turns"),
             "turns_by_role": roles,
             "passages": q("SELECT count(*) FROM passages"),

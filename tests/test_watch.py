@@ -14,12 +14,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
 import pytest
 from click.testing import CliRunner
+from waiting import no_thread_leaks, wait_for
 
 import indexer.pipeline
 from indexer.cli import cli
@@ -33,22 +34,7 @@ from indexer.watch import BatchStats, log, run_watch
 @pytest.fixture(autouse=True)
 def _no_thread_leaks() -> Iterator[None]:
     """Every observer, debouncer and watcher thread a test starts is joined before it ends."""
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before]
-    for t in leaked:
-        t.join(timeout=10)
-    assert not [t for t in leaked if t.is_alive()], f"leaked threads: {leaked}"
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    yield from no_thread_leaks()
 
 
 def note(title: str, *paragraphs: str) -> str:

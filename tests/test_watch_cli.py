@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import waiting
 from click.testing import CliRunner
 
 from indexer.cli import cli
@@ -20,13 +21,7 @@ from indexer.lock import holder
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return waiting.wait_for(cond, timeout, what, poll=0.05)
 
 
 class WatchProcess:

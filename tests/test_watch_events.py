@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from waiting import no_thread_leaks, wait_for
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -38,23 +39,8 @@ NEXUS_TURNS = (
 
 @pytest.fixture(autouse=True)
 def _no_thread_leaks() -> Iterator[None]:
-    """Every observer and debouncer thread a test starts is joined before it ends."""
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before]
-    for t in leaked:
-        t.join(timeout=5)
-    assert not [t for t in leaked if t.is_alive()], f"leaked threads: {leaked}"
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """Every observer, debouncer and watcher thread a test starts is joined before it ends."""
+    yield from no_thread_leaks()
 
 
 # --------------------------------------------------------------------------- ignore rules

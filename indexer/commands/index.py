@@ -181,7 +181,10 @@ def status(vault: str | None, index_dir: str | None, as_json: bool) -> None:
         + (f" ({data['dim']} dims)" if data["dim"] else "")
     )
     click.echo(f"Schema version: {data['schema_version']}")
-    click.echo(f"Notes:          {counts['notes']} ({counts['conversations']} conversations)")
+    click.echo(
+        f"Notes:          {counts['notes']} ({counts['conversations']} conversations, "
+        f"{counts['plain_notes']} plain notes)"
+    )
     click.echo(f"Turns:          {counts['turns']} ({roles})")
     click.echo(f"Passages:       {counts['passages']} ({counts['vectors']} vectors)")
     click.echo(f"Last update:    {data['last_update'] or 'never'}")

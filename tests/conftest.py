@@ -21,7 +21,10 @@ DEV_PACK = CORPUS / "packs" / "dev.json"
 
 
 def _need_shared() -> None:
+    # Under CI a missing shared/ is a broken set-up, not a reason to skip half the suite quietly.
     if not (CORPUS / "nexus_vault.py").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared corpus not found at {SHARED} (set TROPEGRAPH_SHARED)")
         pytest.skip(f"shared corpus not found at {SHARED} (set TROPEGRAPH_SHARED)")
 
 
@@ -60,6 +63,8 @@ def planted_vault(planted_source: tuple[Path, dict], tmp_path: Path) -> tuple[Pa
 def fixtures_dir() -> Path:
     """shared/fixtures (read-only: copy before changing anything)."""
     if not FIXTURES.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared fixtures not found at {FIXTURES} (set TROPEGRAPH_SHARED)")
         pytest.skip(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
 

@@ -33,13 +33,9 @@ def build_planted_index(planted_source: tuple[Path, dict], tmp_path_factory: pyt
 
     with open_index(idx) as index:
         has = index.db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'metaphors'").fetchone()[0]
-        if has and not index.db.execute("SELECT count(*) FROM metaphors").fetchone()[0]:
-            # `tropegraph index` may not run the metaphor hook yet: build the metaphor tables here
-            from indexer.metaphors import engine
-
-            engine.update(index, vault=vault)
-        if not has or not index.db.execute("SELECT count(*) FROM metaphors").fetchone()[0]:
-            pytest.skip("the metaphor engine produced no metaphors for the planted vault")
+        assert has and index.db.execute("SELECT count(*) FROM metaphors").fetchone()[0], (
+            "`tropegraph index` left no metaphors for the planted vault"
+        )
     return idx
 
 

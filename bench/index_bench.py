@@ -52,11 +52,10 @@ def build_vault(out: Path, scale: int, seed: int) -> None:
 
 def passages_to_embed(vault: Path, embedder) -> list[str]:
     """The distinct passage texts a first index of ``vault`` embeds (same walk, parser and chunker)."""
-    from indexer.chunking import Chunker
-    from indexer.pipeline import SKIPPED_KINDS, note_sections, walk
+    from indexer.pipeline import SKIPPED_KINDS, make_chunker, note_sections, walk
     from vault_schema.parse import load_note
 
-    chunker = Chunker(embedder.max_tokens - 2, embedder.count_tokens)
+    chunker = make_chunker(embedder)
     texts: dict[str, None] = {}
     for rel in walk(vault):
         note = load_note(vault, rel)

@@ -57,6 +57,11 @@ one-sentence answer inside a nine-sentence turn ranked 28th as one 512-token pas
 to 0.42). The cost in embedding time is about the same: tokens are tokens."""
 
 
+def make_chunker(embedder: Embedder) -> Chunker:
+    """The passage splitter the pipeline uses for ``embedder`` (benchmarks use it to embed the same texts)."""
+    return Chunker(min(PASSAGE_TOKENS, embedder.max_tokens - 2), embedder.count_tokens)
+
+
 def is_ignored_dir(relpath: str) -> bool:
     """True for folders never walked: dot-folders (``.obsidian``, ``.trash``, ``.git``) and tropegraph's reports."""
     parts = PurePosixPath(relpath).parts
@@ -309,7 +314,7 @@ class Pipeline:
         self.batch_passages = batch_passages or max(64, 8 * embedder.batch_size)
         self.batch_seconds = batch_seconds
         self.loader = loader or _default_loader
-        self.chunker = Chunker(min(PASSAGE_TOKENS, embedder.max_tokens - 2), embedder.count_tokens)
+        self.chunker = make_chunker(embedder)
 
     # -- public ---------------------------------------------------------------------------------
     def apply(self, changes: Changes, progress: Progress | None = None, *, gc: bool = True) -> Report:

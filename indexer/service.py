@@ -15,6 +15,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.fsutil import atomic_write
+
 SYSTEMD = "systemd"
 LAUNCHD = "launchd"
 PLATFORMS = (SYSTEMD, LAUNCHD)
@@ -193,9 +195,7 @@ def install(service: Service) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if service.platform == LAUNCHD:
         service.log_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(service.render(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, service.render())
     return path
 
 

@@ -25,12 +25,12 @@ edit commands refuse to touch it. Phrases, not ids, are stored, so curation surv
 """
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.fsutil import atomic_write
 from vault_schema.errors import VaultError
 
 FILENAME = "tropegraph.toml"
@@ -152,7 +152,5 @@ def append_entry(vault: Path, table: str, **fields: str | list[str]) -> Path:
         parse_text(new, str(path))
     except CurationError as exc:
         raise CurationError(f"{path}: cannot add a [[{table}]] entry without breaking the file ({exc})") from exc
-    tmp = path.with_name(f".{FILENAME}.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, new)
     return path

@@ -317,13 +317,18 @@ class Pipeline:
         self.chunker = make_chunker(embedder)
 
     # -- public ---------------------------------------------------------------------------------
-    def apply(self, changes: Changes, progress: Progress | None = None, *, gc: bool = True) -> Report:
+    def apply(
+        self, changes: Changes, progress: Progress | None = None, *, gc: bool = True, sweep: bool | None = None
+    ) -> Report:
         """Apply ``changes`` in committed batches; return what was done.
 
         ``gc`` deletes vectors no passage uses any more, at the very end (so a note deleted early and
-        re-created later in the same run keeps its vectors). The watcher may pass ``gc=False`` and
-        collect later.
+        re-created later in the same run keeps its vectors). ``sweep`` (default: same as ``gc``)
+        embeds any stored passage that lacks a vector, which only an interrupted model switch
+        leaves; it reads every passage (~0.1 s at 175k), so the watcher's small batches pass
+        ``gc=False`` and leave both to catch-up and reconciliation runs.
         """
+        sweep = gc if sweep is None else sweep
         t0 = time.monotonic()
         if self.index.model is None:
             prepare_model(self.index, self.embedder)
@@ -356,7 +361,8 @@ class Pipeline:
                     self.db.execute("BEGIN IMMEDIATE")
                 if progress:
                     progress(done, total)
-            self._sweep_missing(batch, report)
+            if sweep:
+                self._sweep_missing(batch, report)
             self._commit(batch, report)
         except BaseException:
             if self.db.in_transaction:

@@ -353,3 +353,19 @@ def test_changes_is_falsy_when_nothing_to_do(indexed: tuple[Path, Path, FakeEmbe
         changes = scan(vault, idx)
     assert not changes and changes.total == 0 and changes.seen == len(_notes(vault))
     assert Changes(created=["a.md"]).total == 1
+
+
+def test_missing_vectors_are_swept_by_full_runs_not_watcher_batches(
+    indexed: tuple[Path, Path, FakeEmbedder],
+) -> None:
+    vault, ix, emb = indexed
+    with open_index(ix, notify=lambda m: None) as idx:
+        idx.db.execute("BEGIN IMMEDIATE")
+        lost = idx.db.execute("DELETE FROM vectors WHERE id IN (SELECT id FROM vectors LIMIT 3)").rowcount
+        idx.db.execute("COMMIT")
+        assert lost == 3
+        quick = Pipeline(idx, vault, emb).apply(Changes(), gc=False)  # a watcher batch: no full read
+        assert quick.passages_embedded == 0
+        swept = Pipeline(idx, vault, emb).apply(Changes(), sweep=True)
+        assert swept.passages_embedded == lost
+    check_consistent(ix)

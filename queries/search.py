@@ -681,7 +681,7 @@ class _Leg(threading.Thread):
         fn, args = self._call
         try:
             self._value = fn(*args)
-        except BaseException as exc:  # handed to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, re-raised there
             self._error = exc
 
     def result(self) -> Any:

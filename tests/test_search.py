@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from index_helpers import append_turns, run_index
 
+import queries.search as search_mod
 from indexer import textproc
 from indexer.embed import FakeEmbedder
 from indexer.errors import ModelMismatch
 from indexer.store import open_index
-import queries.search as search_mod
 from queries.results import make_snippet
 from queries.search import (
     KeywordQuery,

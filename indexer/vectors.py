@@ -281,19 +281,23 @@ class VectorCache:
     ) -> Loaded:
         """A FAISS index agreeing with SQLite, of the kind ``setting`` asks for.
 
-        ``auto`` keeps the file's kind (flat or IVF) when there is one: a reader could not save
-        a switch, so only a writer (``settle``) switches or retrains.
+        ``auto`` keeps the file's kind (flat or IVF) when there is one; only a writer
+        (``settle``) switches kind or retrains. A reader that must rebuild under ``auto`` builds
+        exact flat: it could not save a trained IVF, and k-means takes minutes at 1M vectors.
         """
         meta = self._read_meta()
         file_kind = meta.get("kind") if meta.get("model") == model and self.path.exists() else None
+        kind = rebuild_kind = setting
         if setting == "auto":
-            kind = file_kind if file_kind in ("flat", "ivf") else auto_kind(sql_stats(db, model).count)
-        else:
-            kind = setting
-        loaded = self._load(meta, db, model, dim, kind)
+            wanted = auto_kind(sql_stats(db, model).count) if writer else "flat"
+            kind = file_kind if file_kind in ("flat", "ivf") else wanted
+            rebuild_kind = wanted
+        loaded = self._load(meta, db, model, dim, kind, rebuild_kind)
         return self.settle(loaded, db, model, dim, setting) if writer else loaded
 
-    def _load(self, meta: dict[str, Any], db: sqlite3.Connection, model: str, dim: int, kind: str) -> Loaded:
+    def _load(
+        self, meta: dict[str, Any], db: sqlite3.Connection, model: str, dim: int, kind: str, rebuild_kind: str
+    ) -> Loaded:
         index = self._read_file(meta, model, dim, kind)
         if index is not None:
             trained = int(meta.get("trained") or 0)
@@ -312,7 +316,7 @@ class VectorCache:
             self.notify(
                 f"vector cache {self.path} is missing; rebuilding it from the database (no re-embedding)"
             )
-        return self.rebuild(db, model, dim, kind)
+        return self.rebuild(db, model, dim, rebuild_kind)
 
     def settle(self, loaded: Loaded, db: sqlite3.Connection, model: str, dim: int, setting: str) -> Loaded:
         """What a writer keeps: ``auto`` switches kind across its thresholds, and an IVF is

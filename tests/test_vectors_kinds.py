@@ -316,10 +316,19 @@ def test_a_reader_never_writes_and_keeps_the_files_kind(tmp_path: Path, small_au
         assert idx.vector_index().ntotal == 3000
     assert ((ix / FAISS_NAME).read_bytes(), (ix / SIDECAR_NAME).read_bytes()) == before
     assert messages == ["vector cache was behind the database; added 1500 vectors"]
-    (ix / FAISS_NAME).unlink()
-    with open_index(ix, readonly=True, notify=lambda m: None) as idx:
-        assert kind_of(idx.vector_index()) == "ivf"  # rebuilt anyway: the right kind, in memory only
-    assert not (ix / FAISS_NAME).exists()
+    save_cache(ix)
+    assert sidecar(ix)["kind"] == "ivf"
+    for damage in ("missing", "stale"):
+        if damage == "missing":
+            (ix / FAISS_NAME).unlink()
+        else:
+            save_cache(ix)
+            delete_rows(ix, 2500)
+        with open_index(ix, readonly=True, notify=lambda m: None) as idx:
+            # repaired as exact flat, in memory only: a reader cannot keep a trained IVF
+            assert kind_of(idx.vector_index()) == "flat"
+            assert sorted(index_ids(idx.vector_index()).tolist()) == sqlite_ids(ix)
+    assert (sidecar(ix)["kind"], sidecar(ix)["count"]) == ("ivf", 3000)  # readers left it alone
 
 
 def test_ivf_is_retrained_once_the_vault_outgrows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
     python bench/search_bench.py --scale 2000 --scale 20000      # the full run (slow: indexing)
     python bench/search_bench.py --scale 500 --faiss 200000      # a quick run
     python bench/search_bench.py --faiss-only --faiss 1000000
+    python bench/search_bench.py --scale 12500 --keep /tmp/sb      # ~100k turns; reuse the vault later
 
 Vaults come from the shared corpus generator (``--scale N`` conversations) and are indexed by
 the real pipeline. Passage vectors are 384-dim hashing vectors (``--passages fake``, default) so
@@ -76,7 +77,8 @@ def build(scale: int, base: Path, passages: str) -> tuple[Path, Path, dict[str, 
 
     vault, index_dir = base / f"vault{scale}", base / f"index{scale}"
     if (index_dir / "index.db").exists() and vault.is_dir():  # --keep from an earlier run
-        with open_index(index_dir, notify=lambda m: None) as idx:  # a writer: applies new migrations
+        with open_index(index_dir, notify=print) as idx:  # a writer: applies new migrations and
+            idx.vector_index()  # brings the FAISS file to the kind this version picks (saved on close)
             counts = idx.counts()
         counts["index_seconds"] = float("nan")
         return vault, index_dir, counts
@@ -207,41 +209,48 @@ def cold_cli(vault: Path, index_dir: Path, query: str, figures: dict[str, Any], 
 
 
 def faiss_only(n: int, figures: dict[str, Any], dim: int = 384, queries: int = 50) -> None:
-    """The FAISS layer alone: the flat index tropegraph uses by default, and HNSW for huge vaults."""
-    import faiss
-
-    from indexer.vectors import empty_index
+    """The FAISS layer alone: flat (exact; auto's kind below 32k vectors), ivf (auto's kind above)
+    and HNSW, on clustered unit vectors (topics, like real embeddings; pure noise is IVF's worst case)."""
+    from indexer.vectors import build_index, knn
 
     rng = np.random.default_rng(0)
-    chunk = 100_000
-    for kind in ("flat", "hnsw"):
+    centres = rng.standard_normal((max(64, n // 400), dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def clustered(m: int) -> np.ndarray:
+        x = centres[rng.integers(0, len(centres), m)]
+        x = x + 0.9 * rng.standard_normal((m, dim), dtype=np.float32) / np.sqrt(dim)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    mat = np.concatenate([clustered(min(100_000, n - s)) for s in range(0, n, 100_000)])
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    q = clustered(queries)
+    exact = None
+    for kind in ("flat", "ivf", "hnsw"):
         if kind == "hnsw" and n > 300_000 and os.environ.get("BENCH_HNSW_BIG") != "1":
             print(f"FAISS {kind} {n}: skipped (build takes long; BENCH_HNSW_BIG=1 to run)")
             continue
-        index = empty_index(dim, kind)
         t0 = time.perf_counter()
-        for start in range(0, n, chunk):
-            m = min(chunk, n - start)
-            x = rng.standard_normal((m, dim), dtype=np.float32)
-            x /= np.linalg.norm(x, axis=1, keepdims=True)
-            index.add_with_ids(x, np.arange(start + 1, start + m + 1, dtype=np.int64))
+        index = build_index(dim, kind, ids, mat)
         say(figures, f"FAISS {kind} {n} build", time.perf_counter() - t0, "s")
-        q = rng.standard_normal((queries, dim), dtype=np.float32)
-        q /= np.linalg.norm(q, axis=1, keepdims=True)
         for fetch in (80, 400):
             times = []
             for i in range(queries):
                 t0 = time.perf_counter()
-                index.search(q[i : i + 1], fetch)
+                knn(index, q[i : i + 1], fetch)
                 times.append((time.perf_counter() - t0) * 1000)
             say(figures, f"FAISS {kind} {n} search top-{fetch} p50", pct(times, 50), "ms")
             say(figures, f"FAISS {kind} {n} search top-{fetch} p95", pct(times, 95), "ms")
-        sel_ids = np.arange(1, n + 1, 10, dtype=np.int64)  # a filter keeping 10 %
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(sel_ids))
+        got = knn(index, q, 50)[1]
+        if exact is None:
+            exact = got
+        recall = np.mean([len(set(a) & set(b)) / 50 for a, b in zip(got.tolist(), exact.tolist(), strict=True)])
+        say(figures, f"FAISS {kind} {n} recall@50 vs flat", float(recall), "")
+        sel_ids = ids[::10]  # a filter keeping 10 %: exact whatever the kind
         times = []
         for i in range(queries):
             t0 = time.perf_counter()
-            index.search(q[i : i + 1], 80, params=params)
+            knn(index, q[i : i + 1], 80, allowed=sel_ids)
             times.append((time.perf_counter() - t0) * 1000)
         say(figures, f"FAISS {kind} {n} filtered (10 %) top-80 p50", pct(times, 50), "ms")
         say(figures, f"FAISS {kind} {n} peak RSS", rss_mb(), "MB")

@@ -268,6 +268,26 @@ def test_hybrid_legs_in_parallel_equal_legs_in_sequence(idx, filters, monkeypatc
     assert threads and all(t is not threading.main_thread() and not t.is_alive() for t in threads)
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [{"role": "user"}, {"since": "2025-03", "until": "2025-06"}, {"path_prefix": "Заметки"}, {"tag": "идеи"}],
+)
+def test_listing_allowed_vectors_and_post_filtering_agree(idx, search_index, filters, monkeypatch) -> None:
+    """Both ways of filtering a semantic search (an id selector, or a deeper search whose
+    excluded rows are dropped) return the same turns on an exact index."""
+    conv = turns_by_uid(idx)[next(iter(turns_by_uid(idx)))]["conversation_id"]
+    queries = ["карта смысла", "мост между двумя мирами", "language of tokens"]
+    runs = {}
+    for share in (1.0, 0.0):
+        monkeypatch.setattr(search_mod, "SELECTIVE_SHARE", share)
+        runs[share] = [
+            [(h.uid, round(h.score, 5)) for h in search(idx, q, mode="semantic", k=8, collapse=False, **f)]
+            for q in queries
+            for f in (filters, {"conversation": conv})
+        ]
+    assert runs[1.0] == runs[0.0] and any(runs[1.0])
+
+
 def test_an_error_in_the_semantic_leg_reaches_the_caller(idx, monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise sqlite3.OperationalError("disk I/O error")

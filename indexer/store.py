@@ -108,8 +108,8 @@ class Index:
     def vector_index(self) -> Any:
         """The FAISS index of this model's vectors (ids = ``vectors.id``), in agreement with SQLite.
 
-        Loaded once and kept; a missing/stale/corrupt file is repaired from SQLite (a writer also
-        saves the repaired file). Empty (``ntotal == 0``) before the first indexing run. The kind
+        Loaded once and kept; an out-of-date file is reconciled with SQLite in place, a missing
+        or corrupt one rebuilt from it (a writer also saves the repaired file). Empty (``ntotal == 0``) before the first indexing run. The kind
         (exact flat, or approximate IVF for large vaults) is chosen by ``auto`` unless set.
         """
         model, dim = self.model, self.dim
@@ -143,6 +143,12 @@ class Index:
                 self._faiss = loaded = self._cache.rebuild(self.db, model, dim, loaded.kind)
         if self._cache.add_new(loaded.index, self.db, model, dim):
             loaded.changed = True
+
+    @property
+    def vectors_unsaved(self) -> bool:
+        """Whether the loaded FAISS index differs from the file on disk (the watcher saves it
+        only now and then; a reader reconciles an older file with SQLite on load)."""
+        return self._faiss is not None and self._faiss.changed
 
     def save_vectors(self) -> None:
         """Write the FAISS file if it changed since it was loaded (writers only); ``auto`` may

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from index_helpers import check_consistent, run_index
 
@@ -179,10 +180,51 @@ def test_damaged_faiss_cache_is_rebuilt_without_reembedding(vault: Path, tmp_pat
     with open_index(ix, readonly=True, notify=messages.append) as idx:
         assert sorted(index_ids(idx.vector_index()).tolist()) == good
     assert len(messages) == 1
-    assert ("added 1 vectors" if damage == "behind" else "rebuilding it") in messages[0]
+    expected = {"behind": "added 1 vectors", "stale": "out of date; removed 1, added 0 vectors"}
+    assert expected.get(damage, "rebuilding it") in messages[0]
     assert len(emb.calls) == calls  # nothing re-embedded
     if damage != "stale":
         check_consistent(ix)
+
+
+def test_an_older_cache_is_reconciled_in_place_not_rebuilt(vault: Path, tmp_path: Path) -> None:
+    """A file older than SQLite by removals *and* additions (a watcher killed between its saves):
+    the reader removes and adds in place, and searches exactly like a fresh rebuild."""
+    ix = tmp_path / "ix"
+    emb = FakeEmbedder()
+    for i in range(8):
+        (vault / f"n{i}.md").write_text(f"# N{i}\nNote {i} about harbour number {i} and its cranes.\n")
+    run_index(vault, ix, emb)
+    saved = (ix / FAISS_NAME).read_bytes(), (ix / "vectors.json").read_bytes()
+    old_ids = _faiss_ids(ix)
+    for i in range(3):
+        (vault / f"n{i}.md").unlink()
+    for i in range(2):
+        (vault / f"new{i}.md").write_text(f"# New{i}\nA new note {i} about lighthouses and fog.\n")
+    run_index(vault, ix, emb)  # removes the deleted notes' vectors (gc), adds the new ones
+    (ix / FAISS_NAME).write_bytes(saved[0])
+    (ix / "vectors.json").write_bytes(saved[1])
+    q = emb.embed_queries(["lighthouses in the fog", "harbour cranes"])
+    calls = len(emb.calls)
+    db = sqlite3.connect(ix / "index.db")
+    db_ids = [r[0] for r in db.execute("SELECT id FROM vectors ORDER BY id")]
+    db.close()
+    removed, added = set(old_ids) - set(db_ids), set(db_ids) - set(old_ids)
+    assert removed and added  # really out of date both ways
+
+    messages: list[str] = []
+    with open_index(ix, readonly=True, notify=messages.append) as idx:
+        got = idx.vector_index()
+        assert sorted(index_ids(got).tolist()) == db_ids
+        fresh = idx._cache.rebuild(idx.db, idx.model, idx.dim, "flat").index
+        k = len(db_ids)
+        (s1, i1), (s2, i2) = got.search(q, k), fresh.search(q, k)
+    assert messages == [f"vector cache was out of date; removed {len(removed)}, added {len(added)} vectors"]
+    assert len(emb.calls) == calls  # nothing re-embedded
+    assert np.allclose(s1, s2)
+    for row in range(len(q)):  # same ids at each score (ties may come in another order)
+        pairs = [sorted(zip(np.round(s[row], 5), i[row], strict=True)) for s, i in ((s1, i1), (s2, i2))]
+        assert pairs[0] == pairs[1]
 
 
 def test_vector_cache_repair_is_saved_by_a_writer(vault: Path, tmp_path: Path) -> None:

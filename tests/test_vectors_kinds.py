@@ -234,7 +234,7 @@ def test_damaged_ivf_cache_is_repaired_without_reembedding(
     expected = {
         "missing": "is missing; rebuilding",
         "corrupt": "unreadable",
-        "stale": "is stale; rebuilding",
+        "stale": "out of date; removed 1, added 0 vectors",
         "behind": "added 1 vectors",
         "sidecar-kind": "wrong shape; rebuilding",
     }[damage]
@@ -261,6 +261,55 @@ def test_changing_the_kind_rebuilds_the_saved_file(vault: Path, tmp_path: Path, 
     assert len(messages) == 1 and "another model or kind; rebuilding it" in messages[0]
     assert sidecar(ix)["kind"] == "flat" and kind_of(faiss.read_index(str(ix / FAISS_NAME))) == "flat"
     check_consistent(ix)
+
+
+# -- an older file (a watcher saves only now and then) ------------------------------------------
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["flat", "ivf"]), removed=st.integers(1, 300), added=st.integers(0, 300))
+def test_an_older_file_is_reconciled_in_place_and_searches_like_a_rebuild(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, kind: str, removed: int, added: int
+) -> None:
+    monkeypatch.setenv("TROPEGRAPH_FAISS", kind)
+    ix = tmp_path_factory.mktemp("old") / "ix"
+    make_index(ix, 1000)
+    save_cache(ix)
+    saved = sidecar(ix)
+    db = sqlite3.connect(ix / "index.db")
+    with db:
+        db.execute("DELETE FROM vectors WHERE id IN (SELECT id FROM vectors ORDER BY random() LIMIT ?)", (removed,))
+    db.close()
+    add_rows(ix, added, seed=7)
+    messages: list[str] = []
+    with open_index(ix, readonly=True, notify=messages.append) as idx:
+        got = idx.vector_index()
+        assert kind_of(got) == kind
+        if kind == "ivf":  # the file's lists are kept: no k-means
+            assert got.nlist == ivf_nlist(saved["trained"])
+        every, mat = read_vectors(idx.db, MODEL, DIM)
+        assert sorted(index_ids(got).tolist()) == every.tolist() == sqlite_ids(ix)
+        for i in (0, len(every) // 2, len(every) - 1):
+            assert np.array_equal(got.reconstruct(int(every[i])), mat[i])
+        fresh = build_index(DIM, kind, every, mat)
+        q = clustered(4, seed=11)
+        (s1, i1), (s2, i2) = knn(got, q, 20, allowed=every), knn(fresh, q, 20, allowed=every)
+        if kind == "flat":
+            (s1, i1), (s2, i2) = knn(got, q, 20), knn(fresh, q, 20)
+        assert np.allclose(s1, s2, atol=1e-5) and np.array_equal(i1, i2)
+    assert messages == [f"vector cache was out of date; removed {removed}, added {added} vectors"]
+    assert sidecar(ix) == saved  # a reader never writes
+
+
+def test_a_stale_hnsw_file_is_still_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TROPEGRAPH_FAISS", "hnsw")
+    ix = tmp_path / "ix"
+    make_index(ix, 300)
+    save_cache(ix)
+    delete_rows(ix, 250)
+    messages: list[str] = []
+    with open_index(ix, readonly=True, notify=messages.append) as idx:
+        assert kind_of(idx.vector_index()) == "hnsw"
+        assert sorted(index_ids(idx.vector_index()).tolist()) == sqlite_ids(ix)
+    assert len(messages) == 1 and "is stale; rebuilding it" in messages[0]
 
 
 # -- auto ---------------------------------------------------------------------------------------
@@ -318,16 +367,16 @@ def test_a_reader_never_writes_and_keeps_the_files_kind(tmp_path: Path, small_au
     assert messages == ["vector cache was behind the database; added 1500 vectors"]
     save_cache(ix)
     assert sidecar(ix)["kind"] == "ivf"
-    for damage in ("missing", "stale"):
-        if damage == "missing":
-            (ix / FAISS_NAME).unlink()
-        else:
-            save_cache(ix)
-            delete_rows(ix, 2500)
-        with open_index(ix, readonly=True, notify=lambda m: None) as idx:
-            # repaired as exact flat, in memory only: a reader cannot keep a trained IVF
-            assert kind_of(idx.vector_index()) == "flat"
-            assert sorted(index_ids(idx.vector_index()).tolist()) == sqlite_ids(ix)
+    delete_rows(ix, 2500)
+    with open_index(ix, readonly=True, notify=lambda m: None) as idx:
+        # an out-of-date IVF file is reconciled in place: its kind and training are kept
+        assert kind_of(idx.vector_index()) == "ivf"
+        assert sorted(index_ids(idx.vector_index()).tolist()) == sqlite_ids(ix)
+    (ix / FAISS_NAME).unlink()
+    with open_index(ix, readonly=True, notify=lambda m: None) as idx:
+        # rebuilt as exact flat, in memory only: a reader cannot keep a trained IVF
+        assert kind_of(idx.vector_index()) == "flat"
+        assert sorted(index_ids(idx.vector_index()).tolist()) == sqlite_ids(ix)
     assert (sidecar(ix)["kind"], sidecar(ix)["count"]) == ("ivf", 3000)  # readers left it alone
 
 

@@ -318,7 +318,13 @@ class Pipeline:
 
     # -- public ---------------------------------------------------------------------------------
     def apply(
-        self, changes: Changes, progress: Progress | None = None, *, gc: bool = True, sweep: bool | None = None
+        self,
+        changes: Changes,
+        progress: Progress | None = None,
+        *,
+        gc: bool = True,
+        sweep: bool | None = None,
+        save_vectors: bool = True,
     ) -> Report:
         """Apply ``changes`` in committed batches; return what was done.
 
@@ -326,7 +332,9 @@ class Pipeline:
         re-created later in the same run keeps its vectors). ``sweep`` (default: same as ``gc``)
         embeds any stored passage that lacks a vector, which only an interrupted model switch
         leaves; it reads every passage (~0.1 s at 175k), so the watcher's small batches pass
-        ``gc=False`` and leave both to catch-up and reconciliation runs.
+        ``gc=False`` and leave both to catch-up and reconciliation runs. ``save_vectors`` writes
+        the FAISS file at the end (hundreds of MB on a large vault); the watcher passes False for
+        its small batches and saves on its own schedule, since readers top up from SQLite anyway.
         """
         sweep = gc if sweep is None else sweep
         t0 = time.monotonic()
@@ -374,7 +382,8 @@ class Pipeline:
         self.index.set_meta("updated_at", time.time())
         self.index.set_meta("vault", str(self.vault))
         self.db.execute("COMMIT")
-        self.index.save_vectors()
+        if save_vectors:
+            self.index.save_vectors()
         report.seconds = time.monotonic() - t0
         return report
 

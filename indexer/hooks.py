@@ -7,6 +7,10 @@
 
 The batch is already committed; a hook that fails is reported as a warning and never undoes it.
 Register with ``indexer.hooks.AFTER_BATCH.append(fn)`` (the metaphor engine does this).
+
+``AFTER_APPLY`` functions are called as ``fn(index)`` once at the end of every
+``Pipeline.apply`` (an ``index`` run, a watcher batch): a hook that paces its per-batch work on
+a long run finishes it there.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from typing import Any
 
 AfterBatch = Callable[[Any, list[int], list[int]], None]
 
+AfterApply = Callable[[Any], None]
+
 AFTER_BATCH: list[AfterBatch] = []
+AFTER_APPLY: list[AfterApply] = []
 
 
 def run_after_batch(index: Any, added: list[int], removed: list[int]) -> list[str]:
@@ -28,6 +35,18 @@ def run_after_batch(index: Any, added: list[int], removed: list[int]) -> list[st
         except Exception as exc:  # noqa: BLE001 - a hook's bug must not break indexing
             name = getattr(fn, "__qualname__", repr(fn))
             problems.append(f"after-batch hook {name} failed: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def run_after_apply(index: Any) -> list[str]:
+    """Call every AFTER_APPLY hook; return one message per hook that raised."""
+    problems = []
+    for fn in AFTER_APPLY:
+        try:
+            fn(index)
+        except Exception as exc:  # noqa: BLE001 - a hook's bug must not break indexing
+            name = getattr(fn, "__qualname__", repr(fn))
+            problems.append(f"after-apply hook {name} failed: {type(exc).__name__}: {exc}")
     return problems
 
 

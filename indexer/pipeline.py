@@ -382,6 +382,7 @@ class Pipeline:
         self.index.set_meta("updated_at", time.time())
         self.index.set_meta("vault", str(self.vault))
         self.db.execute("COMMIT")
+        report.warnings.extend(hooks.run_after_apply(self.index))  # e.g. a paced metaphor update
         if save_vectors:
             self.index.save_vectors()
         report.seconds = time.monotonic() - t0

@@ -1,7 +1,7 @@
 """``tropegraph metaphors …`` (list and curate recurring images) and ``tropegraph graph export``.
 
 Imported at CLI start: nothing heavy at top level. Importing it also registers the metaphor
-engine's AFTER_BATCH hook (lazily: the engine is imported the first time a batch commits).
+engine's hooks (lazily: the engine is imported, and registers itself, when the first batch commits).
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from indexer.commands._common import friendly_errors, json_option, print_json, v
 
 
 def _after_batch(index: Any, added: list[int], removed: list[int]) -> None:
-    from indexer.metaphors.engine import after_batch
-
-    after_batch(index, added, removed)
+    # Importing the engine registers its own hooks, appended after this one, so they run next in
+    # this same loop and on every later batch: this stand-in only spares the CLI the import at
+    # start (calling the engine here too would update twice per batch).
+    import indexer.metaphors  # noqa: F401
 
 
 if _after_batch not in hooks.AFTER_BATCH:

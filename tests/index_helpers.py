@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,12 @@ def snapshot(index_dir: Path) -> dict[str, Any]:
                 ).fetchall()
             ),
         }
+
+
+def read_rows(index_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple]:
+    """Rows of a query on the index database, opened read-only and closed again."""
+    db = sqlite3.connect(f"{(index_dir / 'index.db').as_uri()}?mode=ro", uri=True)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()

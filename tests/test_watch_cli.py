@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import waiting
 from click.testing import CliRunner
+from index_helpers import read_rows
 
 from indexer.cli import cli
 from indexer.lock import holder
@@ -91,11 +92,7 @@ def procs() -> Iterator[list[WatchProcess]]:
 
 
 def _paths(index_dir: Path) -> set[str]:
-    db = sqlite3.connect(f"{(index_dir / 'index.db').as_uri()}?mode=ro", uri=True)
-    try:
-        return {r[0] for r in db.execute("SELECT path FROM notes")}
-    finally:
-        db.close()
+    return {r[0] for r in read_rows(index_dir, "SELECT path FROM notes")}
 
 
 @pytest.mark.slow

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from index_helpers import read_rows
 from test_watch import Running, note, write
 from test_watch_cli import WatchProcess
 from waiting import no_thread_leaks, wait_for
@@ -46,19 +46,11 @@ def sidecar(index_dir: Path) -> dict:
 
 
 def sqlite_ids(index_dir: Path) -> list[int]:
-    db = sqlite3.connect(f"{(index_dir / 'index.db').as_uri()}?mode=ro", uri=True)
-    try:
-        return [r[0] for r in db.execute("SELECT id FROM vectors ORDER BY id")]
-    finally:
-        db.close()
+    return [r[0] for r in read_rows(index_dir, "SELECT id FROM vectors ORDER BY id")]
 
 
 def paths(index_dir: Path) -> set[str]:
-    db = sqlite3.connect(f"{(index_dir / 'index.db').as_uri()}?mode=ro", uri=True)
-    try:
-        return {r[0] for r in db.execute("SELECT path FROM notes")}
-    finally:
-        db.close()
+    return {r[0] for r in read_rows(index_dir, "SELECT path FROM notes")}
 
 
 def file_state(index_dir: Path) -> tuple[int, int, bytes]:

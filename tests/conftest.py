@@ -75,3 +75,17 @@ def seed_note(fixtures_dir: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "seed-conversation.md"
     shutil.copyfile(fixtures_dir / "seed-conversation.md", dst)
     return dst
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    """An empty vault (only ``.obsidian``); modules that need content define their own."""
+    v = tmp_path / "vault"
+    (v / ".obsidian").mkdir(parents=True)
+    return v
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Path:
+    """Where a test's index goes (outside the vault, as by default)."""
+    return tmp_path / "index"

@@ -196,18 +196,6 @@ class Running:
         return any(needle in t for t in self.turn_texts(path))
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    v = tmp_path / "vault"
-    (v / ".obsidian").mkdir(parents=True)
-    return v
-
-
-@pytest.fixture
-def index_dir(tmp_path: Path) -> Path:
-    return tmp_path / "index"
-
-
 def assert_consistent(index_dir: Path) -> None:
     """The pipeline's invariants: every passage has its vector; SQLite is sound."""
     db = sqlite3.connect(f"{(index_dir / 'index.db').as_uri()}?mode=ro", uri=True)

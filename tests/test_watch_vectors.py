@@ -29,18 +29,6 @@ def _no_thread_leaks() -> Iterator[None]:
     yield from no_thread_leaks()
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Path:
-    v = tmp_path / "vault"
-    (v / ".obsidian").mkdir(parents=True)
-    return v
-
-
-@pytest.fixture
-def index_dir(tmp_path: Path) -> Path:
-    return tmp_path / "index"
-
-
 def sidecar(index_dir: Path) -> dict:
     return json.loads((index_dir / SIDECAR_NAME).read_text())
 

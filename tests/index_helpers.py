@@ -15,7 +15,7 @@ from indexer.embed import Embedder
 from indexer.pipeline import index_vault
 from indexer.report import Report
 from indexer.store import open_index
-from indexer.vectors import index_ids, read_vectors
+from indexer.vectors import FAISS_NAME, index_ids, read_vectors
 
 HEADER_RE = re.compile(r"^>\[!nexus_(user|agent)\] \*\*(User|Assistant)\*\* - (.+)$", re.MULTILINE)
 
@@ -138,3 +138,25 @@ def read_rows(index_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[t
         return db.execute(sql, params).fetchall()
     finally:
         db.close()
+
+
+def damage_cache(vault: Path, index_dir: Path, embedder: Embedder, damage: str) -> None:
+    """Leave the FAISS cache of an indexed vault ``missing``, ``corrupt``, ``stale`` (a vector
+    removed behind its back) or ``behind`` (killed after a commit, before the cache was saved)."""
+    faiss_file = index_dir / FAISS_NAME
+    if damage == "missing":
+        faiss_file.unlink()
+    elif damage == "corrupt":
+        faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    elif damage == "stale":
+        db = sqlite3.connect(index_dir / "index.db")
+        with db:
+            db.execute("DELETE FROM vectors WHERE id = (SELECT min(id) FROM vectors)")
+        db.close()
+    elif damage == "behind":
+        saved = faiss_file.read_bytes()
+        (vault / "New.md").write_text("A new note about lighthouses.\n")
+        run_index(vault, index_dir, embedder)
+        faiss_file.write_bytes(saved)
+    else:
+        raise ValueError(damage)

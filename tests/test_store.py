@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from index_helpers import check_consistent, run_index
+from index_helpers import check_consistent, damage_cache, read_rows, run_index
 
 from indexer import lock
 from indexer.config import default_index_dir, find_vault, resolve_index_dir
@@ -158,23 +158,11 @@ def test_damaged_faiss_cache_is_rebuilt_without_reembedding(vault: Path, tmp_pat
     emb = FakeEmbedder()
     run_index(vault, ix, emb)
     good = _faiss_ids(ix)
-    faiss_file = ix / FAISS_NAME
-    if damage == "missing":
-        faiss_file.unlink()
-    elif damage == "corrupt":
-        faiss_file.write_bytes(faiss_file.read_bytes()[:100])
-    elif damage == "stale":  # a vector removed behind the cache's back
-        db = sqlite3.connect(ix / "index.db")
-        db.execute("DELETE FROM vectors WHERE id = (SELECT min(id) FROM vectors)")
-        db.commit()
-        db.close()
+    damage_cache(vault, ix, emb, damage)
+    if damage == "stale":
         good = good[1:]
-    elif damage == "behind":  # killed after a commit, before the cache was saved
-        saved = faiss_file.read_bytes()
-        (vault / "New.md").write_text("A new note about lighthouses.\n")
-        run_index(vault, ix, emb)
-        good = _faiss_ids(ix)
-        faiss_file.write_bytes(saved)
+    elif damage == "behind":
+        good = [int(r[0]) for r in read_rows(ix, "SELECT id FROM vectors ORDER BY id")]
     messages: list[str] = []
     calls = len(emb.calls)
     with open_index(ix, readonly=True, notify=messages.append) as idx:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from index_helpers import check_consistent, run_index
+from index_helpers import check_consistent, damage_cache, run_index
 
 from indexer import vectors
 from indexer.embed import FakeEmbedder
@@ -207,20 +207,8 @@ def test_damaged_ivf_cache_is_repaired_without_reembedding(
     emb = FakeEmbedder()
     run_index(vault, ix, emb)
     faiss_file = ix / FAISS_NAME
-    if damage == "missing":
-        faiss_file.unlink()
-    elif damage == "corrupt":
-        faiss_file.write_bytes(faiss_file.read_bytes()[:200])
-    elif damage == "stale":  # a vector removed behind the cache's back
-        db = sqlite3.connect(ix / "index.db")
-        with db:
-            db.execute("DELETE FROM vectors WHERE id = (SELECT min(id) FROM vectors)")
-        db.close()
-    elif damage == "behind":  # killed after a commit, before the cache was saved
-        saved = faiss_file.read_bytes()
-        (vault / "New.md").write_text("A new note about lighthouses.\n")
-        run_index(vault, ix, emb)
-        faiss_file.write_bytes(saved)
+    if damage != "sidecar-kind":
+        damage_cache(vault, ix, emb, damage)
     elif damage == "sidecar-kind":  # killed between the sidecar and the file replace of a kind switch
         faiss.write_index(build_index(DIM, "flat", np.zeros(0, np.int64), np.zeros((0, DIM), np.float32)),
                           str(faiss_file))

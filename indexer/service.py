@@ -61,14 +61,14 @@ def watch_command(
     """The argv the service runs, with absolute paths (services get no shell ``PATH``).
 
     Prefers the ``tropegraph`` script next to the running Python (the same install), else
-    ``python -m indexer``.
+    ``python -m interfaces``.
     """
     if executable is not None:
         argv = [executable]
     else:
         python = Path(sys.executable).absolute()
         script = python.parent / ("tropegraph.exe" if os.name == "nt" else "tropegraph")
-        argv = [str(script)] if script.is_file() else [str(python), "-m", "indexer"]
+        argv = [str(script)] if script.is_file() else [str(python), "-m", "interfaces"]
     argv += ["watch", "--vault", str(Path(vault).resolve())]
     if index_dir is not None:
         argv += ["--index-dir", str(Path(index_dir).resolve())]

@@ -133,7 +133,7 @@ def test_pages_made_by_the_cli_from_the_planted_vault(browser: object, planted_s
     from click.testing import CliRunner
     from test_timeline_cli import build_planted_index
 
-    from indexer.cli import cli
+    from interfaces.cli import cli
 
     src, truth = planted_source
     idx = build_planted_index(planted_source, tmp_path_factory)
@@ -181,7 +181,7 @@ def test_script_written_in_a_note_renders_as_text(browser: object, planted_sourc
     rendered by `timeline --html` and `--note`, opened in Chromium — nothing runs, the text shows."""
     from click.testing import CliRunner
 
-    from indexer.cli import cli
+    from interfaces.cli import cli
 
     src, truth = planted_source
     convs = {c["index"]: c for c in truth["conversations"]}

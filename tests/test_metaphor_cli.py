@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from test_metaphor_support import build_planted_index, first_occurrence, truth_keys
 
-from indexer.cli import cli
+from interfaces.cli import cli
 
 pytestmark = pytest.mark.slow
 

@@ -57,7 +57,7 @@ def test_paced_batches_end_with_the_same_tables_as_a_full_recompute(vault: Path,
 
 
 def test_unpaced_runs_one_update_per_batch_even_with_the_cli_registered(vault: Path, tmp_path: Path, monkeypatch) -> None:
-    import indexer.commands.metaphors  # noqa: F401  (the CLI's lazy stand-in hook)
+    import interfaces.commands.metaphors  # noqa: F401  (the CLI's lazy stand-in hook)
 
     monkeypatch.setattr(engine, "PACE", 0.0)
     batches: list[int] = []

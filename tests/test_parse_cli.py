@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from indexer.cli import cli
+from interfaces.cli import cli
 
 STUB = Path(__file__).parent / "vault-stub"
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from test_timeline_cli import build_planted_index, truth_uses
 
-from indexer.cli import cli
+from interfaces.cli import cli
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,12 @@ from pathlib import Path
 import frontmatter
 import pytest
 
-from indexer.reports import (
+from queries.render.chart import chart_svg, series, write_png
+from queries.render.html import GraphEdge, GraphNode, graph_html, timeline_html
+from queries.render.links import md_text, note_link, safe_file_name
+from queries.render.markdown import index_note, timeline_data, timeline_note
+from queries.render.text import render_text
+from queries.reports import (
     ReportDirError,
     is_report_note,
     note_names,
@@ -16,11 +21,6 @@ from indexer.reports import (
     write_files,
     write_if_changed,
 )
-from queries.render.chart import chart_svg, series, write_png
-from queries.render.html import GraphEdge, GraphNode, graph_html, timeline_html
-from queries.render.links import md_text, note_link, safe_file_name
-from queries.render.markdown import index_note, timeline_data, timeline_note
-from queries.render.text import render_text
 from queries.timeline import MetaphorRef, Occurrence, build_timeline
 
 EVIL = 'Карта смысла <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> | #tag [[link]]'

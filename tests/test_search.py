@@ -36,7 +36,7 @@ from queries.search import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_NOTES = REPO / "indexer" / "demo_vault" / "Заметки"
+DEMO_NOTES = REPO / "interfaces" / "demo_vault" / "Заметки"
 HIT_KEYS = ["uid", "conversation_id", "note", "title", "role", "model", "time", "score", "snippet", "uri", "passage"]
 
 

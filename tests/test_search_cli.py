@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from test_search import HIT_KEYS, search_index, turns_by_uid  # noqa: F401  (fixture)
 
 from indexer import textproc
-from indexer.cli import cli
 from indexer.store import open_index
+from interfaces.cli import cli
 
 
 @pytest.fixture

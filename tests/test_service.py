@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from indexer.cli import cli
 from indexer.lock import WriterLock
 from indexer.service import LAUNCHD, SYSTEMD, Service, _systemd_quote, vault_slug, watch_command
+from interfaces.cli import cli
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,7 @@ def vault(tmp_path: Path) -> Path:
 def _exe() -> list[str]:
     python = Path(sys.executable).absolute()
     script = python.parent / "tropegraph"
-    return [str(script)] if script.is_file() else [str(python), "-m", "indexer"]
+    return [str(script)] if script.is_file() else [str(python), "-m", "interfaces"]
 
 
 def run(*args: str) -> tuple[int, str, str]:

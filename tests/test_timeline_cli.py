@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from indexer.cli import cli
+from interfaces.cli import cli
 from queries.timeline import period_key
 
 pytestmark = pytest.mark.slow

@@ -23,12 +23,12 @@ from click.testing import CliRunner
 from waiting import no_thread_leaks, wait_for
 
 import indexer.pipeline
-from indexer.cli import cli
 from indexer.embed import FakeEmbedder
 from indexer.errors import IndexLocked
 from indexer.lock import WriterLock
 from indexer.store import open_index
 from indexer.watch import BatchStats, log, run_watch
+from interfaces.cli import cli
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,8 @@ import waiting
 from click.testing import CliRunner
 from index_helpers import read_rows
 
-from indexer.cli import cli
 from indexer.lock import holder
+from interfaces.cli import cli
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -26,12 +26,12 @@ def wait_for(cond: Callable[[], Any], timeout: float = 60.0, what: str = "condit
 
 
 class WatchProcess:
-    """``python -m indexer watch --json-log`` with its log in a file (no pipe to fill up)."""
+    """``python -m interfaces watch --json-log`` with its log in a file (no pipe to fill up)."""
 
     def __init__(self, vault: Path, index_dir: Path, log: Path, env: dict[str, str]) -> None:
         self.log = log
         self.cmd = [
-            sys.executable, "-m", "indexer", "watch", "--vault", str(vault), "--index-dir", str(index_dir),
+            sys.executable, "-m", "interfaces", "watch", "--vault", str(vault), "--index-dir", str(index_dir),
             "--debounce", "0.2", "--json-log",
         ]
         self._fh = open(log, "ab")  # noqa: SIM115 - closed in wait()
@@ -119,7 +119,7 @@ def test_second_writer_is_refused_and_sigint_exits_0(
 
     # `tropegraph index` is a writer too
     indexing = subprocess.run(
-        [sys.executable, "-m", "indexer", "index", "--vault", str(vault), "--index-dir", str(index_dir)],
+        [sys.executable, "-m", "interfaces", "index", "--vault", str(vault), "--index-dir", str(index_dir)],
         check=False, capture_output=True, text=True, env=env, timeout=60,
     )
     assert (indexing.returncode, indexing.stderr) == (1, second.stderr)
@@ -200,7 +200,7 @@ def test_watch_help_and_bad_vault() -> None:
 
 
 def test_defaults_agree_with_the_library() -> None:
-    from indexer.commands import watch as cmd
     from indexer.watch import DEFAULT_DEBOUNCE, DEFAULT_RECONCILE_INTERVAL
+    from interfaces.commands import watch as cmd
 
     assert (cmd.DEFAULT_DEBOUNCE, cmd.DEFAULT_RECONCILE_INTERVAL) == (DEFAULT_DEBOUNCE, DEFAULT_RECONCILE_INTERVAL)

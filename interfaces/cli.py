@@ -1,4 +1,4 @@
-"""The ``tropegraph`` command: one click group; each command lives in ``indexer/commands/``.
+"""The ``tropegraph`` command: one click group; each command lives in ``interfaces/commands/``.
 
 Commands import heavy modules (faiss, the embedder, networkx, matplotlib) inside their
 functions, so ``tropegraph --help`` stays instant.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from indexer.commands import COMMANDS
+from interfaces.commands import COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from indexer.commands._common import friendly_errors, json_option, print_json, vault_options
+from interfaces.commands._common import friendly_errors, json_option, print_json, vault_options
 
 MAX_WARNINGS_SHOWN = 20
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from indexer import hooks
-from indexer.commands._common import friendly_errors, json_option, print_json, vault_options
+from interfaces.commands._common import friendly_errors, json_option, print_json, vault_options
 
 
 def _after_batch(index: Any, added: list[int], removed: list[int]) -> None:
@@ -218,8 +218,8 @@ def graph() -> None:
 @friendly_errors
 def export(file: Path, vault: str | None, index_dir: str | None, echo_threshold: float | None) -> None:
     """Write the graph to FILE: .graphml, .gexf or .json (node-link), chosen by extension."""
-    from indexer.graph import FORMATS, build_graph, write_graph
     from indexer.store import open_index
+    from queries.graph import FORMATS, build_graph, write_graph
 
     if file.suffix.lower() not in FORMATS:
         raise click.ClickException(

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from indexer.commands._common import friendly_errors, json_option, print_json
+from interfaces.commands._common import friendly_errors, json_option, print_json
 
 DEMO_QUERIES = ("мост между мирами", "how does the model think in tokens?")
 
@@ -63,7 +63,7 @@ def demo(demo_dir: Path | None, fresh: bool, as_json: bool) -> None:
                     notify=lambda m: click.echo(f"tropegraph: {m}", err=True)) as idx:
         embedder = embedder_for_index(idx, None, None)
         if not as_json and sys.stderr.isatty():
-            from indexer.commands.index import _run_with_bar
+            from interfaces.commands.index import _run_with_bar
 
             report = _run_with_bar(vault, idx, embedder, False)
         else:

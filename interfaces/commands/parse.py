@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from indexer.commands._common import friendly_errors, json_option, print_json
+from interfaces.commands._common import friendly_errors, json_option, print_json
 
 
 def _vault_root(note: Path) -> Path:

@@ -21,9 +21,9 @@ def _load() -> list[click.Command]:
     found: list[click.Command] = []
     for mod_name, names in _MODULES.items():
         try:
-            mod = importlib.import_module(f"indexer.commands.{mod_name}")
+            mod = importlib.import_module(f"interfaces.commands.{mod_name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"indexer.commands.{mod_name}":
+            if exc.name == f"interfaces.commands.{mod_name}":
                 continue  # command module not written yet
             raise
         for name in names:

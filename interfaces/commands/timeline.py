@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from indexer.commands._common import friendly_errors, json_option, print_json, vault_options
+from interfaces.commands._common import friendly_errors, json_option, print_json, vault_options
 
 _BY = click.Choice(["month", "quarter", "week"])
 
@@ -104,15 +104,15 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
                 write_png(tl, png)
             _say(f"Chart: {png}")
         if html_out:
-            from indexer.reports import write_if_changed
             from queries.render.html import timeline_html
+            from queries.reports import write_if_changed
 
             with _writing(html_out):
                 write_if_changed(html_out, timeline_html(shown, vault_name=src.vault.name))
             _say(f"Page: {html_out}")
         if note:
-            from indexer.reports import find_report_note, note_names, report_root, write_files
             from queries.render.markdown import timeline_note
+            from queries.reports import find_report_note, note_names, report_root, write_files
 
             _, rel = report_root(src.vault, report_dir)
             name = find_report_note(src.vault, rel, tl.metaphor.id) or note_names(
@@ -140,10 +140,10 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, as_json: b
     nothing. Old report notes (frontmatter ``tropegraph: report``) of metaphors no longer in the
     top are removed; no other file is ever touched.
     """
-    from indexer.reports import GRAPH_FILE, INDEX_NOTE, note_names, report_root, write_files
     from queries.render.html import GraphEdge, GraphNode, graph_html
     from queries.render.links import obsidian_uri
     from queries.render.markdown import index_note, timeline_data, timeline_note
+    from queries.reports import GRAPH_FILE, INDEX_NOTE, note_names, report_root, write_files
     from queries.timeline import build_timeline
 
     with _open_source(vault, index_dir) as src:

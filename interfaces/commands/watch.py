@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from indexer.commands._common import friendly_errors, json_option, print_json, vault_options
+from interfaces.commands._common import friendly_errors, json_option, print_json, vault_options
 
 # Keep in step with indexer.watch (not imported here: it pulls in watchdog).
 DEFAULT_DEBOUNCE = 0.4

@@ -1,3 +1,0 @@
-from indexer.cli import cli
-
-cli()

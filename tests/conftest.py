@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TROPEGRAPH_SHARED", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # copied into the repository: see tests/fixtures/SOURCES.md
 CORPUS = SHARED / "corpus"
 DEV_PACK = CORPUS / "packs" / "dev.json"
 
@@ -61,11 +61,7 @@ def planted_vault(planted_source: tuple[Path, dict], tmp_path: Path) -> tuple[Pa
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """shared/fixtures (read-only: copy before changing anything)."""
-    if not FIXTURES.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared fixtures not found at {FIXTURES} (set TROPEGRAPH_SHARED)")
-        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+    """tests/fixtures: the seed note and real Nexus exports (do not edit: copy before changing anything)."""
     return FIXTURES
 
 

@@ -268,6 +268,11 @@ def list_candidates(index: Any, *, min_uses: int = 1, limit: int | None = None) 
     return [Candidate(*r) for r in rows]
 
 
+def metaphors_result(items: list[MetaphorSummary]) -> dict[str, Any]:
+    """The ``tropegraph metaphors --json`` document (also ``/api/metaphors`` and the MCP tool)."""
+    return {"metaphors": [m.to_dict() for m in items]}
+
+
 def cooccurrences(index: Any, metaphor_ids: list[str] | None = None) -> list[tuple[str, str, int]]:
     """``(a, b, n)``: metaphors ``a < b`` both used in ``n`` conversations."""
     db = _db(index)

@@ -35,7 +35,8 @@ class Hit:
     passage: int = 0
     """Sequence number of the best-matching passage within the turn."""
     highlights: tuple[tuple[int, int], ...] = field(default=(), compare=False)
-    """``(start, end)`` offsets in ``snippet`` of the words that matched the query."""
+    """``(start, end)`` offsets in ``snippet`` of the words that matched the query (Python
+    string indices, i.e. code points; ``--json`` gives them as ``[start, end]`` pairs)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class Hit:
             "snippet": self.snippet,
             "uri": self.uri,
             "passage": self.passage,
+            "highlights": [list(span) for span in self.highlights],
         }
 
 

@@ -794,6 +794,16 @@ def find_turn(db: sqlite3.Connection, uid: str) -> tuple[int, str]:
     return rows[0][0], rows[0][1]
 
 
+def search_result(query: str, mode: str, hits: Sequence[Hit]) -> dict[str, Any]:
+    """The ``tropegraph search --json`` document (also ``/api/search`` and the MCP tool)."""
+    return {"query": query, "mode": mode, "results": [h.to_dict() for h in hits]}
+
+
+def similar_result(uid: str, hits: Sequence[Hit]) -> dict[str, Any]:
+    """The ``tropegraph similar --json`` document."""
+    return {"uid": uid, "results": [h.to_dict() for h in hits]}
+
+
 def similar(
     index: Any,
     uid: str,

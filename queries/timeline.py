@@ -1,7 +1,7 @@
 """How one metaphor was born, who introduced it, who took it up and how its contexts moved.
 
 The computation is pure: a :class:`Timeline` is built from a list of :class:`Occurrence` values
-(plus optional context vectors), so it can be tested without an index. :func:`load_timeline`
+(plus optional context vectors), so it can be tested without an index. :class:`IndexSource`
 adapts the metaphor engine's read API (``queries.metaphors``) and the embedder to it.
 
 Drift follows metaphor-methods.md §3: for each period, the cosine distance between the centroid
@@ -187,6 +187,14 @@ class Timeline:
 
     def occurrence(self, uid: str) -> Occurrence | None:
         return next((o for o in self.occurrences if o.uid == uid), None)
+
+    def for_role(self, role: str | None) -> Timeline:
+        """Only ``role``'s occurrences listed (``timeline --role``); counts, first use and uptake unchanged."""
+        if not role:
+            return self
+        from dataclasses import replace
+
+        return replace(self, occurrences=tuple(o for o in self.occurrences if o.role == role))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -576,6 +584,10 @@ class Resolution:
     def chosen(self) -> MetaphorRef | None:
         return self.matches[0] if self.matches else None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"how": self.how, "matches": [m.to_dict() for m in self.matches],
+                "suggestions": [m.to_dict() for m in self.suggestions]}
+
 
 SIMILARITY_THRESHOLD = 0.89
 """Cosine (query vs label/variant) above which a free phrase counts as naming a metaphor.
@@ -760,6 +772,12 @@ class IndexSource:
 
             self._embedder = embedder_for_index(self.index)
         return self._embedder
+
+    def timeline(self, metaphor: MetaphorRef, *, by: str = "month", drift: bool = True) -> Timeline:
+        """The timeline of ``metaphor`` (``tropegraph timeline``); ``drift=False`` skips the context embeddings."""
+        return build_timeline(metaphor, self.occurrences(metaphor.id), by=by,
+                              embed=self.embed_contexts if drift else None,
+                              cooccurring=self.conversation_metaphors())
 
     def embed_contexts(self, texts: list[str]) -> np.ndarray:
         return self.embedder().embed_passages(texts)

@@ -37,7 +37,8 @@ from queries.search import (
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_NOTES = REPO / "interfaces" / "demo_vault" / "Заметки"
-HIT_KEYS = ["uid", "conversation_id", "note", "title", "role", "model", "time", "score", "snippet", "uri", "passage"]
+HIT_KEYS = ["uid", "conversation_id", "note", "title", "role", "model", "time", "score", "snippet", "uri", "passage",
+            "highlights"]
 
 
 @pytest.fixture(scope="session")
@@ -328,6 +329,9 @@ def test_hit_json_shape_and_uri(idx) -> None:
         json.dumps(d, ensure_ascii=False)
         assert d["uri"].startswith("obsidian://open?vault=vault&file=")
         assert ".md" not in d["uri"] and "/" not in d["uri"].split("file=")[1]
+    # highlights in the JSON point at the matched words of the snippet
+    marked = [h.snippet[a:b].lower() for h in hits for a, b in h.to_dict()["highlights"]]
+    assert marked and all(w.startswith("метафор") for w in marked)
 
 
 # ------------------------------------------------------------------------------------ similar

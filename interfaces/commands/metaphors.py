@@ -84,25 +84,17 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
         items = list_metaphors(idx, limit=limit, role=role,  # type: ignore[arg-type]
                                min_conversations=1 if show_all else 2, include_rejected=show_all)
     if as_json:
-        print_json({"metaphors": [m.to_dict() for m in items]})
+        from queries.metaphors import metaphors_result
+
+        print_json(metaphors_result(items))
     else:
         _print_table(items)
 
 
 def _apply(vault_path: Path, idx_dir: Path) -> str:
-    """Re-apply curation to the index now if we can write it; else say when it will apply."""
-    from indexer.errors import IndexLocked, IndexNotFound
-    from indexer.metaphors.engine import update
-    from indexer.store import open_index
+    from interfaces.curation import apply_curation
 
-    try:
-        with open_index(idx_dir, notify=lambda m: None, command="tropegraph metaphors") as idx:
-            update(idx, vault=vault_path)
-        return "applied to the index"
-    except IndexLocked:
-        return "the index is busy; it applies with the next indexing batch"
-    except IndexNotFound:
-        return "it applies when you run `tropegraph index`"
+    return apply_curation(vault_path, idx_dir)
 
 
 def _override(ctx: click.Context, vault: str | None, index_dir: str | None) -> None:
@@ -114,23 +106,14 @@ def _override(ctx: click.Context, vault: str | None, index_dir: str | None) -> N
         ctx.obj["index_dir"] = index_dir
 
 
-def _label_of(idx_dir: Path, ref: str) -> str:
-    from indexer.store import open_index
-    from queries.metaphors import MetaphorNotFound, get_metaphor
+def _curate(ctx: click.Context, vault: str | None, index_dir: str | None, action: str, *args: Any) -> None:
+    """Run one of the shared curation actions (``interfaces.curation``) and print what it did."""
+    from interfaces import curation
 
-    try:
-        with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
-            return get_metaphor(idx, ref).summary.label
-    except MetaphorNotFound as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _edit(ctx: click.Context, table: str, message: str, **fields: Any) -> None:
-    from indexer.metaphors import curation
-
+    _override(ctx, vault, index_dir)
     vault_path, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
-    path = curation.append_entry(vault_path, table, **fields)
-    click.echo(f"{message} in {path}; {_apply(vault_path, idx_dir)}.")
+    result = getattr(curation, action)(vault_path, idx_dir, *args)
+    click.echo(result.message)
 
 
 @metaphors.command("track")
@@ -141,11 +124,7 @@ def _edit(ctx: click.Context, table: str, message: str, **fields: Any) -> None:
 @friendly_errors
 def track(ctx: click.Context, vault: str | None, index_dir: str | None, phrase: str, aliases: tuple[str, ...]) -> None:
     """Always list PHRASE as a metaphor (with its aliases merged into it)."""
-    _override(ctx, vault, index_dir)
-    fields: dict[str, Any] = {"phrase": phrase}
-    if aliases:
-        fields["aliases"] = list(aliases)
-    _edit(ctx, "track", f"Tracking «{phrase}»", **fields)
+    _curate(ctx, vault, index_dir, "track", phrase, aliases)
 
 
 @metaphors.command("reject")
@@ -155,10 +134,7 @@ def track(ctx: click.Context, vault: str | None, index_dir: str | None, phrase: 
 @friendly_errors
 def reject(ctx: click.Context, vault: str | None, index_dir: str | None, ref: str) -> None:
     """Hide a metaphor (ID or phrase): it is not an image."""
-    _override(ctx, vault, index_dir)
-    _, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
-    label = _label_of(idx_dir, ref)
-    _edit(ctx, "reject", f"Rejected «{label}»", phrase=label)
+    _curate(ctx, vault, index_dir, "reject", ref)
 
 
 @metaphors.command("merge")
@@ -168,12 +144,9 @@ def reject(ctx: click.Context, vault: str | None, index_dir: str | None, ref: st
 @friendly_errors
 def merge(ctx: click.Context, vault: str | None, index_dir: str | None, refs: tuple[str, ...]) -> None:
     """Make two or more metaphors (ids or phrases) one."""
-    _override(ctx, vault, index_dir)
     if len(refs) < 2:
         raise click.UsageError("merge needs at least two metaphor ids")
-    _, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
-    labels = [_label_of(idx_dir, r) for r in refs]
-    _edit(ctx, "merge", f"Merged {' + '.join(f'«{lab}»' for lab in labels)}", phrases=labels)
+    _curate(ctx, vault, index_dir, "merge", refs)
 
 
 @metaphors.command("split")
@@ -183,26 +156,7 @@ def merge(ctx: click.Context, vault: str | None, index_dir: str | None, refs: tu
 @friendly_errors
 def split(ctx: click.Context, vault: str | None, index_dir: str | None, ref: str) -> None:
     """Undo the automatic grouping of a metaphor: each lemma key becomes its own metaphor."""
-    _override(ctx, vault, index_dir)
-    from indexer.store import open_index
-    from queries.metaphors import MetaphorNotFound, get_metaphor
-
-    vault_path, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
-    try:
-        with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
-            detail = get_metaphor(idx, ref)
-    except MetaphorNotFound as exc:
-        raise click.ClickException(str(exc)) from exc
-    from indexer.metaphors import curation
-
-    labels: dict[str, str] = {}
-    for o in detail.occurrences:
-        labels.setdefault(o.key, o.surface.lower())
-    if len(labels) < 2:
-        raise click.ClickException(f"«{detail.summary.label}» has one lemma key only; nothing to split")
-    for key in sorted(labels):
-        path = curation.append_entry(vault_path, "split", phrase=labels[key])
-    click.echo(f"Split «{detail.summary.label}» into {len(labels)} metaphors in {path}; {_apply(vault_path, idx_dir)}.")
+    _curate(ctx, vault, index_dir, "split", ref)
 
 
 @click.group("graph")

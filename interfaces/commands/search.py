@@ -114,7 +114,9 @@ def search(
             conversation=conversation, path_prefix=path_prefix, tag=tag, collapse=collapse,
         )
     if as_json:
-        print_json({"query": text, "mode": mode, "results": [h.to_dict() for h in hits]})
+        from queries.search import search_result
+
+        print_json(search_result(text, mode, hits))
         return
     _render(hits, repr(text))
 
@@ -141,6 +143,8 @@ def similar(
     with _open(vault, index_dir) as idx:
         hits = run_similar(idx, uid, k=k, other_conversations=other_conversations, collapse=collapse)
     if as_json:
-        print_json({"uid": uid, "results": [h.to_dict() for h in hits]})
+        from queries.search import similar_result
+
+        print_json(similar_result(uid, hits))
         return
     _render(hits, f"turns like {uid}")

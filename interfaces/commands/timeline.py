@@ -62,8 +62,6 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
     PHRASE is a metaphor id, its label, any variant, or a free phrase (matched by lemmas, then by
     meaning). Without a match it names the closest metaphors and exits 1.
     """
-    from queries.timeline import build_timeline
-
     with _open_source(vault, index_dir) as src:
         res = src.resolve(phrase)
         if res.chosen is None:
@@ -79,18 +77,8 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
         if len(res.matches) > 1:
             _say("Also matches: " + ", ".join(f"{m.label} [{m.id}]" for m in res.matches[1:])
                  + " (give the id to choose)")
-        tl = build_timeline(
-            chosen,
-            src.occurrences(chosen.id),
-            by=by,
-            embed=None if no_drift else src.embed_contexts,
-            cooccurring=src.conversation_metaphors(),
-        )
-        shown = tl
-        if role:
-            from dataclasses import replace
-
-            shown = replace(tl, occurrences=tuple(o for o in tl.occurrences if o.role == role))
+        tl = src.timeline(chosen, by=by, drift=not no_drift)
+        shown = tl.for_role(role)
         if as_json:
             print_json(shown.to_dict())
         else:

@@ -5,7 +5,6 @@ Imported at CLI start: the store, the pipeline and the embedder are imported ins
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from typing import Any
 
@@ -122,8 +121,8 @@ def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool) -> Any:
 
 def _status_data(vault: str | None, index_dir: str | None) -> dict[str, Any]:
     from indexer.config import find_vault, resolve_index_dir
-    from indexer.lock import holder
     from indexer.store import open_index
+    from queries.status import index_status
     from vault_schema.errors import VaultNotFound
 
     vault_path = find_vault(vault) if vault or not index_dir else None
@@ -131,28 +130,12 @@ def _status_data(vault: str | None, index_dir: str | None) -> dict[str, Any]:
         resolve_index_dir(vault_path, index_dir) if vault_path else _path(index_dir).expanduser().resolve()
     )
     with open_index(idx_dir, readonly=True, notify=lambda msg: None) as idx:
-        meta = idx.meta
         if vault_path is None:
             try:
-                vault_path = find_vault(vault or meta.get("vault"))
+                vault_path = find_vault(vault or idx.meta.get("vault"))
             except VaultNotFound:
                 vault_path = None
-        lock = holder(idx_dir)
-        updated = meta.get("updated_at")
-        return {
-            "vault": str(vault_path) if vault_path else meta.get("vault"),
-            "index_dir": str(idx_dir),
-            "engine": meta.get("engine"),
-            "model": meta.get("model"),
-            "dim": int(meta["dim"]) if meta.get("dim") else None,
-            "schema_version": idx.schema_version,
-            "counts": idx.counts(),
-            "last_update": dt.datetime.fromtimestamp(float(updated)).isoformat(timespec="seconds")
-            if updated
-            else None,
-            "writer": lock.to_dict() if lock else None,
-            "watcher": bool(lock and lock.is_watcher),
-        }
+        return index_status(idx, vault=vault_path)
 
 
 def _path(p: str) -> Any:

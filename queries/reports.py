@@ -43,6 +43,14 @@ def report_root(vault: Path, report_dir: str | None) -> tuple[Path, str]:
             f"report folder {report_dir!r} must be a folder inside the vault, e.g. --report-dir {DEFAULT_REPORT_DIR}"
         )
     root = vault / rel
+    # A report folder (or a folder above it) that is a symlink to a place outside the vault
+    # would make tropegraph write outside the vault; Obsidian-style links inside it are fine.
+    real, inside = root.resolve(), Path(vault).resolve()
+    if not real.is_relative_to(inside):
+        raise ReportDirError(
+            f"report folder {root} leads outside the vault (to {real}, through a symbolic link); "
+            "tropegraph writes only inside the vault: remove the link or choose another --report-dir"
+        )
     if root.exists() and not root.is_dir():
         raise ReportDirError(f"{root} is a file, not a folder: choose another --report-dir")
     return root, rel
@@ -113,7 +121,7 @@ def find_report_note(vault: Path, rel_root: str, metaphor_id: str) -> str | None
 
 def note_names(items: Sequence[tuple[str, str]]) -> dict[str, str]:
     """A unique, link-safe file name for each ``(metaphor id, label)``; stable for a given input."""
-    from queries.render.links import safe_file_name
+    from queries.render.escape import file_name as safe_file_name
 
     names: dict[str, str] = {}
     used: set[str] = {INDEX_NOTE.casefold()}

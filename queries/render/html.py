@@ -2,7 +2,7 @@
 
 No network: styles and charts are inline, the timeline page runs no script at all, and the graph
 page runs one inline script pinned by a Content-Security-Policy hash. Every piece of note text
-goes through ``html.escape``; the CSP is a second lock, so a ``<script>`` that slipped through
+goes through ``queries.render.escape.html_text``; the CSP is a second lock, so a ``<script>`` that slipped through
 would still not run.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
 
 from queries.render.chart import ASSISTANT_COLOUR, USER_COLOUR, chart_svg
+from queries.render.escape import html_text as escape
 from queries.render.links import obsidian_uri
 from queries.render.text import summary_lines
 from queries.timeline import TOO_FEW, Timeline
@@ -76,12 +76,12 @@ def timeline_html(tl: Timeline, *, vault_name: str | None = None) -> str:
     for o in tl.occurrences:
         href = _note_href(vault_name, o.note)
         title = escape(o.title or o.note)
-        link = f'<a href="{escape(href, quote=True)}" title="{escape(o.note, quote=True)}">{title}</a>' if href else (
-            f'<span title="{escape(o.note, quote=True)}">{title}</span>'
+        link = f'<a href="{escape(href)}" title="{escape(o.note)}">{title}</a>' if href else (
+            f'<span title="{escape(o.note)}">{title}</span>'
         )
         out.append(
             f'<tr class="occurrence"><td>{escape(o.time[:16].replace("T", " ") if o.time else "—")}</td>'
-            f'<td class="role-{escape(o.role, quote=True)}">{escape(o.role)}</td><td>{link}<br>'
+            f'<td class="role-{escape(o.role)}">{escape(o.role)}</td><td>{link}<br>'
             f'<span class="muted">{escape(o.note)}</span></td><td>{escape(o.sentence)}</td></tr>'
         )
     out.append("</tbody></table>")
@@ -157,7 +157,7 @@ def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title:
             continue
         (x1, y1), (x2, y2) = pos[e.source], pos[e.target]
         svg.append(
-            f'<line class="edge" data-a="{escape(e.source, quote=True)}" data-b="{escape(e.target, quote=True)}" '
+            f'<line class="edge" data-a="{escape(e.source)}" data-b="{escape(e.target)}" '
             f'x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
             f'stroke-width="{1 + 5 * e.weight / max_w:.1f}"><title>{e.weight} shared conversations</title></line>'
         )
@@ -173,11 +173,11 @@ def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title:
         if n.id in labelled or n.href:
             circle += f'<text x="{x:.1f}" y="{y + r + 12:.1f}" text-anchor="middle">{escape(n.label)}</text>'
         attrs = (
-            f'class="node" data-id="{escape(n.id, quote=True)}" data-label="{escape(n.label, quote=True)}" '
+            f'class="node" data-id="{escape(n.id)}" data-label="{escape(n.label)}" '
             f'data-uses="{n.uses}"'
         )
         if n.href:
-            svg.append(f'<a href="{escape(n.href, quote=True)}"><g {attrs}>{circle}</g></a>')
+            svg.append(f'<a href="{escape(n.href)}"><g {attrs}>{circle}</g></a>')
         else:
             svg.append(f"<g {attrs}>{circle}</g>")
     svg.append("</svg>")

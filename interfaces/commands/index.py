@@ -176,6 +176,10 @@ def status(vault: str | None, index_dir: str | None, as_json: bool) -> None:
         click.echo(f"Writer:         {who} holds the index (pid {writer['pid']}: {writer['command']})")
     else:
         click.echo("Writer:         none (no watcher running)")
+    for p in data["pending"]:
+        what = f"{p['backlog']} {p['unit']}" if p["backlog"] else "out of date"
+        fix = "the watcher is catching up" if writer else "run `tropegraph index` to bring it up to date"
+        click.echo(f"Pending:        {p['name']}: {what} ({fix})")
 
 
 @click.command("path")

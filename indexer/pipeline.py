@@ -83,8 +83,17 @@ def is_ignored(relpath: str) -> bool:
 
 
 def walk(vault: Path, warnings: list[str] | None = None) -> dict[str, tuple[int, int]]:
-    """Every note in the vault as ``{relpath: (size, mtime_ns)}`` (POSIX paths, sorted walk)."""
+    """Every note in the vault as ``{relpath: (size, mtime_ns)}`` (POSIX paths, sorted walk).
+
+    Only regular files count: a FIFO, socket or device named ``*.md`` (reading it could block
+    or never end) and a symlinked file leading out of the vault are skipped with a warning
+    naming the path. Symlinked folders are followed, as Obsidian does, once each: a link back
+    into the vault or into a folder already walked is skipped (no loops, no duplicates).
+    """
+    from vault_schema import files
+
     found: dict[str, tuple[int, int]] = {}
+    followed = [os.path.realpath(vault)]  # real folders whose whole tree is walked
     stack = [""]
     while stack:
         rel = stack.pop()
@@ -100,13 +109,36 @@ def walk(vault: Path, warnings: list[str] | None = None) -> dict[str, tuple[int,
         for entry in entries:
             child = f"{rel}/{entry.name}" if rel else entry.name
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    if not is_ignored_dir(child):
-                        stack.append(child)
+                if entry.is_dir():  # follows a symlinked folder: it is part of the vault
+                    if is_ignored_dir(child):
+                        continue
+                    if entry.is_symlink():
+                        real = os.path.realpath(entry.path)
+                        if any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in followed):
+                            if warnings is not None:
+                                warnings.append(
+                                    f"{child}: folder link skipped, it leads to {real}, which is already indexed"
+                                )
+                            continue
+                        followed.append(real)
+                    stack.append(child)
                     continue
                 if is_ignored(child):
                     continue
                 st = entry.stat()
+                files.check_regular(child, st)
+                if entry.is_symlink():
+                    target = files.outside_link(vault, child)
+                    if target is not None:
+                        raise files.OutsideLink(child, target)
+            except files.NotRegularFile as exc:
+                if warnings is not None:
+                    warnings.append(f"{child}: skipped, {exc.strerror} (only plain files are read)")
+                continue
+            except files.OutsideLink as exc:
+                if warnings is not None:
+                    warnings.append(f"{child}: skipped, {exc.strerror} (only files inside the vault are read)")
+                continue
             except OSError as exc:
                 if warnings is not None:
                     warnings.append(f"{child}: skipped, cannot be read ({exc.strerror or exc})")
@@ -116,11 +148,11 @@ def walk(vault: Path, warnings: list[str] | None = None) -> dict[str, tuple[int,
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """sha256 of a note file: regular files only, never blocking, capped (``vault_schema.files``)."""
+    from vault_schema import files
+    from vault_schema.parse import MAX_NOTE_BYTES
+
+    return files.sha256(path, max_bytes=MAX_NOTE_BYTES)
 
 
 @dataclass
@@ -317,6 +349,7 @@ class Pipeline:
         self.batch_seconds = batch_seconds
         self.loader = loader or _default_loader
         self.chunker = make_chunker(embedder)
+        self._tick: Callable[[], None] = lambda: None
 
     # -- public ---------------------------------------------------------------------------------
     def apply(
@@ -356,6 +389,10 @@ class Pipeline:
         )
         total = len(work)
         batch = _Batch()
+        # progress is also called between embedding chunks (same figures): a watcher's stop
+        # request (raised from it) then rolls back within one chunk, not one whole batch
+        self._tick = (lambda: progress(done, total)) if progress else (lambda: None)
+        done = 0
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for done, (action, path, new_path) in enumerate(work, 1):
@@ -420,6 +457,7 @@ class Pipeline:
             size = max(1, self.embedder.batch_size)
             t = time.monotonic()
             for i in range(0, len(items), size):
+                self._tick()
                 chunk = items[i : i + size]
                 vecs = self.embedder.embed_passages([text for _, text in chunk])
                 self.db.executemany(
@@ -508,19 +546,22 @@ class Pipeline:
         return True
 
     def _read(self, path: str) -> tuple[int, int, str]:
-        """``(size, mtime_ns, sha256)`` of the file (parsed later, only when the hash changed)."""
+        """``(size, mtime_ns, sha256)`` of the file (parsed later, only when the hash changed).
+
+        Only regular files inside the vault are read (``vault_schema.files``)."""
+        from vault_schema import files
+        from vault_schema.parse import read_error
+
         full = self.vault / path
         try:
             st = full.stat()
-            if full.is_dir():
-                raise _NoteFailed("is a folder, not a note")
+            files.check_regular(full, st)
+            target = files.outside_link(self.vault, path)
+            if target is not None:
+                raise files.OutsideLink(full, target)
             sha = sha256_file(full)
-        except FileNotFoundError:
-            raise _NoteFailed("no such file (it may have been moved or deleted)") from None
-        except PermissionError:
-            raise _NoteFailed("permission denied; check the file's read permissions") from None
         except OSError as exc:
-            raise _NoteFailed(f"cannot be read ({exc.strerror or exc})") from None
+            raise _NoteFailed(read_error(path, exc).reason) from None
         return st.st_size, st.st_mtime_ns, sha
 
     def _upsert(

@@ -43,6 +43,7 @@ from watchdog.utils.event_debouncer import EventDebouncer
 # The pipeline's own path rules, so that the watcher and ``scan`` never disagree about what a note is.
 from indexer.pipeline import RACY_SECONDS, is_ignored_dir, sha256_file
 from indexer.pipeline import is_ignored as is_ignored_note
+from vault_schema import files
 
 log = logging.getLogger("tropegraph.watch")
 
@@ -246,10 +247,10 @@ def _walk_notes(vault: Path, prefix: str, is_ignored: Callable[[str], bool]) -> 
     top = vault / prefix
     if not top.is_dir():
         return
-    for root, dirs, files in os.walk(top):
+    for root, dirs, names in os.walk(top):
         reldir = Path(root).relative_to(vault).as_posix()
         dirs[:] = [d for d in dirs if not is_ignored_dir(f"{reldir}/{d}")]
-        for name in files:
+        for name in names:
             rel = f"{reldir}/{name}"
             if not is_ignored(rel):
                 yield rel
@@ -304,7 +305,7 @@ def plan(
             reason = "changed while the batch was being prepared"
         else:
             try:
-                reason = looks_incomplete((vault / rel).read_bytes())
+                reason = looks_incomplete(files.read_bytes(vault / rel))
             except OSError:
                 reason = None  # let the pipeline report the read error, naming the path
         if reason:
@@ -437,6 +438,21 @@ class JsonLogFormatter(logging.Formatter):
         }
         out.update(getattr(record, "data", {}) or {})
         return json.dumps(out, ensure_ascii=False)
+
+
+STOPPED_MID_BATCH = "stopped; the batch in progress was rolled back and will be redone at the next start"
+
+
+def stop_line(*, json_log: bool) -> bytes:
+    """The log line of a stop that does not wait for the work in progress (the CLI's grace
+    timer writes it with ``os.write``: logging's locks may be held by the thread it abandons)."""
+    now = time.time()
+    if json_log:
+        data = {"ts": round(now, 3), "level": "info", "event": "stop", "message": STOPPED_MID_BATCH, "forced": True}
+        text = json.dumps(data, ensure_ascii=False)
+    else:
+        text = f"{time.strftime('%H:%M:%S', time.localtime(now))} {STOPPED_MID_BATCH}"
+    return (text + "\n").encode("utf-8")
 
 
 def configure_logging(*, json_log: bool, stream: Any = None) -> logging.Handler:
@@ -665,7 +681,7 @@ def hold_incomplete(changes: Any, vault: Path, *, cut_ns: int, force: Iterable[s
         try:
             st = os.stat(vault / rel)
             reason = "changed while the batch was being prepared" if st.st_mtime_ns > cut_ns else (
-                looks_incomplete((vault / rel).read_bytes())
+                looks_incomplete(files.read_bytes(vault / rel))
             )
         except OSError:
             continue
@@ -787,7 +803,7 @@ def run_watch(
                         apply(changes, "batch", len(watcher.deferred))
                     save_vectors(due=True)
         except StopRequested:
-            _emit("stop", "stopped; the batch in progress was rolled back and will be redone at the next start")
+            _emit("stop", STOPPED_MID_BATCH)
         else:
             _emit("stop", "stopped")
     finally:

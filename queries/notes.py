@@ -93,6 +93,7 @@ def read_note(vault: Path | str, path: str, *, offset: int = 0, max_chars: int =
     Raises ``NoteReadError`` (a ``VaultError`` whose message says what to do) for paths outside
     the vault or not a note, and for files that are missing, unreadable, binary or too large.
     """
+    from vault_schema import files
     from vault_schema.mojibake import repair
 
     vault = Path(vault)
@@ -104,10 +105,11 @@ def read_note(vault: Path | str, path: str, *, offset: int = 0, max_chars: int =
     try:
         if full.is_dir():
             raise NoteReadError(rel, "is a folder, not a note")
-        size = full.stat().st_size
-        if size > MAX_BYTES:
-            raise NoteReadError(rel, f"is {size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.0f} MB limit for a note")
-        data = full.read_bytes()
+        data = files.read_bytes(full, max_bytes=MAX_BYTES)  # regular files only, never blocking
+    except files.TooLarge as exc:
+        raise NoteReadError(rel, f"is {exc.size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.0f} MB limit for a note") from exc
+    except files.NotRegularFile as exc:
+        raise NoteReadError(rel, f"is {exc.strerror.removeprefix('not a regular file but ')}, not a note") from exc
     except FileNotFoundError as exc:
         raise NoteReadError(rel, "no such note in the vault (moved or deleted?); search to find its path") from exc
     except PermissionError as exc:

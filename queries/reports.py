@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from indexer.fsutil import atomic_write
+from vault_schema import files
 from vault_schema.errors import VaultError
 
 DEFAULT_REPORT_DIR = "Tropegraph"
@@ -60,9 +61,12 @@ def write_if_changed(path: Path, content: str | bytes) -> bool:
     """Atomically write ``content`` unless the file already holds exactly it. True when written."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        if path.read_bytes() == data:
+        if files.read_bytes(path, max_bytes=len(data)) == data:
             return False
-    except FileNotFoundError:
+    except files.NotRegularFile as exc:
+        raise ReportDirError(f"{path} is {exc.strerror.removeprefix('not a regular file but ')}, "
+                             "not a report file: remove it or choose another --report-dir") from exc
+    except (FileNotFoundError, files.TooLarge):
         pass
     atomic_write(path, data)
     return True
@@ -71,8 +75,7 @@ def write_if_changed(path: Path, content: str | bytes) -> bool:
 def is_report_note(path: Path) -> bool:
     """True when the note's frontmatter says ``tropegraph: report`` (so tropegraph may replace it)."""
     try:
-        with path.open("r", encoding="utf-8", errors="replace") as fh:
-            head = fh.read(4096)
+        head = files.read_head(path, 4096).decode("utf-8", "replace")
     except OSError:
         return False
     return bool(_REPORT_MARK.match(head))
@@ -113,7 +116,7 @@ def find_report_note(vault: Path, rel_root: str, metaphor_id: str) -> str | None
     wanted = re.compile(rf"^metaphor_id:\s*[\"']?{re.escape(metaphor_id)}[\"']?\s*$", re.MULTILINE)
     for path in sorted(root.glob("*.md")):
         if is_report_note(path):
-            head = path.read_text(encoding="utf-8", errors="replace")[:4096].split("\n---", 1)[0]
+            head = files.read_head(path, 4096).decode("utf-8", "replace").split("\n---", 1)[0]
             if wanted.search(head):
                 return path.name
     return None

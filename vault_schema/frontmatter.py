@@ -23,7 +23,19 @@ _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~
 
 
 class _Loader(_Base):  # type: ignore[misc,valid-type]
-    """Safe loader that keeps timestamps as strings: we parse times ourselves (local vs UTC)."""
+    """Safe loader that keeps timestamps as strings (we parse times ourselves: local vs UTC) and
+    notes duplicate keys (PyYAML keeps the last silently; Obsidian rejects the whole block)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line
+                if key_node.value in seen:
+                    self.duplicates.append((key_node.value, seen[key_node.value], line))
+                else:
+                    seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -39,6 +51,8 @@ class Frontmatter:
     """Index into the lines of the first body line (0 when there is no frontmatter)."""
     error: tuple[int, str] | None = None
     """(1-based line, message) when the YAML was broken or unterminated."""
+    duplicates: tuple[tuple[str, int, int], ...] = ()
+    """``(key, first line, repeated line)`` (1-based file lines) of keys given twice in one mapping."""
 
 
 def _plain(value: Any, budget: list[int]) -> Any:
@@ -103,10 +117,16 @@ def split_frontmatter(lines: list[str]) -> Frontmatter:
     if len(text) > MAX_FRONTMATTER:
         return Frontmatter(_linewise(fm_lines), end + 1, (1, "frontmatter is too large for YAML; read line by line"))
     try:
-        data = yaml.load(text, Loader=_Loader)
+        loader = _Loader(text)
+        loader.duplicates = []
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
         if not isinstance(data, dict):
             raise yaml.YAMLError("frontmatter is not a mapping")
-        return Frontmatter(_plain(data, [100_000]), end + 1)
+        dups = tuple((str(k), a + 2, b + 2) for k, a, b in loader.duplicates)  # +1: '---', +1: 1-based
+        return Frontmatter(_plain(data, [100_000]), end + 1, duplicates=dups)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 2 if mark is not None else 2

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from vault_schema import markdown, mojibake
+from vault_schema import files, markdown, mojibake
 from vault_schema.errors import NoteReadError
 from vault_schema.frontmatter import split_frontmatter
 from vault_schema.models import Attachment, Conversation, Note, NoteKind, ParseWarning, Tag, Turn
@@ -445,6 +446,10 @@ def _parse(data: bytes | str, path: str) -> Note:
     fmr = split_frontmatter(lines)
     if fmr.error:
         ctx.warn(fmr.error[0], "bad-frontmatter", fmr.error[1])
+    for key, first, again in fmr.duplicates:
+        ctx.warn(again, "duplicate-frontmatter-key",
+                 f"frontmatter key {key!r} is given twice (lines {first} and {again}); Obsidian rejects such "
+                 "properties: keep one (tropegraph uses the last)")
     fm, start = fmr.data, fmr.body_start
     kind = _kind(fm, lines, start)
     body = "\n".join(lines[start:])
@@ -496,24 +501,39 @@ def parse_note(data: bytes | str, path: str) -> Note:
         return Note(path=path, kind="empty", title=_stem(path), warnings=(warning,))
 
 
+def read_error(relpath: str, exc: OSError) -> NoteReadError:
+    """The :class:`NoteReadError` (path + reason + fix) for an ``OSError`` reading a note."""
+    if isinstance(exc, files.NotRegularFile):
+        if exc.kind == "a folder":
+            return NoteReadError(relpath, "is a directory, not a note")
+        return NoteReadError(relpath, f"{exc.strerror}; skipped (only plain files are read)")
+    if isinstance(exc, files.OutsideLink):
+        return NoteReadError(relpath, f"is {exc.strerror}; skipped (only files inside the vault are read)")
+    if isinstance(exc, FileNotFoundError):
+        return NoteReadError(relpath, "no such file (it may have been moved or deleted)")
+    if isinstance(exc, PermissionError):
+        return NoteReadError(relpath, "permission denied; check the file's read permissions")
+    if isinstance(exc, IsADirectoryError):
+        return NoteReadError(relpath, "is a directory, not a note")
+    return NoteReadError(relpath, f"cannot be read ({exc.strerror or exc})")
+
+
 def load_note(root: Path, relpath: str, *, max_bytes: int = MAX_NOTE_BYTES) -> Note:
-    """Read ``root/relpath`` and parse it. Raises :class:`NoteReadError` only if it cannot be read."""
+    """Read ``root/relpath`` and parse it. Raises :class:`NoteReadError` only if it cannot be read
+    (it vanished, permission denied, a FIFO/socket/device, a symlink leading out of the vault).
+
+    Only regular files are read, never past ``max_bytes`` (see ``vault_schema.files``)."""
     full = Path(root) / relpath
     try:
-        size = full.stat().st_size
-        if full.is_dir():
-            raise NoteReadError(relpath, "is a directory, not a note")
-        if size > max_bytes:
-            warning = ParseWarning(relpath, None, "too-large",
-                                   f"note is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; skipped")
-            return Note(path=relpath, kind="empty", title=_stem(relpath), warnings=(warning,))
-        data = full.read_bytes()
-    except FileNotFoundError as exc:
-        raise NoteReadError(relpath, "no such file (it may have been moved or deleted)") from exc
-    except PermissionError as exc:
-        raise NoteReadError(relpath, "permission denied; check the file's read permissions") from exc
-    except IsADirectoryError as exc:
-        raise NoteReadError(relpath, "is a directory, not a note") from exc
+        files.check_regular(full, os.stat(full))
+        target = files.outside_link(Path(root), relpath)
+        if target is not None:
+            raise files.OutsideLink(full, target)
+        data = files.read_bytes(full, max_bytes=max_bytes)
+    except files.TooLarge as exc:
+        warning = ParseWarning(relpath, None, "too-large",
+                               f"note is {exc.size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; skipped")
+        return Note(path=relpath, kind="empty", title=_stem(relpath), warnings=(warning,))
     except OSError as exc:
-        raise NoteReadError(relpath, f"cannot be read ({exc.strerror or exc})") from exc
+        raise read_error(relpath, exc) from exc
     return parse_note(data, relpath)

@@ -31,9 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.fsutil import atomic_write
+from vault_schema import files
 from vault_schema.errors import VaultError
 
 FILENAME = "tropegraph.toml"
+MAX_BYTES = 4 * 1024 * 1024
+"""A curation file larger than this is not read (it is hand-written: kilobytes)."""
 
 
 class CurationError(VaultError):
@@ -114,11 +117,12 @@ def load(vault: Path | None) -> Curation:
         return Curation()
     path = Path(vault) / FILENAME
     try:
-        text = path.read_text(encoding="utf-8")
+        text = files.read_text(path, max_bytes=MAX_BYTES)  # a regular file, never blocking
     except FileNotFoundError:
         return Curation()
     except (OSError, UnicodeDecodeError) as exc:
-        return Curation(warnings=(f"{path}: cannot read curation file ({exc}); ignored",))
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return Curation(warnings=(f"{path}: cannot read curation file ({reason}); ignored",))
     try:
         return parse_text(text, str(path))
     except CurationError as exc:
@@ -126,7 +130,11 @@ def load(vault: Path | None) -> Curation:
 
 
 def _toml_str(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+    """A TOML basic string for a phrase: whitespace runs (``\\r``, ``\\n``, tabs) become one space,
+    other control characters are ``\\uXXXX`` escapes, so the file always parses again."""
+    s = re.sub(r"\s+", " ", s).strip()
+    s = s.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m[0]):04x}", s) + '"'
 
 
 def append_entry(vault: Path, table: str, **fields: str | list[str]) -> Path:
@@ -136,7 +144,7 @@ def append_entry(vault: Path, table: str, **fields: str | list[str]) -> Path:
     result would not parse; never rewrites what the user wrote.
     """
     path = Path(vault) / FILENAME
-    old = path.read_text(encoding="utf-8") if path.exists() else (
+    old = files.read_text(path, max_bytes=MAX_BYTES) if path.exists() else (
         "# tropegraph curation: your file. tropegraph only appends entries here via\n"
         "# `tropegraph metaphors track/reject/merge/split`; edit freely.\n"
     )

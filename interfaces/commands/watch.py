@@ -17,6 +17,16 @@ from interfaces.commands._common import friendly_errors, json_option, print_json
 # Keep in step with indexer.watch (not imported here: it pulls in watchdog).
 DEFAULT_DEBOUNCE = 0.4
 DEFAULT_RECONCILE_INTERVAL = 300.0
+#: Seconds between SIGTERM/SIGINT and the watcher's exit, at most, whatever it is doing.
+STOP_GRACE = 0.8
+
+
+def _exit_now(line: bytes) -> None:
+    import os
+
+    # no logging, no buffered stream: the main thread may hold their locks right now
+    os.write(2, line)
+    os._exit(0)
 
 
 def _watch_options(*, defaults: bool) -> Any:
@@ -61,7 +71,7 @@ def watch(vault: str | None, index_dir: str | None, debounce: float, reconcile_i
     To run it in the background at login, see `tropegraph service install`.
     """
     from indexer.config import find_vault, resolve_index_dir
-    from indexer.watch import configure_logging, run_watch
+    from indexer.watch import configure_logging, run_watch, stop_line
 
     vault_path = find_vault(vault)
     index_path = resolve_index_dir(vault_path, index_dir)
@@ -71,6 +81,13 @@ def watch(vault: str | None, index_dir: str | None, debounce: float, reconcile_i
         if stop.is_set():  # a second Ctrl-C: stop waiting for the batch
             raise KeyboardInterrupt
         stop.set()
+        # Whatever the watcher is doing (a long model call, a k-means, a stuck read), it is gone
+        # within STOP_GRACE seconds: the open transaction dies with the process (SQLite rolls it
+        # back), the writer lock is an flock (released by the kernel), the FAISS cache is
+        # checked on load. A clean stop normally comes first and exits 0 on its own.
+        timer = threading.Timer(STOP_GRACE, _exit_now, args=(stop_line(json_log=json_log),))
+        timer.daemon = True
+        timer.start()
 
     handler = configure_logging(json_log=json_log, stream=sys.stderr)
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}

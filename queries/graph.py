@@ -207,3 +207,117 @@ def summary(g: nx.MultiDiGraph) -> dict[str, dict[str, int]]:
     for _, _, d in g.edges(data=True):
         edges[d.get("type", "?")] += 1
     return {"nodes": dict(nodes), "edges": dict(edges)}
+
+
+# --- the explorer's view: the top metaphors of a period, light enough to draw ---------------------
+
+GRAPH_KINDS = ("metaphor", "conversation", "tag")
+#: How many metaphors the explorer draws by default (best by score); large vaults show only these.
+GRAPH_TOP = 40
+
+
+def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None, until: str | None = None,
+                   kinds: tuple[str, ...] | list[str] = ("metaphor",), vault_name: str | None = None) -> dict[str, Any]:
+    """The ``top`` metaphors by score that were used between ``since`` (inclusive) and ``until``
+    (exclusive ISO bounds, see ``queries.search.parse_when``), as node-link JSON with the node ids,
+    types and edge types of :func:`build_graph` (``graph export FILE.json``).
+
+    Metaphor nodes carry ``rank`` (0 = best score) and their uses *in the period* by role;
+    ``cooccurs`` links count the period's conversations using both. Without a period, undated uses
+    (plain notes) count too. ``kinds`` may add
+    ``conversation`` nodes (linked by ``uses``, weight = uses) and ``tag`` nodes (``tagged``, weight
+    = uses in notes with that tag), each capped at ``top`` by how many shown metaphors they touch.
+    No networkx and no vectors: it is a few SQL reads, so the explorer can redraw on every filter.
+    """
+    from queries.metaphors import has_metaphors, list_metaphors
+    from queries.render.links import obsidian_uri
+
+    bad = [k for k in kinds if k not in GRAPH_KINDS]
+    if bad:
+        raise ValueError(f"unknown node kind {bad[0]!r}; use {', '.join(GRAPH_KINDS)}")
+    top = max(1, int(top))
+    out: dict[str, Any] = {"directed": False, "multigraph": False, "nodes": [], "links": [],
+                           "graph": {"since": since, "until": until, "top": top, "kinds": list(kinds),
+                                     "metaphors_in_period": 0, "first_month": None, "last_month": None}}
+    db = index.db
+    if not has_metaphors(db):
+        return out
+    summaries = {s.id: s for s in list_metaphors(index)}
+    where, args = ["1"], []  # undated uses (plain notes) count unless a period is asked for
+    if since:
+        where.append("t.time >= ?")
+        args.append(since)
+    if until:
+        where.append("t.time < ?")
+        args.append(until)
+    rows = db.execute(
+        "SELECT mm.metaphor_id, t.conversation_id, t.note_id, t.role FROM metaphor_members mm "
+        "JOIN metaphor_occurrences o ON o.key = mm.key JOIN turns t ON t.id = o.turn_id "
+        f"WHERE {' AND '.join(where)} ORDER BY t.time, t.id", args).fetchall()
+    span = db.execute("SELECT min(substr(time, 1, 7)), max(substr(time, 1, 7)) FROM turns "
+                      "WHERE time IS NOT NULL").fetchone()
+    out["graph"].update(first_month=span[0], last_month=span[1])
+    used = {mid for mid, *_ in rows if mid in summaries}
+    out["graph"]["metaphors_in_period"] = len(used)
+    ranked = sorted(used, key=lambda m: (-summaries[m].score, m))[:top]
+    rank = {mid: i for i, mid in enumerate(ranked)}
+    uses: dict[str, dict[str, int]] = {m: {"uses": 0, "user": 0, "assistant": 0, "note": 0} for m in ranked}
+    convs: dict[str, set[str]] = defaultdict(set)      # metaphor -> conversations
+    by_conv: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # conversation -> metaphor -> uses
+    by_note: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for mid, conv, note_id, role in rows:
+        if mid not in rank:
+            continue
+        u = uses[mid]
+        u["uses"] += 1
+        u[role if role in u else "note"] += 1
+        convs[mid].add(conv)
+        by_conv[conv][mid] += 1
+        by_note[note_id][mid] += 1
+    for mid in ranked:
+        s = summaries[mid]
+        out["nodes"].append({"id": f"metaphor:{mid}", "type": "metaphor", "metaphor_id": mid, "label": s.label,
+                             "score": s.score, "rank": rank[mid], "status": s.status,
+                             "conversations": len(convs[mid]), "first_seen": s.first_seen,
+                             "first_role": s.first_role, "variants": list(s.variants[:6]), **uses[mid]})
+    pairs: dict[tuple[str, str], int] = defaultdict(int)
+    for mids in by_conv.values():
+        ms = sorted(mids)
+        for i, a in enumerate(ms):
+            for b in ms[i + 1:]:
+                pairs[(a, b)] += 1
+    for (a, b), n in sorted(pairs.items()):
+        out["links"].append({"source": f"metaphor:{a}", "target": f"metaphor:{b}", "type": "cooccurs", "weight": n})
+    if "conversation" in kinds and by_conv:
+        chosen = sorted(by_conv, key=lambda c: (-len(by_conv[c]), -sum(by_conv[c].values()), c))[:top]
+        marks = ",".join("?" * len(chosen))
+        info = {r[0]: r[1:] for r in db.execute(
+            f"SELECT c.id, c.title, c.provider, c.created, n.path FROM conversations c "
+            f"JOIN notes n ON n.id = c.note_id WHERE c.id IN ({marks})", chosen)}
+        for conv in chosen:
+            title, provider, created, path = info.get(conv, (conv, None, None, None))
+            node = {"id": f"conversation:{conv}", "type": "conversation", "title": title or path or conv,
+                    "provider": provider, "created": created, "note": path,
+                    "uses": sum(by_conv[conv].values())}
+            if path and vault_name:
+                node["uri"] = obsidian_uri(vault_name, path)
+            out["nodes"].append(node)
+            for mid, n in sorted(by_conv[conv].items()):
+                out["links"].append({"source": f"conversation:{conv}", "target": f"metaphor:{mid}",
+                                     "type": "uses", "weight": n})
+    if "tag" in kinds and by_note:
+        per_tag: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        notes = list(by_note)
+        for i in range(0, len(notes), 500):
+            chunk = notes[i:i + 500]
+            for note_id, name in db.execute(
+                    f"SELECT DISTINCT note_id, name FROM tags WHERE note_id IN ({','.join('?' * len(chunk))})", chunk):
+                for mid, n in by_note[note_id].items():
+                    per_tag[name][mid] += n
+        for name in sorted(per_tag, key=lambda t: (-len(per_tag[t]), t))[:top]:
+            out["nodes"].append({"id": f"tag:{name}", "type": "tag", "name": name,
+                                 "uses": sum(per_tag[name].values())})
+            for mid, n in sorted(per_tag[name].items()):
+                out["links"].append({"source": f"tag:{name}", "target": f"metaphor:{mid}", "type": "tagged",
+                                     "weight": n})
+    return out

@@ -78,6 +78,7 @@ class Occurrence:
             "role": self.role,
             "time": self.time,
             "sentence": self.sentence,
+            "surface": self.surface,
         }
 
     @property
@@ -697,10 +698,11 @@ class IndexSource:
     turn text), which metaphors share a conversation, and the index's own embedder.
     """
 
-    def __init__(self, index: Any, vault: Any) -> None:
+    def __init__(self, index: Any, vault: Any, *, embedder: Any = None) -> None:
         self.index = index
         self.vault = vault
-        self._embedder: Any = None
+        self._embedder: Any = embedder
+        """The index's embedder, loaded on first use unless given (a server keeps one)."""
         self._summaries: list[Any] | None = None
         self._conv: dict[str, list[MetaphorRef]] | None = None
 

@@ -85,3 +85,32 @@ def vault(tmp_path: Path) -> Path:
 def index_dir(tmp_path: Path) -> Path:
     """Where a test's index goes (outside the vault, as by default)."""
     return tmp_path / "index"
+
+
+@pytest.fixture(scope="session")
+def served_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The bundled demo vault plus one planted note (``serve_helpers.PLANTED_NOTE``: the earliest use of
+    «карта смысла», a needle, markup in its title), indexed with the default engine. Pristine: copy
+    the vault and the index before changing either (``copy_served_demo``)."""
+    from serve_helpers import plant
+
+    from indexer.embed import embedder_for_index
+    from indexer.pipeline import index_vault
+    from indexer.store import open_index
+    from interfaces.commands.demo import bundled_vault
+
+    base = tmp_path_factory.mktemp("served-demo")
+    vault, index = base / "vault", base / "index"
+    shutil.copytree(bundled_vault(), vault)
+    plant(vault)
+    with open_index(index, create=True, notify=lambda m: None) as idx:
+        index_vault(vault, idx, embedder_for_index(idx, None, None))
+    return vault, index
+
+
+def copy_served_demo(served_demo: tuple[Path, Path], dest: Path) -> tuple[Path, Path]:
+    """A private, writable copy of ``served_demo`` (vault and index)."""
+    vault, index = dest / "vault", dest / "index"
+    shutil.copytree(served_demo[0], vault)
+    shutil.copytree(served_demo[1], index, ignore=shutil.ignore_patterns("writer.lock"))
+    return vault, index

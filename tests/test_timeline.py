@@ -226,7 +226,8 @@ def test_json_shape_matches_the_issue() -> None:
     d = tl.to_dict()
     assert set(d) == {"metaphor", "occurrences", "first", "uptake", "periods"}
     assert set(d["metaphor"]) == {"id", "label", "variants"}
-    assert set(d["occurrences"][0]) == {"uid", "conversation_id", "note", "title", "role", "time", "sentence"}
+    assert set(d["occurrences"][0]) == {"uid", "conversation_id", "note", "title", "role", "time", "sentence",
+                                            "surface"}
     assert set(d["first"]) == {"uid", "role", "time"}
     assert set(d["uptake"]) == {"role", "time", "uid", "lag_days"}
     assert set(d["periods"][0]) == {

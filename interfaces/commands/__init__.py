@@ -14,6 +14,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "metaphors": ("metaphors", "graph"),
     "timeline": ("timeline", "report"),
     "demo": ("demo",),
+    "serve": ("serve",),
 }
 
 

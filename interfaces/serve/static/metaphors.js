@@ -1,0 +1,88 @@
+/* Metaphors page: the ranked list (GET /api/metaphors) and curation (POST /api/metaphors/<action>). */
+(function () {
+  "use strict";
+  var tbody = document.querySelector("#metaphor-table tbody");
+  var selected = new Set();
+  var items = [];
+
+  function message(text) {
+    var box = document.getElementById("message");
+    box.hidden = !text;
+    box.textContent = text || "";
+  }
+
+  function load() {
+    var role = document.getElementById("role").value;
+    var all = document.getElementById("show-all").checked;
+    return TG.api("/api/metaphors", { role: role, all: all ? 1 : "", limit: 500 }).then(function (data) {
+      items = data.metaphors;
+      TG.showError("error", null);
+      render();
+    }).catch(function (err) { TG.showError("error", err); });
+  }
+
+  function render() {
+    var filter = document.getElementById("filter").value.trim().toLowerCase();
+    TG.clear(tbody);
+    items.forEach(function (m) {
+      var text = [m.label].concat(m.variants).join(" ").toLowerCase();
+      if (filter && text.indexOf(filter) < 0) return;
+      var box = TG.el("input", { type: "checkbox", "aria-label": "select " + m.label, checked: selected.has(m.id) });
+      box.addEventListener("change", function () {
+        if (box.checked) selected.add(m.id); else selected.delete(m.id);
+        document.getElementById("merge-button").disabled = selected.size < 2;
+      });
+      var others = m.variants.filter(function (v) { return v !== m.label.toLowerCase(); });
+      var actions = TG.el("td", { class: "actions" },
+        TG.el("a", { href: "/timeline?m=" + encodeURIComponent(m.id), text: "timeline" }));
+      if (m.status !== "rejected") actions.appendChild(button("Reject", "reject", m, "danger"));
+      if (m.keys.length > 1) actions.appendChild(button("Split", "split", m));
+      tbody.appendChild(TG.el("tr", { "data-id": m.id, class: "status-" + m.status },
+        TG.el("td", {}, box),
+        TG.el("td", {}, TG.el("a", { href: "/timeline?m=" + encodeURIComponent(m.id), text: m.label })),
+        TG.el("td", { class: "num", text: m.score.toFixed(2) }),
+        TG.el("td", { class: "num", text: m.occurrences }),
+        TG.el("td", { class: "num", text: m.conversations }),
+        TG.el("td", { class: "nowrap" }, TG.day(m.first_seen) + " ",
+          TG.el("span", { class: "role-" + m.first_role, text: m.first_role || "" })),
+        TG.el("td", { class: "variants", text: others.slice(0, 8).join(", ") }),
+        TG.el("td", { class: "status status-" + m.status, text: m.status }),
+        actions));
+    });
+  }
+
+  function button(label, action, m, cls) {
+    var b = TG.el("button", { type: "button", class: cls || null, "data-action": action, text: label });
+    b.addEventListener("click", function () { curate(action, { id: m.id }); });
+    return b;
+  }
+
+  function curate(action, body) {
+    message(null);
+    return TG.post("/api/metaphors/" + action, body).then(function (r) {
+      message(r.message);
+      selected.clear();
+      document.getElementById("merge-button").disabled = true;
+      document.body.setAttribute("data-curated", action);
+      return load();
+    }).catch(function (err) { TG.showError("error", err); });
+  }
+
+  document.getElementById("track-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var aliases = document.getElementById("track-aliases").value.split(",")
+      .map(function (s) { return s.trim(); }).filter(Boolean);
+    curate("track", { phrase: document.getElementById("track-phrase").value, aliases: aliases }).then(function () {
+      document.getElementById("track-phrase").value = "";
+      document.getElementById("track-aliases").value = "";
+    });
+  });
+  document.getElementById("merge-button").addEventListener("click", function () {
+    curate("merge", { ids: items.filter(function (m) { return selected.has(m.id); }).map(function (m) { return m.id; }) });
+  });
+  document.getElementById("role").addEventListener("change", load);
+  document.getElementById("show-all").addEventListener("change", load);
+  document.getElementById("filter").addEventListener("input", render);
+  TG.onIndexChange.push(load);
+  load();
+})();

@@ -816,6 +816,8 @@ def index_vault(
     """Bring ``index`` up to date with ``vault``: the whole of ``tropegraph index``."""
     hooks.load_default_hooks()
     prepare_model(index, embedder, full=full)
+    if full:
+        index.rebuild_vectors()  # whatever the cache file holds, `--full` rebuilds it from SQLite
     index.set_meta("vault", str(Path(vault)))  # hooks read the vault's curation file from the first batch on
     changes = scan(Path(vault), index, full=full)
     if on_scanned:

@@ -166,6 +166,19 @@ class Index:
         self._cache.save(loaded.index, key[0], loaded.kind, loaded.trained)
         loaded.changed = False
 
+    def rebuild_vectors(self) -> None:
+        """Rebuild the FAISS cache from SQLite now, whatever the file holds (``index --full``);
+        the writer saves it at the end of the run."""
+        model, dim = self.model, self.dim
+        if self.readonly or not model or not dim:
+            return
+        from indexer.vectors import auto_kind, sql_stats
+
+        setting = self.faiss_setting()
+        kind = auto_kind(sql_stats(self.db, model).count) if setting == "auto" else setting
+        self._faiss = self._cache.rebuild(self.db, model, dim, kind)
+        self._faiss_key = (model, dim, setting)
+
     def drop_vector_cache(self) -> None:
         self._faiss = None
         self._faiss_key = None
@@ -280,4 +293,9 @@ def open_index(
                     "and run `tropegraph index` to rebuild it"
                 ) from exc
         raise
-    return Index(index_dir, db, readonly=readonly, lock=lock, notify=notify)
+    index = Index(index_dir, db, readonly=readonly, lock=lock, notify=notify)
+    if not readonly:  # we hold the writer lock: no save is in progress, leftovers are a kill's
+        gone = index._cache.remove_temporaries()
+        if gone:
+            notify(f"removed {', '.join(sorted(gone))} left in {index_dir} by an interrupted save")
+    return index

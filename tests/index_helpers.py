@@ -15,7 +15,7 @@ from indexer.embed import Embedder
 from indexer.pipeline import index_vault
 from indexer.report import Report
 from indexer.store import open_index
-from indexer.vectors import FAISS_NAME, index_ids, read_vectors
+from indexer.vectors import FAISS_NAME, SIDECAR_NAME, index_ids, read_vectors
 
 HEADER_RE = re.compile(r"^>\[!nexus_(user|agent)\] \*\*(User|Assistant)\*\* - (.+)$", re.MULTILINE)
 
@@ -153,10 +153,12 @@ def damage_cache(vault: Path, index_dir: Path, embedder: Embedder, damage: str) 
         with db:
             db.execute("DELETE FROM vectors WHERE id = (SELECT min(id) FROM vectors)")
         db.close()
-    elif damage == "behind":
-        saved = faiss_file.read_bytes()
+    elif damage == "behind":  # the file and its sidecar as the last save left them
+        sidecar = index_dir / SIDECAR_NAME
+        saved = faiss_file.read_bytes(), sidecar.read_bytes()
         (vault / "New.md").write_text("A new note about lighthouses.\n")
         run_index(vault, index_dir, embedder)
-        faiss_file.write_bytes(saved)
+        faiss_file.write_bytes(saved[0])
+        sidecar.write_bytes(saved[1])
     else:
         raise ValueError(damage)

@@ -221,10 +221,10 @@ def test_damaged_ivf_cache_is_repaired_without_reembedding(
         assert sorted(index_ids(got).tolist()) == db_ids.tolist()
     expected = {
         "missing": "is missing; rebuilding",
-        "corrupt": "unreadable",
+        "corrupt": "damaged (its checksum does not match)",
         "stale": "out of date; removed 1, added 0 vectors",
         "behind": "added 1 vectors",
-        "sidecar-kind": "wrong shape; rebuilding",
+        "sidecar-kind": "damaged (its checksum does not match)",
     }[damage]
     assert len(messages) == 1 and expected in messages[0]
     assert len(emb.calls) == calls  # nothing re-embedded

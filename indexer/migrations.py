@@ -242,11 +242,38 @@ def m004_derived_state(db: sqlite3.Connection) -> None:
     )
 
 
+def m005_embed_queue(db: sqlite3.Connection) -> None:
+    """Embedding is a later, resumable phase of indexing: the queue of passages to embed.
+
+    A batch of notes commits its passages, FTS rows and their queue entries in one transaction
+    (keyword-searchable at once); the embedding phase then takes queue entries in order, and
+    commits their vectors and removes them from the queue in one transaction. Invariant: every
+    passage hash has a vector of the index's model or is queued. Passages an older index left
+    without a vector (an interrupted model switch) are queued here.
+    """
+    run_script(db,
+        """
+        CREATE TABLE embed_queue (
+            id   INTEGER PRIMARY KEY,             -- queue order: first indexed, first embedded
+            hash TEXT NOT NULL UNIQUE             -- passages.hash without a vector yet
+        );
+        INSERT OR IGNORE INTO embed_queue (hash)
+            SELECT p.hash FROM passages p
+            WHERE NOT EXISTS (
+                SELECT 1 FROM vectors v
+                WHERE v.hash = p.hash AND v.model = (SELECT value FROM meta WHERE key = 'model')
+            )
+            ORDER BY p.id;
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_core", m001_core),
     ("m002_metaphors", m002_metaphors),
     ("m003_passage_lookup", m003_passage_lookup),
     ("m004_derived_state", m004_derived_state),
+    ("m005_embed_queue", m005_embed_queue),
 ]
 
 

@@ -3,11 +3,21 @@
 ``tropegraph index`` calls ``index_vault`` (= ``prepare_model`` + ``scan`` + ``Pipeline.apply``);
 the watcher builds ``Changes`` from file events and calls the same ``Pipeline.apply``.
 
-Kill safety: each batch of notes is one SQLite transaction holding the notes' rows, turns,
-passages, FTS rows *and the vectors of their new passages*. A note is recorded as indexed (its
-sha256 stored) only in the transaction that stores its vectors, so a kill loses at most the
-current batch and the next run redoes exactly that. FAISS is a cache checked against SQLite on
-load (see ``indexer.vectors``).
+Two phases, so a vault is searchable by keyword long before it is embedded:
+
+1. **Notes**: each batch of notes is one SQLite transaction holding the notes' rows, turns,
+   passages, FTS rows and, for every new passage without a vector, an ``embed_queue`` entry.
+   After the first phase every note is parsed, keyword-searchable and mined for metaphors (the
+   AFTER_BATCH / AFTER_APPLY hooks).
+2. **Embedding**: queued passages are embedded in queue order; each window of vectors is
+   committed together with the removal of its queue entries, and added to FAISS.
+
+Kill safety: a kill loses at most the batch of notes or the window of vectors in progress; the
+next run redoes exactly that (a note is recorded as indexed only in the transaction that queues
+its passages; a vector leaves the queue only in the transaction that stores it). Invariant:
+every passage has a vector of the index's model or its hash is queued. FAISS is a cache checked
+against SQLite on load (see ``indexer.vectors``). The watcher runs phase 1 for each burst, embeds
+that burst's passages at once, and works through an older backlog between bursts.
 
 No re-embedding: vectors are keyed by (model, sha256 of the passage text), so a moved note, a
 renamed folder, a re-import that appends turns, or a note restored from the trash finds its vectors.
@@ -46,7 +56,9 @@ RACY_SECONDS = 2.0
 TEMP_PATTERNS = ("*.tmp", ".#*", "~$*", "*.sync-conflict-*", "*.swp", "*~", "*.crdownload", "*.part")
 
 Progress = Callable[[int, int], None]
-"""``progress(done, total)``: notes processed so far out of ``total``."""
+"""``progress(done, total)``: notes (or, for embedding, passages) processed so far out of ``total``."""
+EMBED_MODES = ("all", "new", "none")
+"""``Pipeline.apply(embed=…)``: embed every queued passage, only those this call queued, or none."""
 NoteLoader = Callable[[Path, str], Note]
 
 
@@ -287,6 +299,7 @@ def prepare_model(index: Index, embedder: Embedder, *, full: bool = False) -> li
         if current:
             db.execute("DELETE FROM notes")
             db.execute("DELETE FROM passage_fts")
+            db.execute("DELETE FROM embed_queue")
         db.execute("DELETE FROM vectors WHERE model != ?", (embedder.model_id,))
         if removed:
             derived.bump(db)
@@ -318,11 +331,19 @@ class _Batch:
     removed: list[int] = field(default_factory=list)
 
 
+def pending_embeddings(db: sqlite3.Connection) -> int:
+    """Passages waiting in the embedding queue (cheap: 0 as soon as the index is fully embedded)."""
+    return int(db.execute("SELECT count(*) FROM embed_queue").fetchone()[0])
+
+
 class Pipeline:
     """Applies ``Changes`` to an index opened for writing.
 
-    ``batch_notes`` (default ``TROPEGRAPH_BATCH_NOTES`` or 200), ``batch_passages`` and
-    ``batch_seconds`` bound how much one transaction holds, so how much a kill can lose;
+    ``batch_notes`` (default ``TROPEGRAPH_BATCH_NOTES`` or 200), ``batch_passages`` (new
+    passages per batch of notes, default 2,000) and ``batch_seconds`` bound how much one
+    transaction of the notes phase holds, so how much a kill can lose; ``embed_window``
+    (default ``TROPEGRAPH_EMBED_WINDOW`` or 8 engine batches, at least 64) is how many vectors
+    one embedding commit holds.
     ``loader`` reads a note (default ``vault_schema.parse.load_note``).
     """
 
@@ -335,6 +356,7 @@ class Pipeline:
         batch_notes: int | None = None,
         batch_passages: int | None = None,
         batch_seconds: float = 10.0,
+        embed_window: int | None = None,
         loader: NoteLoader | None = None,
     ) -> None:
         if index.readonly:
@@ -345,11 +367,14 @@ class Pipeline:
         self.embedder = embedder
         self.model = embedder.model_id
         self.batch_notes = batch_notes or int(os.environ.get("TROPEGRAPH_BATCH_NOTES") or 200)
-        self.batch_passages = batch_passages or max(64, 8 * embedder.batch_size)
+        self.batch_passages = batch_passages or 2000
         self.batch_seconds = batch_seconds
+        self.embed_window = embed_window or int(
+            os.environ.get("TROPEGRAPH_EMBED_WINDOW") or max(64, 8 * embedder.batch_size)
+        )
+        self._queued: dict[str, str] = {}  # hash -> text queued by the current apply
         self.loader = loader or _default_loader
         self.chunker = make_chunker(embedder)
-        self._tick: Callable[[], None] = lambda: None
 
     # -- public ---------------------------------------------------------------------------------
     def apply(
@@ -360,19 +385,30 @@ class Pipeline:
         gc: bool = True,
         sweep: bool | None = None,
         save_vectors: bool = True,
+        embed: str = "all",
+        embed_progress: Progress | None = None,
     ) -> Report:
-        """Apply ``changes`` in committed batches; return what was done.
+        """Apply ``changes`` in committed batches (notes first, then embedding); return what was done.
+
+        ``embed``: ``"all"`` embeds every queued passage (the whole backlog, as ``tropegraph
+        index`` does), ``"new"`` only those this call queued (a watcher burst: searchable by
+        meaning at once, an older backlog left for idle time), ``"none"`` leaves them queued
+        (``embed_pending`` later). ``embed_progress(done, total)`` follows the embedding phase;
+        like ``progress`` it may raise to stop (the window in progress is not committed).
 
         ``gc`` deletes vectors no passage uses any more, at the very end (so a note deleted early and
         re-created later in the same run keeps its vectors). ``sweep`` (default: same as ``gc``)
-        embeds any stored passage that lacks a vector, which only an interrupted model switch
-        leaves; it reads every passage (~0.1 s at 175k), so the watcher's small batches pass
+        queues any stored passage that has neither a vector nor a queue entry (a safety net: the
+        queue survives kills); it reads every passage (~0.1 s at 175k), so the watcher's small batches pass
         ``gc=False`` and leave both to catch-up and reconciliation runs. ``save_vectors`` writes
         the FAISS file at the end (hundreds of MB on a large vault); the watcher passes False for
         its small batches and saves on its own schedule, since readers top up from SQLite anyway.
         """
+        if embed not in EMBED_MODES:
+            raise ValueError(f"embed must be one of {EMBED_MODES}, not {embed!r}")
         sweep = gc if sweep is None else sweep
         t0 = time.monotonic()
+        self._queued = {}
         if self.index.model is None:
             prepare_model(self.index, self.embedder)
         elif self.index.model != self.model:
@@ -389,10 +425,6 @@ class Pipeline:
         )
         total = len(work)
         batch = _Batch()
-        # progress is also called between embedding chunks (same figures): a watcher's stop
-        # request (raised from it) then rolls back within one chunk, not one whole batch
-        self._tick = (lambda: progress(done, total)) if progress else (lambda: None)
-        done = 0
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for done, (action, path, new_path) in enumerate(work, 1):
@@ -415,22 +447,119 @@ class Pipeline:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        if gc:
-            self.collect_garbage(report)
         self.db.execute("BEGIN IMMEDIATE")
         self.index.set_meta("updated_at", time.time())
         self.index.set_meta("vault", str(self.vault))
         self.db.execute("COMMIT")
         report.warnings.extend(hooks.run_after_apply(self.index))  # e.g. a paced metaphor update
+        report.notes_seconds = time.monotonic() - t0  # every note keyword-searchable from here on
+        if gc:  # before embedding: queue entries of passages deleted in this run are dropped
+            self.collect_garbage(report)
+        if embed == "all":
+            self.embed_pending(report, embed_progress)
+        elif embed == "new":
+            self.embed_pending(report, embed_progress, only=self._queued)
+        report.passages_pending = pending_embeddings(self.db)
         if save_vectors:
             self.index.save_vectors()
         report.seconds = time.monotonic() - t0
         return report
 
+    def embed_pending(
+        self,
+        report: Report | None = None,
+        progress: Progress | None = None,
+        *,
+        only: dict[str, str] | None = None,
+        max_seconds: float | None = None,
+    ) -> int:
+        """Embed queued passages in queue order; return how many vectors were stored.
+
+        Each window of ``embed_window`` passages is embedded (sorted by length, in engine
+        batches) with no transaction open, then its vectors are inserted and its queue entries
+        removed in one transaction, and FAISS is topped up. ``only`` (hash -> text) restricts
+        this to those passages if they are still queued; ``max_seconds`` stops after the window
+        that passes it (the watcher embeds a backlog between bursts). ``progress(done, total)``
+        may raise (``StopRequested``): the window in progress is then simply not committed.
+        """
+        db = self.db
+        report = report if report is not None else Report(model=self.model)
+        t0 = time.monotonic()
+        if only is not None:
+            wanted = list(only)
+            queued: set[str] = set()
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                queued.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT hash FROM embed_queue WHERE hash IN ({','.join('?' * len(part))})", part
+                    )
+                )
+            todo: list[tuple[str, str | None]] | None = [(h, only[h]) for h in wanted if h in queued]
+            total = len(todo)
+        else:
+            todo = None
+            total = pending_embeddings(db)
+        if total == 0:
+            return 0
+        if progress:
+            progress(0, total)
+        size = max(1, self.embedder.batch_size)
+        done = stored = 0
+        pos = 0
+        while True:
+            if todo is not None:
+                rows = todo[pos : pos + self.embed_window]
+                pos += len(rows)
+            else:
+                rows = db.execute(
+                    "SELECT q.hash, (SELECT p.text FROM passages p WHERE p.hash = q.hash LIMIT 1) "
+                    "FROM embed_queue q ORDER BY q.id LIMIT ?",
+                    (self.embed_window,),
+                ).fetchall()
+            if not rows:
+                break
+            items = sorted(((h, t) for h, t in rows if t is not None), key=lambda kv: len(kv[1]))
+            out: list[tuple[str, bytes]] = []
+            t = time.monotonic()
+            for i in range(0, len(items), size):
+                chunk = items[i : i + size]
+                vecs = self.embedder.embed_passages([text for _, text in chunk])
+                out.extend((h, to_blob(v)) for (h, _), v in zip(chunk, vecs, strict=True))
+                done += len(chunk)
+                if progress:
+                    progress(min(done, total), total)
+            report.embed_seconds += time.monotonic() - t
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO vectors (model, hash, vector) VALUES (?, ?, ?) "
+                    "ON CONFLICT(model, hash) DO NOTHING",
+                    [(self.model, h, blob) for h, blob in out],
+                )
+                # entries without a passage any more (deleted since they were queued) leave too
+                db.executemany("DELETE FROM embed_queue WHERE hash = ?", [(h,) for h, _ in rows])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            stored += len(out)
+            report.passages_embedded += len(out)
+            report.embed_batches += 1
+            self.index.refresh_vectors()
+            if max_seconds is not None and time.monotonic() - t0 >= max_seconds:
+                break
+        return stored
+
     def collect_garbage(self, report: Report | None = None) -> int:
-        """Delete this model's vectors that no passage refers to; return how many."""
+        """Delete this model's vectors (and queue entries) that no passage refers to; return how
+        many vectors."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            self.db.execute(
+                "DELETE FROM embed_queue WHERE NOT EXISTS (SELECT 1 FROM passages p WHERE p.hash = embed_queue.hash)"
+            )
             gone = [
                 r[0]
                 for r in self.db.execute(
@@ -451,36 +580,29 @@ class Pipeline:
 
     # -- batches --------------------------------------------------------------------------------
     def _commit(self, batch: _Batch, report: Report) -> None:
-        """Embed the batch's new passages, store their vectors, commit, then update FAISS and run hooks."""
+        """Queue the batch's new passages for embedding, commit, then run the hooks."""
         if batch.pending:
-            items = sorted(batch.pending.items(), key=lambda kv: len(kv[1]))
-            size = max(1, self.embedder.batch_size)
-            t = time.monotonic()
-            for i in range(0, len(items), size):
-                self._tick()
-                chunk = items[i : i + size]
-                vecs = self.embedder.embed_passages([text for _, text in chunk])
-                self.db.executemany(
-                    "INSERT INTO vectors (model, hash, vector) VALUES (?, ?, ?) ON CONFLICT(model, hash) DO NOTHING",
-                    [(self.model, h, to_blob(v)) for (h, _), v in zip(chunk, vecs, strict=True)],
-                )
-            report.embed_seconds += time.monotonic() - t
-            report.passages_embedded += len(items)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO embed_queue (hash) VALUES (?)", [(h,) for h in batch.pending]
+            )
+            report.passages_queued += len(batch.pending)
         if batch.added or batch.removed:
             derived.bump(self.db)  # derived data is behind these turns until its hook records it
         self.db.execute("COMMIT")
+        self._queued.update(batch.pending)
         report.batches += 1
-        self.index.refresh_vectors()
         if batch.added or batch.removed:
             added = sorted(set(batch.added))
             removed = sorted(set(batch.removed))
             report.warnings.extend(hooks.run_after_batch(self.index, added, removed))
 
     def _sweep_missing(self, batch: _Batch, report: Report) -> None:
-        """Queue passages whose vector is missing (only after a model switch was interrupted, or a bug)."""
+        """Queue passages that have neither a vector nor a queue entry (only a bug or a database
+        edited by hand leaves them; the queue itself survives kills)."""
         rows = self.db.execute(
             "SELECT p.hash, min(p.text) FROM passages p WHERE NOT EXISTS "
-            "(SELECT 1 FROM vectors v WHERE v.model = ? AND v.hash = p.hash) GROUP BY p.hash",
+            "(SELECT 1 FROM vectors v WHERE v.model = ? AND v.hash = p.hash) "
+            "AND NOT EXISTS (SELECT 1 FROM embed_queue q WHERE q.hash = p.hash) GROUP BY p.hash",
             (self.model,),
         ).fetchall()
         for h, text in rows:
@@ -811,9 +933,12 @@ def index_vault(
     full: bool = False,
     progress: Progress | None = None,
     on_scanned: Callable[[Changes], None] | None = None,
+    embed: str = "all",
+    embed_progress: Progress | None = None,
     **pipeline_options: Any,
 ) -> Report:
-    """Bring ``index`` up to date with ``vault``: the whole of ``tropegraph index``."""
+    """Bring ``index`` up to date with ``vault``: the whole of ``tropegraph index`` (every note
+    parsed and keyword-searchable first, then the queued passages embedded; see ``Pipeline.apply``)."""
     hooks.load_default_hooks()
     prepare_model(index, embedder, full=full)
     if full:
@@ -822,4 +947,6 @@ def index_vault(
     changes = scan(Path(vault), index, full=full)
     if on_scanned:
         on_scanned(changes)
-    return Pipeline(index, Path(vault), embedder, **pipeline_options).apply(changes, progress)
+    return Pipeline(index, Path(vault), embedder, **pipeline_options).apply(
+        changes, progress, embed=embed, embed_progress=embed_progress
+    )

@@ -38,9 +38,18 @@ class Report:
     """Passages sent to the embedding model in this run."""
     passages_reused: int = 0
     """New or changed passages whose vector was already stored (content-addressed)."""
+    passages_queued: int = 0
+    """New passages queued for embedding by this run's notes phase."""
+    passages_pending: int = 0
+    """Passages still waiting to be embedded when the run ended (0 after a complete run)."""
     vectors_removed: int = 0
     batches: int = 0
+    """Committed batches of notes."""
+    embed_batches: int = 0
+    """Committed windows of vectors."""
     seconds: float = 0.0
+    notes_seconds: float = 0.0
+    """Time until every note was parsed and keyword-searchable (the notes phase)."""
     embed_seconds: float = 0.0
     model: str | None = None
     full: bool = False
@@ -55,6 +64,7 @@ class Report:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
         data["embed_seconds"] = round(self.embed_seconds, 3)
+        data["notes_seconds"] = round(self.notes_seconds, 3)
         data["failures"] = [{"path": f.path, "message": f.message} for f in self.failures]
         return data
 
@@ -66,6 +76,7 @@ class Report:
             ),
             f"Turns: {self.turns_added} added, {self.turns_updated} updated, {self.turns_removed} removed",
             f"Passages: {self.passages_embedded} embedded, {self.passages_reused} reused"
+            + (f", {self.passages_pending} waiting to be embedded" if self.passages_pending else "")
             + (f" ({self.model})" if self.model else ""),
             f"Done in {self.seconds:.1f} s"
             + (f" ({self.embed_seconds:.1f} s embedding)" if self.passages_embedded else ""),

@@ -198,7 +198,14 @@ class Index:
             "vectors": self.db.execute("SELECT count(*) FROM vectors WHERE model = ?", (model,)).fetchone()[
                 0
             ],
+            "pending_embeddings": self._pending_embeddings(),
         }
+
+    def _pending_embeddings(self) -> int:
+        try:
+            return int(self.db.execute("SELECT count(*) FROM embed_queue").fetchone()[0])
+        except sqlite3.OperationalError:  # an older index a writer has not migrated yet
+            return 0
 
     # -- lifetime -----------------------------------------------------------------------------
     @property

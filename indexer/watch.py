@@ -61,6 +61,11 @@ LONG_BATCH = 50
 #: at 175k vectors): readers top up from SQLite, and a file left older by a kill is reconciled
 #: with SQLite on the next load. Catch-up, reconciliation and a clean stop always save.
 SAVE_VECTORS_EVERY = 60.0
+#: Between bursts the watcher embeds its backlog (a catch-up's passages) in slices of about this
+#: many seconds, each committed, so a new save waits at most one slice and a kill loses at most one.
+EMBED_SLICE = 1.0
+#: Seconds between "embedding: done/total" progress lines while a backlog is embedded.
+EMBED_LOG_EVERY = 10.0
 
 # Event kinds that mean "this file's content may have changed". FileClosedEvent (inotify
 # IN_CLOSE_WRITE) is the most reliable "the writer is done" signal on Linux.
@@ -359,6 +364,8 @@ class BatchStats:
     passages_embedded: int = 0
     """Passages sent to the model (moved or restored text reuses its vectors)."""
     deferred: int = 0
+    pending: int = 0
+    """Passages waiting to be embedded after the batch (a catch-up's backlog, embedded between bursts)."""
     seconds: float = 0.0
     embed_seconds: float = 0.0
     kind: str = "batch"
@@ -384,6 +391,8 @@ class BatchStats:
         if not parts:
             parts.append("no note changes")
         parts.append(f"{self.turns} turns, {self.passages_embedded} passages embedded")
+        if self.pending:
+            parts.append(f"{self.pending} to embed in the background")
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.deferred:
@@ -401,6 +410,7 @@ class BatchStats:
             "turns": self.turns,
             "passages_embedded": self.passages_embedded,
             "deferred": self.deferred,
+            "pending": self.pending,
             "seconds": round(self.seconds, 3),
             "embed_seconds": round(self.embed_seconds, 3),
         }
@@ -419,6 +429,7 @@ class BatchStats:
             turns=report.turns_added + report.turns_updated,
             passages_embedded=report.passages_embedded,
             deferred=deferred,
+            pending=report.passages_pending,
             seconds=report.seconds,
             embed_seconds=report.embed_seconds,
             kind=kind,
@@ -717,7 +728,8 @@ def run_watch(
     """
     from indexer import hooks
     from indexer.embed import embedder_for_index
-    from indexer.pipeline import Changes, Pipeline, prepare_model, scan
+    from indexer.pipeline import Changes, Pipeline, pending_embeddings, prepare_model, scan
+    from indexer.report import Report
     from indexer.store import open_index
 
     hooks.load_default_hooks()  # derived data (metaphors) kept up to date, as by `tropegraph index`
@@ -727,8 +739,10 @@ def run_watch(
         if embedder is None:
             embedder = embedder_for_index(index)
         prepare_model(index, embedder)  # ModelMismatch if the index holds another model's vectors
-        pipeline = Pipeline(index, vault, embedder)
+        # small embedding windows: the backlog is embedded between bursts, one window at a time
+        pipeline = Pipeline(index, vault, embedder, embed_window=max(8, 2 * embedder.batch_size))
         saved_at = time.monotonic()
+        backlog = _Backlog()
 
         def save_vectors(*, due: bool = False) -> None:
             nonlocal saved_at
@@ -748,7 +762,13 @@ def run_watch(
                 _emit("applying", f"indexing {changes.total} changed notes…", notes=changes.total)
             # Vectors nobody uses are collected at reconciliation, not per batch, so a note that is
             # deleted in one burst and restored in the next (undo, a sync client) is not re-embedded.
-            report = pipeline.apply(changes, progress=progress, gc=kind != "batch", save_vectors=False)
+            # A burst's own passages are embedded at once; a catch-up's or reconciliation's are
+            # left to the backlog, embedded between bursts (keyword search has them already).
+            report = pipeline.apply(
+                changes, progress=progress, gc=kind != "batch", save_vectors=False,
+                embed="new" if kind == "batch" else "none", embed_progress=progress,
+            )
+            backlog.update(report.passages_pending)
             if kind != "batch":
                 save_vectors()
             stats = BatchStats.from_report(report, changes, kind, deferred)
@@ -768,6 +788,34 @@ def run_watch(
             _log_deferred(held, watcher.record_deferred(held, [*changes.created, *changes.modified, *held]))
             apply(changes, kind, len(watcher.deferred))
 
+        def embed_slice() -> None:
+            """Embed about ``EMBED_SLICE`` seconds of the backlog (committed), logging progress."""
+            report = Report(model=pipeline.model)
+            pipeline.embed_pending(report, progress, max_seconds=EMBED_SLICE)
+            left = pending_embeddings(index.db)
+            backlog.done += report.passages_embedded
+            backlog.seconds += report.embed_seconds
+            if left == 0:
+                save_vectors()  # like a catch-up: the file on disk holds the whole vault again
+                _emit(
+                    "embedded",
+                    f"embedded {backlog.done} passages in the background ({backlog.seconds:.1f} s); "
+                    "every passage is searchable by meaning",
+                    passages=backlog.done, seconds=round(backlog.seconds, 3),
+                )
+                backlog.reset()
+            elif time.monotonic() - backlog.logged_at >= EMBED_LOG_EVERY:
+                _emit(
+                    "embedding",
+                    f"embedding in the background: {backlog.done}/{backlog.done + left} passages"
+                    + (f", about {_duration(backlog.eta(left))} left" if backlog.done else ""),
+                    done=backlog.done, pending=left,
+                )
+                backlog.logged_at = time.monotonic()
+                backlog.pending = left
+            else:
+                backlog.pending = left
+
         watcher = Watcher(
             vault,
             debounce=debounce,
@@ -783,8 +831,10 @@ def run_watch(
                 if ready is not None:
                     ready.set()
                 while not stop.is_set():
-                    got = watcher.next_batch(stop)
+                    got = watcher.next_batch(stop, poll=0.0 if backlog.pending else 0.2)
                     if got is None:
+                        if backlog.pending:
+                            embed_slice()
                         save_vectors(due=True)
                         continue
                     batch, force = got
@@ -808,6 +858,36 @@ def run_watch(
             _emit("stop", "stopped")
     finally:
         index.close()
+
+
+@dataclass
+class _Backlog:
+    """Passages the watcher still has to embed between bursts, and how it is getting on."""
+
+    pending: int = 0
+    done: int = 0
+    seconds: float = 0.0
+    logged_at: float = field(default_factory=time.monotonic)
+
+    def update(self, pending: int) -> None:
+        if pending and not self.pending:
+            self.logged_at = time.monotonic()
+        self.pending = pending
+
+    def eta(self, left: int) -> float:
+        return left * self.seconds / self.done if self.done else 0.0
+
+    def reset(self) -> None:
+        self.pending = self.done = 0
+        self.seconds = 0.0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _log_deferred(held: dict[str, tuple[int, int, str]], new: list[str]) -> None:

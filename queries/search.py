@@ -505,6 +505,45 @@ def vectors_of(index: Any) -> Any:
     return vindex
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the index is embedded: semantic search (and the semantic half of hybrid) only
+    sees embedded passages; keyword search sees every passage as soon as its note is indexed."""
+
+    missing: int
+    """Distinct passage texts waiting to be embedded (``embed_queue``)."""
+    total: int
+    """Distinct passage texts in the index (embedded + waiting)."""
+
+    @property
+    def complete(self) -> bool:
+        return self.missing == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"missing": self.missing, "passages": self.total, "complete": self.complete}
+
+    def message(self) -> str:
+        share = self.missing / self.total if self.total else 1.0
+        return (
+            f"{self.missing:,} of {self.total:,} passages ({share:.0%}) are not embedded yet, so matches by "
+            "meaning come from the rest (keyword matches are complete); `tropegraph index` or a running "
+            "`tropegraph watch` embeds them"
+        )
+
+
+def embedding_coverage(index: Any) -> Coverage:
+    """How many passages still wait to be embedded (one cheap count when there are none)."""
+    db = index.db
+    try:
+        missing = int(db.execute("SELECT count(*) FROM embed_queue").fetchone()[0])
+    except sqlite3.OperationalError:  # an index from before the queue, not yet opened by a writer
+        return Coverage(0, 0)
+    if not missing:
+        return Coverage(0, 0)
+    embedded = db.execute("SELECT count(*) FROM vectors WHERE model = ?", (_index_model(index),)).fetchone()[0]
+    return Coverage(missing, missing + int(embedded))
+
+
 def require_indexed(index: Any) -> None:
     """Raise unless the index has been filled at least once."""
     if not _index_model(index):
@@ -794,9 +833,14 @@ def find_turn(db: sqlite3.Connection, uid: str) -> tuple[int, str]:
     return rows[0][0], rows[0][1]
 
 
-def search_result(query: str, mode: str, hits: Sequence[Hit]) -> dict[str, Any]:
-    """The ``tropegraph search --json`` document (also ``/api/search`` and the MCP tool)."""
-    return {"query": query, "mode": mode, "results": [h.to_dict() for h in hits]}
+def search_result(query: str, mode: str, hits: Sequence[Hit], coverage: Coverage | None = None) -> dict[str, Any]:
+    """The ``tropegraph search --json`` document (also ``/api/search`` and the MCP tool);
+    ``coverage`` (``embedding_coverage``) adds ``embedding``: how many passages are not embedded yet."""
+    out: dict[str, Any] = {"query": query, "mode": mode}
+    if coverage is not None:
+        out["embedding"] = coverage.to_dict()
+    out["results"] = [h.to_dict() for h in hits]
+    return out
 
 
 def similar_result(uid: str, hits: Sequence[Hit]) -> dict[str, Any]:
@@ -825,7 +869,9 @@ def similar(
         ([model] if model else []) + [turn_id],
     ).fetchall()
     if not rows:
-        raise SearchError(f"turn {uid!r} has no vectors yet; run `tropegraph index` first")
+        raise SearchError(
+            f"turn {uid!r} is not embedded yet; `tropegraph index` (or a running `tropegraph watch`) embeds it"
+        )
     vecs = np.stack([np.frombuffer(r[0], dtype="<f4") for r in rows])
     per_conv = PER_CONVERSATION if collapse is True else (int(collapse) if collapse else None)
     depth = max(50, k * 5)

@@ -67,19 +67,28 @@ def move_tree(vault: Path, src: str, dst: str) -> None:
     shutil.move(str(vault / src), str(vault / dst))
 
 
-def check_consistent(index_dir: Path) -> dict[str, int]:
-    """Assert SQLite and FAISS agree and every passage has a vector; return counts."""
+def check_consistent(index_dir: Path, *, complete: bool = True) -> dict[str, int]:
+    """Assert SQLite and FAISS agree and every passage has a vector or is queued for embedding
+    (``complete``: has a vector, nothing queued); return counts (``pending``: queued hashes)."""
     with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
         model, dim = idx.model, idx.dim
         db = idx.db
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-        missing = db.execute(
+        lost = db.execute(
             "SELECT count(*) FROM passages p WHERE NOT EXISTS "
-            "(SELECT 1 FROM vectors v WHERE v.model = ? AND v.hash = p.hash)",
+            "(SELECT 1 FROM vectors v WHERE v.model = ? AND v.hash = p.hash) "
+            "AND NOT EXISTS (SELECT 1 FROM embed_queue q WHERE q.hash = p.hash)",
             (model,),
         ).fetchone()[0]
-        assert missing == 0, f"{missing} passages have no vector"
+        assert lost == 0, f"{lost} passages have no vector and are not queued for embedding"
+        embedded_but_queued = db.execute(
+            "SELECT count(*) FROM embed_queue q JOIN vectors v ON v.hash = q.hash AND v.model = ?", (model,)
+        ).fetchone()[0]
+        assert embedded_but_queued == 0, f"{embedded_but_queued} queued passages already have a vector"
+        pending = db.execute("SELECT count(*) FROM embed_queue").fetchone()[0]
+        if complete:
+            assert pending == 0, f"{pending} passages are still queued for embedding"
         fts = db.execute("SELECT count(*) FROM passage_fts").fetchone()[0]
         passages = db.execute("SELECT count(*) FROM passages").fetchone()[0]
         assert fts == passages
@@ -89,7 +98,7 @@ def check_consistent(index_dir: Path) -> dict[str, int]:
         if len(ids):
             got = np.stack([faiss_index.reconstruct(int(i)) for i in ids[:20]])
             assert np.allclose(got, mat[:20])
-        return {"passages": passages, "vectors": len(ids)}
+        return {"passages": passages, "vectors": len(ids), "pending": pending}
 
 
 def snapshot(index_dir: Path) -> dict[str, Any]:

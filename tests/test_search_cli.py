@@ -31,8 +31,9 @@ def test_search_json_shape(run, search_index) -> None:
     res = run("search", "метафору", "-k", "4", "--json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
-    assert list(data) == ["query", "mode", "results"]
+    assert list(data) == ["query", "mode", "embedding", "results"]
     assert data["query"] == "метафору" and data["mode"] == "hybrid"
+    assert data["embedding"]["complete"] is True and data["embedding"]["missing"] == 0
     assert 0 < len(data["results"]) <= 4
     for hit in data["results"]:
         assert list(hit) == HIT_KEYS

@@ -122,11 +122,26 @@ def records() -> Iterator[Records]:
     log.setLevel(old)
 
 
+class _EventSeen(logging.Handler):
+    """Records the watcher's log records of one event kind."""
+
+    def __init__(self, event: str) -> None:
+        super().__init__()
+        self.event = event
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None) == self.event:
+            self.records.append(record)
+
+
 class Running:
     """``run_watch`` on a thread, as the CLI runs it on the main thread."""
 
-    def __init__(self, vault: Path, index_dir: Path, **options: Any) -> None:
+    def __init__(self, vault: Path, index_dir: Path, *, drained: bool = True, **options: Any) -> None:
         self.vault, self.index_dir = vault, index_dir
+        self.drained = drained
+        """Enter only once the catch-up's passages are embedded (they are embedded between bursts)."""
         self.stop, self.ready = threading.Event(), threading.Event()
         self.batches: list[BatchStats] = []
         self.error: BaseException | None = None
@@ -136,6 +151,7 @@ class Running:
         self.embedder = options["embedder"]
         self.options = options
         self.thread = threading.Thread(target=self._run, name="run_watch")
+        self._embedded = _EventSeen("embedded")
 
     def _run(self) -> None:
         try:
@@ -152,13 +168,19 @@ class Running:
             self.ready.set()
 
     def __enter__(self) -> Self:
+        log.addHandler(self._embedded)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
         self.thread.start()
         assert self.ready.wait(60), "watcher did not get ready"
         if self.error:
             raise self.error
+        if self.drained and self.batches and self.batches[0].pending:
+            wait_for(lambda: self._embedded.records, timeout=60, what="the catch-up's passages embedded")
         return self
 
     def __exit__(self, *exc: object) -> None:
+        log.removeHandler(self._embedded)
         self.stop.set()
         self.thread.join(30)
         assert not self.thread.is_alive()
@@ -180,6 +202,10 @@ class Running:
     def paths(self) -> set[str]:
         return {r[0] for r in self.rows("SELECT path FROM notes")}
 
+    def pending(self) -> int:
+        """Passages queued for embedding."""
+        return self.rows("SELECT count(*) FROM embed_queue")[0][0]
+
     def note_ids(self) -> dict[str, int]:
         return dict(self.rows("SELECT path, id FROM notes"))
 
@@ -197,13 +223,14 @@ class Running:
 
 
 def assert_consistent(index_dir: Path) -> None:
-    """The pipeline's invariants: every passage has its vector; SQLite is sound."""
+    """The pipeline's invariants: every passage has its vector or is queued for one; SQLite is sound."""
     db = sqlite3.connect(f"{(index_dir / 'index.db').as_uri()}?mode=ro", uri=True)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
         missing = db.execute(
-            "SELECT count(*) FROM passages p WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.hash = p.hash)"
+            "SELECT count(*) FROM passages p WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.hash = p.hash) "
+            "AND NOT EXISTS (SELECT 1 FROM embed_queue q WHERE q.hash = p.hash)"
         ).fetchone()[0]
         assert missing == 0
     finally:
@@ -277,7 +304,7 @@ def test_burst_of_500_notes_each_indexed_once(vault: Path, index_dir: Path, pars
             )
         assert time.monotonic() - started < 5
         expected = {f"Import/{i // 100}/n{i:03}.md" for i in range(500)}
-        wait_for(lambda: w.paths() == expected, timeout=120, what="500 notes indexed")
+        wait_for(lambda: w.paths() == expected and w.pending() == 0, timeout=120, what="500 notes indexed")
         embedded = [t for t in w.embedder.embedded if "of the import" in t]
     assert {p: n for p, n in parses.count.items() if p in expected} == dict.fromkeys(expected, 1)
     assert len(embedded) == len(set(embedded)) == 500
@@ -387,7 +414,7 @@ def test_reader_sees_new_turns_while_the_watcher_writes(vault: Path, index_dir: 
             emb = FakeEmbedder()
             assert [h.note for h in search(reader, "мостах", mode="keyword", embedder=emb)] == ["a.md"]
             write(vault, "b.md", note("B", "Вторая заметка о маяках."))
-            wait_for(lambda: "b.md" in w.paths(), what="b.md")
+            wait_for(lambda: "b.md" in w.paths() and w.pending() == 0, what="b.md embedded")
             hits = search(reader, "маяках", mode="keyword", embedder=emb)
             assert [h.note for h in hits] == ["b.md"]
             semantic = search(reader, "Вторая заметка о маяках.", mode="semantic", embedder=emb)
@@ -428,13 +455,13 @@ def test_real_model_edit_is_searchable(vault: Path, index_dir: Path) -> None:
     write(vault, "sea.md", note("Sea", "Море шумит у скал, волны бьются о берег."))
     with Running(vault, index_dir, embedder=embedder) as w:
         write(vault, "space.md", note("Space", "Ракета летит к звёздам через космос."))
-        wait_for(lambda: "space.md" in w.paths(), timeout=60, what="space.md")
+        wait_for(lambda: "space.md" in w.paths() and w.pending() == 0, timeout=60, what="space.md embedded")
         write(
             vault,
             "sea.md",
             note("Sea", "Море шумит у скал, волны бьются о берег.", "Чайки кричат над водой."),
         )
-        wait_for(lambda: w.has_text("sea.md", "Чайки"), timeout=60, what="the edit")
+        wait_for(lambda: w.has_text("sea.md", "Чайки") and w.pending() == 0, timeout=60, what="the edit embedded")
         reader = open_index(index_dir, readonly=True)
         try:
             assert reader.model == embedder.model_id
@@ -444,4 +471,50 @@ def test_real_model_edit_is_searchable(vault: Path, index_dir: Path) -> None:
             assert hits[0].note == "sea.md"
         finally:
             reader.close()
+    assert_consistent(index_dir)
+
+
+class SlowEmbedder(FakeEmbedder):
+    """The fake engine at a real engine's pace, so a backlog takes seconds."""
+
+    batch_size = 4
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def embed_passages(self, texts: Any) -> Any:
+        time.sleep(self.delay)
+        return super().embed_passages(texts)
+
+
+def test_catch_up_is_searchable_at_once_and_embeds_between_bursts(
+    vault: Path, index_dir: Path, records: Records
+) -> None:
+    for i in range(60):
+        write(vault, f"Old/n{i:02}.md", note(f"Old {i}", f"Backlog passage {i}: a sentence about bridge {i}."))
+    embedder = SlowEmbedder(0.4)  # a few passages per engine call: seconds of backlog
+    with Running(vault, index_dir, embedder=embedder, drained=False) as w:
+        # ready after the notes phase alone: every note is in and searchable by keyword, none embedded
+        assert len(w.paths()) == 60
+        distinct = w.rows("SELECT count(DISTINCT hash) FROM passages")[0][0]
+        catch_up = w.batches[0]
+        assert (catch_up.kind, catch_up.passages_embedded, catch_up.pending) == ("catch-up", 0, distinct)
+        assert w.pending() > distinct // 2
+        write(vault, "New.md", note("New", "A fresh thought about lighthouses."))
+        wait_for(
+            lambda: w.rows(
+                "SELECT count(*) FROM passages p JOIN turns t ON t.id = p.turn_id JOIN notes n ON n.id = t.note_id "
+                "JOIN vectors v ON v.hash = p.hash WHERE n.path = 'New.md'"
+            )[0][0] > 0,
+            what="the new note embedded",
+        )
+        assert w.pending() > 0, "the burst waited for the whole backlog"
+        wait_for(lambda: records.events("embedded"), timeout=60, what="the backlog embedded")
+        assert w.pending() == 0
+        texts = {r[0] for r in w.rows("SELECT text FROM passages")}
+    assert sorted(embedder.embedded) == sorted(texts)  # every passage embedded exactly once
+    fresh = next(t for t in embedder.embedded if "lighthouses" in t)
+    assert embedder.embedded.index(fresh) < len(embedder.embedded) - 1  # before the backlog's end
+    assert records.events("embedded")[0]["passages"] == distinct
     assert_consistent(index_dir)

@@ -165,7 +165,10 @@ def test_sigterm_mid_batch_then_restart_resumes(
     db = sqlite3.connect(f"{(index_dir / 'index.db').as_uri()}?mode=ro", uri=True)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        orphans = "SELECT count(*) FROM passages p WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.hash = p.hash)"
+        orphans = (  # passages neither embedded nor queued for embedding
+            "SELECT count(*) FROM passages p WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.hash = p.hash) "
+            "AND NOT EXISTS (SELECT 1 FROM embed_queue q WHERE q.hash = p.hash)"
+        )
         assert db.execute(orphans).fetchone()[0] == 0
         before = dict(db.execute("SELECT hash, id FROM vectors"))
         indexed_before = {r[0] for r in db.execute("SELECT path FROM notes")}
@@ -175,7 +178,8 @@ def test_sigterm_mid_batch_then_restart_resumes(
 
     second = WatchProcess(vault, index_dir, tmp_path / "second.log", env)
     procs.append(second)
-    catch_up = second.wait_event("catch-up", timeout=180)
+    second.wait_event("catch-up", timeout=180)
+    embedded = second.wait_event("embedded", timeout=180)  # the backlog, embedded after the catch-up
     assert _paths(index_dir) == {"a.md", *(f"Import/n{i:04}.md" for i in range(n))}
     db = sqlite3.connect(f"{(index_dir / 'index.db').as_uri()}?mode=ro", uri=True)
     try:
@@ -184,7 +188,7 @@ def test_sigterm_mid_batch_then_restart_resumes(
     finally:
         db.close()
     assert {h: after.get(h) for h in before} == before  # committed vectors kept, never re-embedded
-    assert catch_up["passages_embedded"] == distinct - len(before)
+    assert embedded["passages"] == distinct - len(before)
     second.proc.send_signal(signal.SIGTERM)
     assert second.wait() == 0
 

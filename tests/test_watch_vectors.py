@@ -77,7 +77,7 @@ def test_a_save_comes_once_the_interval_has_passed(vault: Path, index_dir: Path)
     write(vault, "a.md", note("A", "Первая заметка о мостах."))
     with Running(vault, index_dir, save_interval=0.3) as w:
         write(vault, "b.md", note("B", "Вторая заметка о маяках."))
-        wait_for(lambda: "b.md" in w.paths(), what="b.md indexed")
+        wait_for(lambda: "b.md" in w.paths() and w.pending() == 0, what="b.md indexed and embedded")
         wait_for(lambda: sidecar(index_dir)["count"] == len(sqlite_ids(index_dir)), what="a deferred save")
         messages: list[str] = []
         assert top_note(index_dir, "Вторая заметка о маяках.", messages) == "b.md"
@@ -118,7 +118,7 @@ def test_sigkill_between_saves_leaves_a_file_the_next_load_completes(vault: Path
     write(vault, "a.md", note("A", "Первая заметка о мостах."))
     proc = WatchProcess(vault, index_dir, tmp_path / "watch.log", env)
     try:
-        proc.wait_event("catch-up")
+        proc.wait_event("embedded")  # the catch-up's passages, embedded after it, then saved
         saved = file_state(index_dir)
         for i in range(3):
             write(vault, f"b{i}.md", note(f"B{i}", f"Заметка {i} о маяках и туманах номер {i}."))

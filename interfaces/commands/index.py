@@ -93,6 +93,8 @@ def index(
 
 
 def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool) -> Any:
+    """Two bars: notes (parsed, keyword-searchable, mined for metaphors), then passages embedded,
+    each with an ETA. Between the two, a line says the vault is already searchable by keyword."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -103,12 +105,13 @@ def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool) -> Any:
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("notes"),
+        TextColumn("{task.fields[unit]}"),
         TimeRemainingColumn(),
         console=console,
         transient=True,
     ) as bar:
-        task = bar.add_task("Scanning", total=None)
+        task = bar.add_task("Scanning", total=None, unit="notes")
+        embedding: list[Any] = []
 
         def on_scanned(changes: Any) -> None:
             bar.update(task, description="Indexing", total=changes.total, completed=0)
@@ -116,7 +119,20 @@ def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool) -> Any:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return index_vault(vault_path, idx, embedder, full=full, progress=progress, on_scanned=on_scanned)
+        def embed_progress(done: int, total: int) -> None:
+            if not embedding:
+                bar.update(task, visible=False)
+                console.print(
+                    f"Every note is searchable by keyword; embedding {total} passages for search by meaning "
+                    "(safe to interrupt: the next `tropegraph index` or `tropegraph watch` continues)"
+                )
+                embedding.append(bar.add_task("Embedding", total=total, unit="passages"))
+            bar.update(embedding[0], completed=done, total=total)
+
+        return index_vault(
+            vault_path, idx, embedder, full=full, progress=progress, on_scanned=on_scanned,
+            embed_progress=embed_progress,
+        )
 
 
 def _status_data(vault: str | None, index_dir: str | None) -> dict[str, Any]:
@@ -169,7 +185,12 @@ def status(vault: str | None, index_dir: str | None, as_json: bool) -> None:
         f"{counts['plain_notes']} plain notes)"
     )
     click.echo(f"Turns:          {counts['turns']} ({roles})")
-    click.echo(f"Passages:       {counts['passages']} ({counts['vectors']} vectors)")
+    waiting = counts.get("pending_embeddings") or 0
+    click.echo(
+        f"Passages:       {counts['passages']} ({counts['vectors']} vectors"
+        + (f", {waiting} waiting to be embedded" if waiting else "")
+        + ")"
+    )
     click.echo(f"Last update:    {data['last_update'] or 'never'}")
     if writer:
         who = "a watcher" if data["watcher"] else "a writer"

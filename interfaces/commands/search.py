@@ -108,16 +108,21 @@ def search(
         raise click.ClickException("the query is empty; give some words to search for, e.g. tropegraph search карта смысла")
     # validate the cheap things before loading the index and the model
     make_filters(role=role, since=since, until=until)
+    from queries.search import embedding_coverage
+
     with _open(vault, index_dir) as idx:
         hits = run_search(
             idx, text, mode=mode, k=k, role=role, since=since, until=until, provider=provider,  # type: ignore[arg-type]
             conversation=conversation, path_prefix=path_prefix, tag=tag, collapse=collapse,
         )
+        coverage = embedding_coverage(idx)
     if as_json:
         from queries.search import search_result
 
-        print_json(search_result(text, mode, hits))
+        print_json(search_result(text, mode, hits, coverage))
         return
+    if not coverage.complete and mode != "keyword":
+        click.echo(f"tropegraph: {coverage.message()}", err=True)
     _render(hits, repr(text))
 
 

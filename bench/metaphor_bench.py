@@ -3,7 +3,7 @@
 
     python bench/metaphor_bench.py --scale 300 [--add 10] [--keep DIR]
 
-Generates a filler vault with the shared corpus generator, indexes it with the FakeEmbedder for
+Generates a filler vault with the tests' generator (``tests/vaultgen``), indexes it with the FakeEmbedder for
 passages (passage embedding is the indexer's benchmark, not this one), then measures:
 
 - extraction: ``extract()`` over every turn text, turns/s and occurrences/s (cold caches);
@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
+
+from _corpus import filler_vault
 
 
 def generate(out: Path, scale: int, seed: int) -> None:
-    subprocess.run([sys.executable, str(SHARED / "corpus" / "nexus_vault.py"), "--pack",
-                    str(SHARED / "corpus" / "packs" / "dev.json"), "--out", str(out), "--scale", str(scale),
-                    "--seed", str(seed)], check=True, capture_output=True)
+    filler_vault(out, scale, seed)
 
 
 def main() -> None:

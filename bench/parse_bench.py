@@ -1,17 +1,16 @@
 """Parser throughput: notes/s and MB/s of ``vault_schema.parse`` over a generated vault.
 
-    python bench/parse_bench.py [--scale 2000] [--shared ../shared] [--seed 7] [--repeat 3] [--big-mb 0]
+    python bench/parse_bench.py [--scale 2000] [--seed 7] [--repeat 3] [--big-mb 0]
 
-Generates a ``--scale`` filler vault (Nexus 1.2.0 / 1.3.2 / 1.6.3 styles, ru/en/ja/iso timestamps)
-with the shared corpus generator into a temporary folder, reads every note into memory, then
+Generates a ``--scale`` filler vault (every Nexus layout from 1.0.x headings to 1.6.x, every
+locale family and custom timestamp format) with the tests' generator (``tests/vaultgen``) into a
+temporary folder, reads every note into memory, then
 times ``parse_note`` alone (best of ``--repeat``) and ``load_note`` (read + parse) once.
 ``--big-mb N`` also times one synthetic N-MB conversation note built from the vault's notes.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,24 +23,18 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=int, default=2000, help="conversations in the generated vault")
-    ap.add_argument("--shared", type=Path, default=Path(os.environ.get("TROPEGRAPH_SHARED", REPO.parent / "shared")),
-                    help="the team's shared/ folder (holds corpus/nexus_vault.py)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3, help="timed passes over the in-memory notes (best is kept)")
     ap.add_argument("--big-mb", type=float, default=0, help="also time one synthetic note of this many MB")
     a = ap.parse_args()
 
-    from vault_schema.parse import load_note, parse_note
+    from _corpus import filler_vault
 
-    gen = a.shared / "corpus" / "nexus_vault.py"
-    pack = a.shared / "corpus" / "packs" / "dev.json"
-    if not gen.exists():
-        sys.exit(f"Error: corpus generator not found at {gen}; pass --shared PATH/TO/shared")
+    from vault_schema.parse import load_note, parse_note
     with tempfile.TemporaryDirectory(prefix="tropegraph-parse-bench-") as tmp:
         vault = Path(tmp) / "vault"
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, str(gen), "--pack", str(pack), "--out", str(vault), "--scale", str(a.scale),
-                        "--seed", str(a.seed)], check=True, capture_output=True)
+        filler_vault(vault, a.scale, a.seed)
         gen_s = time.perf_counter() - t0
         paths = sorted(p.relative_to(vault).as_posix() for p in vault.rglob("*.md"))
         data = [(rel, (vault / rel).read_bytes()) for rel in paths]

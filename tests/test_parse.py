@@ -121,19 +121,19 @@ def test_planted_vault_matches_truth(planted_source: tuple[Path, dict]) -> None:
         assert note.conversation is not None
         assert note.conversation.conversation_id == conv["conversation_id"]
         assert note.conversation.provider == conv["provider"]
-        assert note.conversation.plugin_version == conv["style"]
+        assert note.conversation.plugin_version == conv["plugin_version"]
         assert note.title == conv["title"]
         assert len(note.turns) == len(conv["turns"]), conv["path"]
         for got, want in zip(note.turns, conv["turns"], strict=True):
             assert got.uid == want["uid"]
             assert got.role == want["role"]
-            assert got.text == want["text"]
-            expected = dt.datetime.fromisoformat(want["time"])
-            if conv["style"] == "1.2.0":  # <=1.2.0 headers have no seconds (LT)
-                expected = expected.replace(second=0)
-            assert got.time == expected, (conv["path"], got.uid)
+            assert got.text == want["text"], (conv["path"], got.uid)
+            assert got.time == dt.datetime.fromisoformat(want["time"]), (conv["path"], got.uid)  # as written
             assert not got.uid_derived
-    assert {s for s, _ in styles} >= {"1.2.0", "1.3.2", "1.6.3"}
+    # every layout and locale family the generator knows is in the planted vault
+    assert {s for s, _ in styles} >= {"1.0.2", "1.0.8", "1.0.x", "1.2.0", "1.3.0", "1.3.2", "1.6.3"}
+    assert {loc for _, loc in styles} >= {"ru", "en", "de", "nl", "ko", "hu", "sv", "fr", "ja", "zh", "id", "ar"}
+    assert {c["custom_format"] for c in truth["conversations"]} >= {None, "iso", "us", "eu", "de", "jp"}
 
 
 # ----------------------------------------------------------------------------- stub vault: versions

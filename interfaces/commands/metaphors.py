@@ -179,9 +179,9 @@ def export(file: Path, vault: str | None, index_dir: str | None, echo_threshold:
         raise click.ClickException(
             f"unknown graph format {file.suffix or '(none)'!r}; use a file name ending in "
             + ", ".join(FORMATS))
-    _, idx_dir = _paths(vault, index_dir)
+    vault_path, idx_dir = _paths(vault, index_dir)
     with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
         kwargs = {} if echo_threshold is None else {"echo_threshold": echo_threshold}
-        g = build_graph(idx, **kwargs)
+        g = build_graph(idx, vault=vault_path, **kwargs)
     write_graph(g, file)
     click.echo(f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {file}.")

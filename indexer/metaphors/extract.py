@@ -14,6 +14,8 @@ Patterns:
 - ``of``    EN "X of Y": "map of meaning"
 - ``prep``  EN "X between/through/… Y": "bridge between worlds"
 - ``adj``   EN adjective + noun: "neural network"
+- ``nn``    EN noun–noun compound: "attention compass" (head = the last noun, dep = the modifier;
+  word classes from lemminflect's lexicon, since English has no offline tagger here)
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ _EN_ADJ_SUFFIX = re.compile(r"(?:al|ive|ous|ic|ful|less|able|ible|ary|ish|ant|en
 _EN_ADJ = frozenset(
     ["black", "white", "dark", "light", "deep", "cold", "warm", "hot", "quiet", "silent", "soft", "hard", "old", "new", "small", "big", "great", "long", "short", "high", "low", "open", "empty", "full", "whole", "hidden", "inner", "outer", "living", "dead", "broken", "invisible", "neural", "large", "wild"]
 )
+_EN_DETS = frozenset(["a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our",
+                      "their", "some", "any", "each", "every", "which", "what", "whose", "no"])
 _SENT_END = re.compile(r"[.!?…\n]+")
 #: Russian lemmas that are never the head or dependent of an image (pronoun-like nouns, units).
 RU_STOP_LEMMAS = frozenset(
@@ -51,7 +55,7 @@ class Candidate:
     dep: str
     """Lemma of the dependent (``смысл``; for ``adj`` the adjective: ``нейронный``)."""
     construction: str
-    """``gen``, ``adj``, ``prep`` or ``of``."""
+    """``gen``, ``adj``, ``prep``, ``of`` or ``nn``."""
     lang: str
     """``ru`` or ``en``."""
     surface: str
@@ -276,4 +280,89 @@ def _extract_en(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
             a, p = lw, _en_lemma(toks[i + 1][0])
             if not _EN_ADJ_SUFFIX.search(p) or len(p) <= 4:
                 hits.append((f"{a} {p}", p, a, "adj", "en", f"{lw} {toks[i + 1][0].lower()}", toks[i][1], toks[i + 1][2]))
+    return hits + _extract_en_nn(text, toks, {h[6] for h in hits if h[3] == "adj"})
+
+
+@lru_cache(maxsize=100_000)
+def _en_pos(word: str) -> frozenset[str]:
+    """Word classes a lower-cased English word can have (``NOUN``, ``VERB``, ``ADJ``, …), from
+    lemminflect's lexicon; empty for unknown words."""
+    from lemminflect import getAllLemmas
+
+    return frozenset(getAllLemmas(word))
+
+
+#: Words after which a noun-or-verb word is a verb («I file reports», "to search engines").
+_EN_VERB_CONTEXT = frozenset(
+    ["i", "you", "we", "they", "he", "she", "it", "to", "will", "would", "can", "could", "should", "must", "may",
+     "might", "do", "does", "did", "don't", "didn't", "doesn't", "please", "let's", "not", "never", "always"]
+)
+#: Adverbs of time and particles that the lexicon also lists as nouns ("matters today", "comes out").
+_EN_NN_STOP = frozenset(
+    ["today", "tomorrow", "yesterday", "tonight", "last", "next", "first", "out", "up", "down", "off", "back",
+     "away", "ago", "home", "there", "here", "now", "yet", "else", "way", "while", "once", "times"]
+)
+
+
+def _en_nounish(w: str) -> bool:
+    lw = w.lower()
+    return (_en_content(w) and not lw.endswith("ly") and lw not in _EN_ADJ and lw not in _EN_NN_STOP
+            and "NOUN" in _en_pos(lw))
+
+
+@lru_cache(maxsize=50_000)
+def _en_verb_form(w: str) -> bool:
+    """True when ``w`` is an inflected verb that is not also the regular plural of a noun
+    ("goes", "comes", "writes"; not "seeds", "bubbles")."""
+    from lemminflect import getAllLemmas, getInflection
+
+    lem = getAllLemmas(w)
+    if "VERB" not in lem or lem["VERB"][0] == w:
+        return False
+    noun = lem.get("NOUN", (None,))[0]
+    if noun is None or noun == w:
+        return True
+    plural = getInflection(noun, "NNS")
+    return not plural or plural[0] != w
+
+
+def _extract_en_nn(text: str, toks: list[tuple[str, int, int]], adj_starts: set[int]) -> list[tuple]:
+    """Noun–noun compounds: the last two words of a run of noun-capable words ("my attention
+    compass spins" → "attention compass": a trailing inflected verb form is dropped). A gerund may
+    start the run after a determiner or adjective ("a hiking compass"). A run starting a sentence,
+    or after a pronoun/"to"/a modal, must not start with a verb-capable word ("Open files",
+    "I file reports")."""
+    hits = []
+    n = len(toks)
+    i = 0
+    while i < n:
+        w = toks[i][0]
+        lw = w.lower()
+        gerund = (lw.endswith("ing") and _en_content(w) and i > 0 and i + 1 < n
+                  and _en_nounish(toks[i + 1][0]) and _joined(text, toks, i, i + 1)
+                  and (toks[i - 1][0].lower() in _EN_DETS or "ADJ" in _en_pos(toks[i - 1][0].lower())))
+        if not (gerund or _en_nounish(w)):
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and _en_nounish(toks[j + 1][0]) and _joined(text, toks, j, j + 1):
+            j += 1
+        run = list(range(i, j + 1))
+        i = j + 1
+        last = toks[run[-1]][0].lower()
+        if len(run) >= 2 and (_en_verb_form(last) or (len(run) >= 3 and "VERB" in _en_pos(last)
+                              and _en_lemma(last) != last)):
+            run = run[:-1]
+        if len(run) < 2:
+            continue
+        a, b = run[-2], run[-1]
+        w1, w2 = toks[a][0].lower(), toks[b][0].lower()
+        if toks[a][1] in adj_starts or "ADJ" in _en_pos(w1):  # "best results", "light bulb": adjective-capable
+            continue
+        prev = toks[a - 1][0].lower() if a > 0 else None
+        if "VERB" in _en_pos(w1) and not w1.endswith("ing") and (prev is None or prev in _EN_VERB_CONTEXT):
+            continue
+        h, d = _en_lemma(w2), w1 if w1.endswith("ing") else _en_lemma(w1)  # "hiking", not "hike"
+        if h != d:
+            hits.append((f"{d} {h}", h, d, "nn", "en", f"{w1} {w2}", toks[a][1], toks[b][2]))
     return hits

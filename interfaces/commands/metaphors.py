@@ -159,6 +159,69 @@ def split(ctx: click.Context, vault: str | None, index_dir: str | None, ref: str
     _curate(ctx, vault, index_dir, "split", ref)
 
 
+@metaphors.command("score")
+@click.argument("phrase", required=False)
+@click.option("--context", "sentence", metavar="SENTENCE", default=None,
+              help="The sentence the phrase is used in (without it the phrase is scored on its own).")
+@click.option("--lang", type=click.Choice(["ru", "en"]), default=None, help="Language (default: guessed).")
+@click.option("--jsonl", is_flag=True,
+              help='Read JSON lines {"phrase", "sentence", "lang"?} from stdin; write one JSON line per input.')
+@json_option
+@friendly_errors
+def score(phrase: str | None, sentence: str | None, lang: str | None, jsonl: bool, as_json: bool) -> None:
+    """How figurative PHRASE is in its sentence: 0..1 and image/literal.
+
+    \b
+    tropegraph metaphors score "карта смысла" --context "Мне нужна карта смысла для этих заметок."
+    echo '{"phrase": "search engine", "sentence": "Which search engine is best?"}' | tropegraph metaphors score --jsonl
+    """
+    if jsonl:
+        if phrase is not None or sentence is not None:
+            raise click.UsageError("--jsonl reads phrases from stdin; give no PHRASE or --context with it")
+        _score_jsonl(lang)
+        return
+    if phrase is None or not phrase.strip():
+        raise click.UsageError("give a PHRASE to score (or --jsonl to read JSON lines from stdin)")
+    from indexer.metaphors.figurative import score_phrase
+
+    r = score_phrase(phrase, sentence, lang)
+    if as_json:
+        print_json(r.to_dict())
+        return
+    click.echo(f"{r.phrase}: {r.label} (figurative {r.figurative:.2f})")
+    if r.construction:
+        click.echo(f"  construction {r.construction}: head «{r.head}», dependent «{r.dependent}» ({r.lang})")
+    if r.warning:
+        click.echo(f"  warning: {r.warning}")
+
+
+def _score_jsonl(default_lang: str | None) -> None:
+    """One output line per input line, in order; a bad line gets ``{"error": …}`` on its line."""
+    import json
+    import sys
+
+    from indexer.metaphors.figurative import score_phrase
+
+    for n, line in enumerate(sys.stdin, 1):
+        try:
+            if not line.strip():
+                raise ValueError("empty line")
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("expected a JSON object")  # noqa: TRY004 (reported like a parse error)
+            phrase, sentence, lang = obj.get("phrase"), obj.get("sentence"), obj.get("lang", default_lang)
+            if not isinstance(phrase, str) or not phrase.strip():
+                raise ValueError('"phrase" must be a non-empty string')
+            if sentence is not None and not isinstance(sentence, str):
+                raise ValueError('"sentence" must be a string')
+            if lang is not None and lang not in ("ru", "en"):
+                raise ValueError('"lang" must be "ru" or "en"')
+            out = score_phrase(phrase, sentence, lang).to_dict()
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            out = {"error": f"line {n}: {exc}"}
+        click.echo(json.dumps(out, ensure_ascii=False))
+
+
 @click.group("graph")
 def graph() -> None:
     """The knowledge graph (notes, conversations, turns, metaphors, tags, months)."""

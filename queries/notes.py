@@ -1,9 +1,10 @@
 """Read one note of the vault as text, a page at a time, without ever leaving the vault.
 
 Used where a path comes from outside (an assistant through MCP, a browser): only Markdown notes,
-only below the vault folder (no ``..``, no absolute paths, no symlink that leads out, no hidden
-folders such as ``.obsidian``), decoded as tropegraph reads notes (invalid bytes replaced,
-mojibake repaired). Read-only.
+only below the vault folder (no ``..``, no absolute paths, no symlinked file that leads out, no
+hidden folders such as ``.obsidian``), only regular files (``vault_schema.files``: a FIFO or
+device named ``x.md`` is refused, never read), decoded as tropegraph reads notes (invalid bytes
+replaced, mojibake repaired). Read-only.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from queries.results import obsidian_uri
 from vault_schema.errors import NoteReadError
+from vault_schema.files import outside_link
 
 #: Default page size: a long conversation note is read in several calls.
 PAGE_CHARS = 20_000
@@ -80,10 +82,10 @@ def note_path(vault: Path, path: str) -> tuple[str, Path]:
             rel += ".md"
         else:
             raise NoteReadError(rel, "only Markdown notes (.md) can be read")
-    root = vault.resolve()
-    full = (root / rel).resolve()
-    if not full.is_relative_to(root):
-        raise NoteReadError(rel, "the path leads outside the vault (a symlink?); give a note inside the vault")
+    target = outside_link(vault, rel)
+    if target is not None:
+        raise NoteReadError(rel, f"is a symbolic link to {target}, outside the vault; give a note inside the vault")
+    full = vault / rel
     return rel, full
 
 
@@ -93,7 +95,7 @@ def read_note(vault: Path | str, path: str, *, offset: int = 0, max_chars: int =
     Raises ``NoteReadError`` (a ``VaultError`` whose message says what to do) for paths outside
     the vault or not a note, and for files that are missing, unreadable, binary or too large.
     """
-    from vault_schema import files
+    from vault_schema.files import NotRegularFile, TooLarge, read_bytes
     from vault_schema.mojibake import repair
 
     vault = Path(vault)
@@ -103,17 +105,15 @@ def read_note(vault: Path | str, path: str, *, offset: int = 0, max_chars: int =
     if max_chars < 1:
         raise NoteReadError(rel, f"max_chars must be at least 1 (got {max_chars})")
     try:
-        if full.is_dir():
-            raise NoteReadError(rel, "is a folder, not a note")
-        data = files.read_bytes(full, max_bytes=MAX_BYTES)  # regular files only, never blocking
-    except files.TooLarge as exc:
-        raise NoteReadError(rel, f"is {exc.size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.0f} MB limit for a note") from exc
-    except files.NotRegularFile as exc:
-        raise NoteReadError(rel, f"is {exc.strerror.removeprefix('not a regular file but ')}, not a note") from exc
+        data = read_bytes(full, max_bytes=MAX_BYTES)
     except FileNotFoundError as exc:
         raise NoteReadError(rel, "no such note in the vault (moved or deleted?); search to find its path") from exc
     except PermissionError as exc:
         raise NoteReadError(rel, "permission denied; check the file's read permissions") from exc
+    except NotRegularFile as exc:
+        raise NoteReadError(rel, f"is {exc.kind}, not a note file") from exc
+    except TooLarge as exc:
+        raise NoteReadError(rel, f"is {exc.strerror} for a note") from exc
     except OSError as exc:
         raise NoteReadError(rel, f"cannot be read ({exc.strerror or exc})") from exc
     if b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):

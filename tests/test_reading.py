@@ -144,7 +144,7 @@ def test_paths_outside_the_vault_or_not_notes_are_refused(tmp_path: Path, path: 
         read_note(vault, path)
 
 
-def test_symlink_out_of_the_vault_binary_and_folder_are_refused(tmp_path: Path) -> None:
+def test_symlink_out_of_the_vault_binary_fifo_and_folder_are_refused(tmp_path: Path) -> None:
     vault = tmp_path / "vault"
     vault.mkdir()
     (tmp_path / "secret.md").write_text("secret", encoding="utf-8")
@@ -157,6 +157,14 @@ def test_symlink_out_of_the_vault_binary_and_folder_are_refused(tmp_path: Path) 
     (vault / "dir.md").mkdir()
     with pytest.raises(NoteReadError, match="folder"):
         read_note(vault, "dir.md")
+    os.mkfifo(vault / "pipe.md")  # a read would block for ever: refused without opening it for long
+    with pytest.raises(NoteReadError, match="FIFO"):
+        read_note(vault, "pipe.md")
+    # a symlinked folder is part of the vault (as in Obsidian): its notes are read
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "n.md").write_text("shared note", encoding="utf-8")
+    os.symlink(tmp_path / "shared", vault / "Shared")
+    assert read_note(vault, "Shared/n.md").text == "shared note"
     (vault / "ok.md").write_text("short", encoding="utf-8")
     with pytest.raises(NoteReadError, match="past the end"):
         read_note(vault, "ok.md", offset=99)

@@ -368,22 +368,27 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
         Returns up to k turns (at most 2 per conversation), each with its uid, role, time, title,
         note path and a snippet; the JSON is `tropegraph search --json`. Read a hit in context with
         get_turn(uid)."""
+        from queries.search import embedding_coverage, search_result
         from queries.search import search as run_search
-        from queries.search import search_result
 
         text = query.strip()
 
-        def run() -> dict[str, Any]:
-            hits = run_search(reader.index(), text, mode=mode, k=offset + k + 1, role=role, since=since, until=until,
+        def run() -> tuple[dict[str, Any], Any]:
+            idx = reader.index()
+            hits = run_search(idx, text, mode=mode, k=offset + k + 1, role=role, since=since, until=until,
                               provider=provider, tag=tag, conversation=conversation)
+            coverage = embedding_coverage(idx)
             page, nxt = _page(hits, offset, k)
-            return {**search_result(text, mode, page), "offset": offset, "next_offset": nxt}
+            return {**search_result(text, mode, page, coverage), "offset": offset, "next_offset": nxt}, coverage
 
-        data = reader.call(run)
+        data, coverage = reader.call(run)
         head = f"{len(data['results'])} results for {text!r} ({mode}){_more(data['next_offset'])}"
         if not data["results"]:
             head = f"No results for {text!r} ({mode})" + (" at this offset" if offset else "")
-        return _result(data, "\n".join([head, *_hit_lines(data["results"], offset)]))
+        lines = [head]
+        if not coverage.complete and mode != "keyword":
+            lines.append(f"(note: {coverage.message()})")
+        return _result(data, "\n".join([*lines, *_hit_lines(data["results"], offset)]))
 
     # ------------------------------------------------------------------------------ similar
     @app.tool(title="Similar turns", annotations=READ_ONLY)

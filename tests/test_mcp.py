@@ -115,12 +115,13 @@ def test_tools_are_listed_with_descriptions_and_schemas(planted_source: tuple, p
 def test_search_finds_the_needles_as_the_library_does(planted_source: tuple, planted_index: Path,
                                                       tmp_path: Path) -> None:
     from indexer.store import open_index
-    from queries.search import search, search_result
+    from queries.search import embedding_coverage, search, search_result
 
     vault, truth = planted_source
     with open_index(planted_index, readonly=True, notify=lambda m: None) as idx:
         expected = {
-            (n["queries"][0], mode): search_result(n["queries"][0], mode, search(idx, n["queries"][0], mode=mode, k=5))
+            (n["queries"][0], mode): search_result(n["queries"][0], mode, search(idx, n["queries"][0], mode=mode, k=5),
+                                                   embedding_coverage(idx))
             for n in truth["needles"] for mode in ("hybrid", "keyword")
         }
 
@@ -348,10 +349,16 @@ def test_new_turns_are_found_while_watch_writes_without_restart(writable: tuple[
                     await anyio.sleep(0.2)
             assert found[0]["note"] == note.relative_to(vault).as_posix()
             # semantic search sees the new vectors too (the server's FAISS is topped up from SQLite)
+            # (embedding is a later phase of the watcher's batch: wait for it)
             token = texts[1].split()[-1].rstrip(".")
             new_uid = (await ok(client, "search", query=token, mode="keyword"))["results"][0]["uid"]
-            sem = (await ok(client, "search", query=texts[1], mode="semantic", k=5))["results"]
-            assert new_uid in [h["uid"] for h in sem]
+            with anyio.fail_after(120):
+                while True:
+                    sem = await ok(client, "search", query=texts[1], mode="semantic", k=5)
+                    if new_uid in [h["uid"] for h in sem["results"]]:
+                        break
+                    assert sem["embedding"]["missing"] > 0, "embedded, yet not found by its own text"
+                    await anyio.sleep(0.2)
             after = await ok(client, "status")
             assert after["counts"]["turns"] == before["counts"]["turns"] + 2
 

@@ -32,6 +32,8 @@ N_PERMUTATIONS = 1000
 PERMUTATION_SEED = 20240613
 N_TERMS = 6
 TOO_FEW = "too few uses"
+MAX_WITH = 5
+"""Renderers list this many co-occurring metaphors per period, then "+N more" (the data keeps all)."""
 
 
 class TimelineError(Exception):
@@ -396,6 +398,60 @@ def characteristic_terms(
     return result
 
 
+# --- display text --------------------------------------------------------------------------------
+
+_MD_LINE_START = re.compile(r"^\s*(?:>\s*)*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,3}[.)]\s+)?")
+_MD_WIKILINK = re.compile(r"!?\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|([^\]]*))?\]\]")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*\)")
+_MD_PAIRED = re.compile(r"(\*\*|~~|==)(\S(?:.*?\S)?)\1")
+_MD_STAR = re.compile(r"(?<![\w*])\*(\S(?:[^*]*?\S)?)\*(?![\w*])")
+_MD_CODE = re.compile(r"`([^`]*)`")
+# a marker whose partner fell outside the sentence ("**Хорошая метафора …"): at a word's edge
+_MD_STRAY = re.compile(r"(?:(?<=\s)|^)(?:\*\*|~~|==)|(?:\*\*|~~|==)(?=\s|$)")
+_SPACES = re.compile(r"\s+")
+
+
+def plain_sentence(text: str) -> str:
+    """A sentence as a reader sees it in Obsidian: list, quote and heading markers, ``**``/``*``/``~~``/``==``
+    emphasis (not ``__``: Python names),
+    inline code marks and link syntax removed (their words kept), whitespace collapsed.
+
+    Sentences are cut from raw Markdown, so without this a quote reads "- **карта** смысла".
+    """
+    lines = []
+    for line in text.splitlines() or [text]:
+        line = _MD_LINE_START.sub("", line)
+        line = _MD_WIKILINK.sub(lambda m: m.group(2) or m.group(1), line)
+        line = _MD_LINK.sub(r"\1", line)
+        line = _MD_CODE.sub(r"\1", line)
+        for _ in range(3):  # nested emphasis: ***x***, **_x_**
+            new = _MD_STAR.sub(r"\1", _MD_PAIRED.sub(r"\2", line))
+            if new == line:
+                break
+            line = new
+        lines.append(_MD_STRAY.sub("", line))
+    return _SPACES.sub(" ", " ".join(lines)).strip()
+
+
+def image_spans(text: str, phrases: Iterable[str]) -> list[tuple[int, int]]:
+    """Where the image stands in ``text``: ``(start, end)`` of every case-insensitive, whole-word
+    occurrence of any of ``phrases`` (longest first, never overlapping), in text order."""
+    folded = text.casefold()
+    if len(folded) != len(text):  # a rare letter changes length when folded: compare lowercased
+        folded = text.lower()
+    taken: list[tuple[int, int]] = []
+    for phrase in sorted({p.strip() for p in phrases if p and p.strip()}, key=len, reverse=True):
+        needle = phrase.casefold() if len(phrase.casefold()) == len(phrase) else phrase.lower()
+        start = folded.find(needle)
+        while start >= 0:
+            end = start + len(needle)
+            whole = (start == 0 or not folded[start - 1].isalnum()) and (end == len(folded) or not folded[end].isalnum())
+            if whole and all(end <= a or start >= b for a, b in taken):
+                taken.append((start, end))
+            start = folded.find(needle, start + 1)
+    return sorted(taken)
+
+
 # --- the timeline --------------------------------------------------------------------------------
 
 
@@ -547,6 +603,7 @@ def _cooccurring(
 
 __all__ = [
     "GRANULARITIES",
+    "MAX_WITH",
     "MIN_USES",
     "TOO_FEW",
     "CoOccurrence",
@@ -563,10 +620,12 @@ __all__ = [
     "centroid_distance",
     "characteristic_terms",
     "content_lemmas",
+    "image_spans",
     "mask_surface",
     "period_key",
     "period_range",
     "permutation_p_value",
+    "plain_sentence",
     "resolve_phrase",
 ]
 
@@ -733,7 +792,7 @@ class IndexSource:
         occs = get_metaphor(self.index, metaphor_id).occurrences
         texts = self._turn_texts({o.turn_id for o in occs})
         return [
-            Occurrence(o.uid, o.conversation_id, o.note, o.conversation_title, o.role, o.time, o.sentence,
+            Occurrence(o.uid, o.conversation_id, o.note, o.conversation_title, o.role, o.time, plain_sentence(o.sentence),
                        context=context_window(texts.get(o.turn_id, o.sentence), o.start, o.end), surface=o.surface)
             for o in occs
         ]

@@ -89,6 +89,11 @@ def test_timeline_page_in_chromium(browser: object, tmp_path: Path) -> None:
         assert "<script>window.__pwned = 1;" in rows.first.inner_text()  # shown as text
         assert page.locator("#occurrences img").count() == 0
         assert "Мосты <b>и</b> миры" in rows.first.inner_text()
+        # the image is marked where a variant stands («мостом между мирами» is no variant here)
+        assert page.locator("#occurrences mark").all_inner_texts() == ["Мост между мирами", "мост между мирами"]
+        lines = page.eval_on_selector_all("#periods td.period", """els => els.map(e => {
+            const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; })""")
+        assert lines and set(lines) == {1}  # "2025-01" never wraps at its hyphen
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "timeline.png"), full_page=True)
         assert errors == []

@@ -56,6 +56,18 @@ def test_api_documents_are_the_cli_json(server) -> None:  # type: ignore[no-unty
     assert status["counts"] == cli_json(vault, index, "status")["counts"]
 
 
+def test_timeline_sentences_read_as_text(server) -> None:  # type: ignore[no-untyped-def]
+    """The demo's notes hold "- " list items and "**bold**": quotes show the words only."""
+    url, _, vault, _ = server
+    raw = "\n".join(p.read_text(encoding="utf-8") for p in vault.rglob("*.md"))
+    assert "**Хорошая метафора" in raw and "- Векторный индекс — это карта смысла" in raw
+    for phrase in ("хорошая метафора", "карта смысла"):
+        tl = get_json(f"{url}/api/timeline?phrase={quote(phrase)}&drift=0")
+        sentences = [o["sentence"] for o in tl["occurrences"]] + [p["quote"]["text"] for p in tl["periods"]]
+        assert sentences and not [s for s in sentences if "**" in s or s.startswith(("- ", "#", ">"))]
+        assert all(o["surface"].lower() in o["sentence"].lower() for o in tl["occurrences"])
+
+
 def test_api_answers_bad_input_with_json_errors(server) -> None:  # type: ignore[no-untyped-def]
     url = server[0]
     for path, status, words in (

@@ -1,16 +1,31 @@
 """Uses per period by role, with drift on a second axis: as inline SVG (HTML pages) or PNG (matplotlib)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
+from typing import Any
 
+from queries.render.escape import html_text as escape
 from queries.timeline import Timeline, period_range
 
 USER_COLOUR = "#4c72b0"
 ASSISTANT_COLOUR = "#dd8452"
 NOTE_COLOUR = "#8c8c8c"
 DRIFT_COLOUR = "#c44e52"
+DRIFT_AXIS = 0.3
+"""The drift axis is fixed at 0..DRIFT_AXIS (or the next tenth above the largest value), so equal
+heights mean equal change on every chart instead of noise filling the axis. Drift is a cosine
+distance of context centroids; with the default model (multilingual-e5-small) two unrelated turns
+are about 0.14 apart (median over the dev vault, ``queries.graph.ECHO_THRESHOLD``'s measurement).
+The explorer's chart (``interfaces/serve/static/timeline.js``) uses the same value."""
+SIGNIFICANT = 0.05
+"""A drift point with a permutation p-value below this is drawn filled; others hollow."""
+
+
+def drift_axis_max(drifts: list[float | None]) -> float:
+    top = max((d for d in drifts if d is not None), default=0.0)
+    return max(DRIFT_AXIS, math.ceil(round(top * 10, 6)) / 10)
 
 
 @dataclass(frozen=True)
@@ -22,33 +37,34 @@ class Series:
     assistant: list[int]
     note: list[int]
     drift: list[float | None]
+    p_value: list[float | None]
 
 
 def series(tl: Timeline) -> Series:
     if not tl.periods:
-        return Series([], [], [], [], [])
+        return Series([], [], [], [], [], [])
     keys = period_range(tl.periods[0].period, tl.periods[-1].period, tl.by)
     by_key = {p.period: p for p in tl.periods}
-    s = Series(keys, [], [], [], [])
+    s = Series(keys, [], [], [], [], [])
     for k in keys:
         p = by_key.get(k)
         s.user.append(p.user if p else 0)
         s.assistant.append(p.assistant if p else 0)
         s.note.append(p.note if p else 0)
         s.drift.append(p.drift if p else None)
+        s.p_value.append(p.p_value if p else None)
     return s
 
 
 def chart_svg(tl: Timeline, *, width: int = 760, height: int = 280) -> str:
     """A stacked bar chart (user, assistant, note uses) with the drift line; plain SVG, no script."""
     s = series(tl)
-    left, right, top, bottom = 44, 52, 24, 58
+    left, right, top, bottom = 44, 60, 24, 58
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(s.periods), 1)
     totals = [u + a + o for u, a, o in zip(s.user, s.assistant, s.note, strict=True)] or [0]
     y_max = max(max(totals), 1)
-    drifts = [d for d in s.drift if d is not None]
-    d_max = max(max(drifts, default=0.0), 0.05)
+    d_max = drift_axis_max(s.drift)
     slot = plot_w / n
     bar_w = max(min(slot * 0.7, 48), 2)
 
@@ -96,25 +112,30 @@ def chart_svg(tl: Timeline, *, width: int = 760, height: int = 280) -> str:
                 f'transform="rotate(-35 {cx:.1f} {top + plot_h + 14})">{escape(key)}</text>'
             )
     points = [
-        (left + slot * i + slot / 2, top + plot_h - plot_h * d / d_max)
-        for i, d in enumerate(s.drift)
+        (left + slot * i + slot / 2, top + plot_h - plot_h * d / d_max, pv)
+        for i, (d, pv) in enumerate(zip(s.drift, s.p_value, strict=True))
         if d is not None
     ]
     if points:
-        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in points)
         parts.append(f'<polyline class="drift" points="{path}" fill="none" stroke="{DRIFT_COLOUR}" stroke-width="2"/>')
         parts.extend(
-            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{DRIFT_COLOUR}"/>' for px, py in points
+            f'<circle class="drift-point{" significant" if pv is not None and pv < SIGNIFICANT else ""}" '
+            f'cx="{px:.1f}" cy="{py:.1f}" r="3.5" stroke="{DRIFT_COLOUR}" stroke-width="1.5" '
+            f'fill="{DRIFT_COLOUR if pv is not None and pv < SIGNIFICANT else "#fff"}"/>'
+            for px, py, pv in points
         )
+        for tick in (0.0, d_max / 3, 2 * d_max / 3, d_max):
+            ty = top + plot_h - plot_h * tick / d_max
+            parts.append(f'<text x="{left + plot_w + 6}" y="{ty + 4:.1f}" fill="{DRIFT_COLOUR}">{tick:.2f}</text>')
         parts.append(
-            f'<text x="{left + plot_w + 6}" y="{top + 4}" fill="{DRIFT_COLOUR}">{d_max:.2f}</text>'
-            f'<text x="{left + plot_w + 6}" y="{top + plot_h}" fill="{DRIFT_COLOUR}">0</text>'
-            f'<text x="{left + plot_w + 30}" y="{top + plot_h / 2:.1f}" fill="{DRIFT_COLOUR}" '
-            f'transform="rotate(90 {left + plot_w + 30} {top + plot_h / 2:.1f})" text-anchor="middle">drift</text>'
+            f'<text x="{left + plot_w + 40}" y="{top + plot_h / 2:.1f}" fill="{DRIFT_COLOUR}" '
+            f'transform="rotate(90 {left + plot_w + 40} {top + plot_h / 2:.1f})" text-anchor="middle">drift</text>'
         )
     legend_y = height - 8
     for j, (name, colour) in enumerate(
-        (("user", USER_COLOUR), ("assistant", ASSISTANT_COLOUR), ("note", NOTE_COLOUR), ("drift", DRIFT_COLOUR))
+        (("user", USER_COLOUR), ("assistant", ASSISTANT_COLOUR), ("note", NOTE_COLOUR),
+         ("drift (filled: p < 0.05)", DRIFT_COLOUR))
     ):
         lx = left + j * 100
         parts.append(
@@ -132,6 +153,18 @@ def _ticks(y_max: int) -> list[int]:
 
 def write_png(tl: Timeline, path: str | Path, *, dpi: int = 110) -> None:
     """Save the chart as PNG with matplotlib's Agg backend (imported here: it is slow to load)."""
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(tl)
+    try:
+        fig.savefig(path, dpi=dpi, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+
+
+def chart_figure(tl: Timeline) -> Any:
+    """The PNG chart as a matplotlib figure (close it with ``plt.close``): stacked bars by role,
+    drift on a second axis with a fixed scale, the legend under the plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +172,7 @@ def write_png(tl: Timeline, path: str | Path, *, dpi: int = 110) -> None:
 
     s = series(tl)
     x = list(range(len(s.periods)))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(x) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(x) + 2), 4.0))
     try:
         ax.bar(x, s.user, color=USER_COLOUR, label="user")
         ax.bar(x, s.assistant, bottom=s.user, color=ASSISTANT_COLOUR, label="assistant")
@@ -150,17 +183,25 @@ def write_png(tl: Timeline, path: str | Path, *, dpi: int = 110) -> None:
         ax.set_xticks(x, s.periods, rotation=35, ha="right", fontsize=8)
         ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_title(f"{tl.metaphor.label}: uses per {tl.by}")
-        pts = [(i, d) for i, d in enumerate(s.drift) if d is not None]
+        pts = [(i, d, pv) for i, (d, pv) in enumerate(zip(s.drift, s.p_value, strict=True)) if d is not None]
         handles, labels = ax.get_legend_handles_labels()
         if pts:
             ax2 = ax.twinx()
-            (line,) = ax2.plot([p[0] for p in pts], [p[1] for p in pts], color=DRIFT_COLOUR, marker="o", label="drift")
+            (line,) = ax2.plot([p[0] for p in pts], [p[1] for p in pts], color=DRIFT_COLOUR, label="drift")
+            sig = [p for p in pts if p[2] is not None and p[2] < SIGNIFICANT]
+            rest = [p for p in pts if not (p[2] is not None and p[2] < SIGNIFICANT)]
+            ax2.scatter([p[0] for p in rest], [p[1] for p in rest], s=28, facecolors="white",
+                        edgecolors=DRIFT_COLOUR, zorder=3)
+            if sig:
+                ax2.scatter([p[0] for p in sig], [p[1] for p in sig], s=28, color=DRIFT_COLOUR, zorder=3)
             ax2.set_ylabel("drift (cosine distance)")
-            ax2.set_ylim(bottom=0)
+            ax2.set_ylim(0, drift_axis_max(s.drift))  # fixed scale: noise must not look dramatic
             handles.append(line)
-            labels.append("drift")
-        ax.legend(handles, labels, loc="upper left", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi, format="png", metadata={"Software": None})
-    finally:
+            labels.append("drift (filled: p < 0.05)")
+        # the legend sits under the chart, never over a bar
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+    except BaseException:
         plt.close(fig)
+        raise
+    return fig

@@ -17,7 +17,7 @@ from queries.render.chart import ASSISTANT_COLOUR, USER_COLOUR, chart_svg
 from queries.render.escape import html_text as escape
 from queries.render.links import obsidian_uri
 from queries.render.text import summary_lines
-from queries.timeline import TOO_FEW, Timeline
+from queries.timeline import MAX_WITH, TOO_FEW, Timeline, image_spans
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}
@@ -26,6 +26,7 @@ table{border-collapse:collapse;width:100%;font-size:.92em}
 th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
 .role-user{color:#4c72b0}.role-assistant{color:#c0602a}.muted{color:#777}
 .summary{white-space:pre-wrap;background:#f6f6f6;padding:.8em;border-radius:4px}
+td.period,td.nowrap{white-space:nowrap}mark{background:#fff1a8;color:inherit}
 """
 
 
@@ -51,6 +52,23 @@ def _note_href(vault_name: str | None, path: str) -> str:
     return obsidian_uri(vault_name, path) if vault_name else ""
 
 
+def _marked(text: str, phrases: Sequence[str]) -> str:
+    """``text`` escaped, with the image (any of ``phrases``) in ``<mark>``."""
+    out, pos = [], 0
+    for a, b in image_spans(text, phrases):
+        out += [escape(text[pos:a]), "<mark>", escape(text[a:b]), "</mark>"]
+        pos = b
+    return "".join(out) + escape(text[pos:])
+
+
+def _image_in(tl: Timeline, text: str, uid: str) -> str:
+    """The quote of occurrence ``uid`` with its image marked (its own surface, else any variant)."""
+    o = tl.occurrence(uid)
+    if o is not None and o.surface and image_spans(text, [o.surface]):
+        return _marked(text, [o.surface])
+    return _marked(text, [tl.metaphor.label, *tl.metaphor.variants])
+
+
 def timeline_html(tl: Timeline, *, vault_name: str | None = None) -> str:
     """The timeline page: summary, chart, per-period table and every occurrence with its link."""
     m = tl.metaphor
@@ -63,11 +81,13 @@ def timeline_html(tl: Timeline, *, vault_name: str | None = None) -> str:
     for p in tl.periods:
         drift = "—" if p.drift is None else f"{p.drift:.3f}"
         pv = f"{p.p_value:.3f}" if p.p_value is not None else (TOO_FEW if p.drift else "—")
-        quote = escape(p.quote.text) if p.quote else ""
-        co = ", ".join(f"{escape(c.label)} ({c.count})" for c in p.co_occurring)
+        quote = _image_in(tl, p.quote.text, p.quote.uid) if p.quote else ""
+        co = ", ".join(f"{escape(c.label)} ({c.count})" for c in p.co_occurring[:MAX_WITH])
+        if len(p.co_occurring) > MAX_WITH:
+            co += f' <span class="muted">+{len(p.co_occurring) - MAX_WITH} more</span>'
         out.append(
-            f"<tr><td>{escape(p.period)}</td><td>{p.count}</td><td>{p.user}</td><td>{p.assistant}</td>"
-            f"<td>{drift}</td><td>{escape(pv)}</td><td>{escape(', '.join(p.terms))}</td>"
+            f'<tr><td class="period">{escape(p.period)}</td><td>{p.count}</td><td>{p.user}</td><td>{p.assistant}</td>'
+            f'<td>{drift}</td><td class="nowrap">{escape(pv)}</td><td>{escape(", ".join(p.terms))}</td>'
             f"<td>{quote}</td><td>{co}</td></tr>"
         )
     out.append("</tbody></table>")
@@ -82,7 +102,7 @@ def timeline_html(tl: Timeline, *, vault_name: str | None = None) -> str:
         out.append(
             f'<tr class="occurrence"><td>{escape(o.time[:16].replace("T", " ") if o.time else "—")}</td>'
             f'<td class="role-{escape(o.role)}">{escape(o.role)}</td><td>{link}<br>'
-            f'<span class="muted">{escape(o.note)}</span></td><td>{escape(o.sentence)}</td></tr>'
+            f'<span class="muted">{escape(o.note)}</span></td><td>{_image_in(tl, o.sentence, o.uid)}</td></tr>'
         )
     out.append("</tbody></table>")
     variants = ", ".join(escape(v) for v in m.variants)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from queries.render.escape import md_text, mermaid_label, note_link, yaml_scalar
-from queries.timeline import TOO_FEW, Timeline
+from queries.timeline import MAX_WITH, TOO_FEW, Period, Timeline, image_spans
 
 REPORT_KEY = "tropegraph"
 REPORT_VALUE = "report"
@@ -85,6 +85,37 @@ def _day(time: str | None) -> str:
     return md_text(time[:10]) if time else "undated"
 
 
+def _piece(text: str) -> str:
+    """``md_text`` keeping one space at either edge, so escaped pieces can be joined."""
+    if not text.strip():
+        return " " if text else ""
+    return (" " if text[0].isspace() else "") + md_text(text) + (" " if text[-1].isspace() else "")
+
+
+def quote_md(tl: Timeline, text: str, uid: str) -> str:
+    """A quote as inert Markdown with the image highlighted (``==…==``, Obsidian's highlight):
+    the occurrence's own words if found, else any variant of the metaphor."""
+    o = tl.occurrence(uid)
+    phrases = [o.surface] if o is not None and o.surface and image_spans(text, [o.surface]) else [
+        tl.metaphor.label, *tl.metaphor.variants]
+    spans = image_spans(text, phrases)
+    if not spans:
+        return md_text(text)
+    out, pos = [], 0
+    for a, b in spans:
+        out += [_piece(text[pos:a]), "==", md_text(text[a:b]), "=="]
+        pos = b
+    out.append(_piece(text[pos:]))
+    return "".join(out).strip()
+
+
+def with_md(period: Period) -> str:
+    """The co-occurring metaphors of a period, capped at ``MAX_WITH`` ("+N more")."""
+    co = ", ".join(f"{md_text(x.label)} ({x.count})" for x in period.co_occurring[:MAX_WITH])
+    extra = len(period.co_occurring) - MAX_WITH
+    return co + (f" +{extra} more" if extra > 0 else "")
+
+
 def timeline_note(tl: Timeline) -> str:
     """The Markdown note for one metaphor."""
     m = tl.metaphor
@@ -100,7 +131,7 @@ def timeline_note(tl: Timeline) -> str:
         where = f" in {note_link(o.note, o.title)}" if o else ""
         out.append(f"- **First use:** {_day(tl.first.time)} by the {md_text(tl.first.role)}{where}")
         if o:
-            out.append(f"  > {md_text(o.sentence)}")
+            out.append(f"  > {quote_md(tl, o.sentence, o.uid)}")
     if tl.uptake:
         o = tl.occurrence(tl.uptake.uid)
         where = f" in {note_link(o.note, o.title)}" if o else ""
@@ -122,14 +153,15 @@ def timeline_note(tl: Timeline) -> str:
         quote = ""
         if p.quote:
             o = tl.occurrence(p.quote.uid)
-            quote = md_text(p.quote.text) + (f" ({note_link(o.note, o.title, in_table=True)})" if o else "")
-        co = ", ".join(f"{md_text(x.label)} ({x.count})" for x in p.co_occurring)
+            quote = quote_md(tl, p.quote.text, p.quote.uid) + (
+                f" ({note_link(o.note, o.title, in_table=True)})" if o else "")
+        co = with_md(p)
         out.append(f"| {md_text(p.period)} | {p.count} | {p.user} | {p.assistant} | {drift} | {pv} | "
                    f"{md_text(', '.join(p.terms))} | {quote} | {co} |")
     out += ["", "## Occurrences", ""]
     for o in tl.occurrences:
         out.append(f"- {_day(o.time)} · {md_text(o.role)} · {note_link(o.note, o.title)}")
-        out.append(f"  > {md_text(o.sentence)}")
+        out.append(f"  > {quote_md(tl, o.sentence, o.uid)}")
     return "\n".join(out) + "\n"
 
 

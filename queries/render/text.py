@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from queries.render.escape import terminal_text as _t
-from queries.timeline import TOO_FEW, Timeline
+from queries.timeline import MAX_WITH, TOO_FEW, Timeline
 
 
 def _one_line(text: str, limit: int = 160) -> str:
@@ -46,7 +46,9 @@ def render_text(tl: Timeline) -> str:
         if p.quote:
             lines.append(f"{'':<9} quote: «{_one_line(p.quote.text, 120)}»")
         if p.co_occurring:
-            co = ", ".join(f"{_t(c.label)} ({c.count})" for c in p.co_occurring[:5])
+            co = ", ".join(f"{_t(c.label)} ({c.count})" for c in p.co_occurring[:MAX_WITH])
+            if len(p.co_occurring) > MAX_WITH:
+                co += f" +{len(p.co_occurring) - MAX_WITH} more"
             lines.append(f"{'':<9} with: {co}")
     if any(p.p_value is None and p.drift for p in tl.periods):
         lines.append(f"(p-values need at least 3 uses in both periods; '{TOO_FEW}' otherwise)")

@@ -170,7 +170,7 @@
         TG.el("td", { class: "num", text: p.count }), TG.el("td", { class: "num", text: p.user }),
         TG.el("td", { class: "num", text: p.assistant }),
         TG.el("td", { class: "num", text: p.drift === null ? "—" : p.drift.toFixed(3) }),
-        TG.el("td", { class: "num" + (p.p_value !== null && p.p_value < 0.05 ? " significant" : ""), text: pv }),
+        TG.el("td", { class: "num nowrap" + (p.p_value !== null && p.p_value < 0.05 ? " significant" : ""), text: pv }),
         TG.el("td", { text: p.terms.join(", ") }),
         TG.el("td", { class: "quote" }, p.quote ? highlighted(p.quote.text, sfc[p.quote.uid], tl.metaphor.variants) : ""),
         with_));

@@ -22,7 +22,10 @@ def atomic_write(path: Path, content: str | bytes) -> None:
     """Replace ``path`` with ``content`` (str is UTF-8) in one step, creating parent folders."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the folder that refuses, not the random temp name
+        raise OSError(exc.errno, exc.strerror, str(path.parent)) from exc
     try:
         os.chmod(tmp, file_mode())
         with os.fdopen(fd, "wb") as fh:
@@ -30,6 +33,8 @@ def atomic_write(path: Path, content: str | bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:  # a full disk: say which file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise

@@ -940,6 +940,8 @@ def index_vault(
     """Bring ``index`` up to date with ``vault``: the whole of ``tropegraph index`` (every note
     parsed and keyword-searchable first, then the queued passages embedded; see ``Pipeline.apply``)."""
     hooks.load_default_hooks()
+    if full:
+        index.check_integrity()  # a damaged database is reported (with `--repair`), not re-indexed over
     prepare_model(index, embedder, full=full)
     if full:
         index.rebuild_vectors()  # whatever the cache file holds, `--full` rebuilds it from SQLite

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from indexer.errors import IndexCorrupt, IndexError_, IndexNotFound, ModelMismatch
+from indexer.errors import IndexCorrupt, IndexError_, IndexNotFound, ModelMismatch, explain
 from indexer.lock import WriterLock
 from indexer.migrations import apply_migrations, schema_version
 from indexer.vectors import SETTINGS, Loaded, VectorCache
@@ -27,6 +27,14 @@ BUSY_TIMEOUT_MS = 10_000
 #: Memory-map up to this much of the database: queries read FTS doclists and vector rows without
 #: a read() per page (measured: vector-id -> turn mapping 7.2 -> 4.3 ms at 175k passages).
 MMAP_BYTES = 256 * 1024 * 1024
+
+
+_OPENED: list[Path] = []
+
+
+def last_opened() -> Path | None:
+    """The index folder this process opened last (the CLI names it in error messages)."""
+    return _OPENED[-1] if _OPENED else None
 
 
 def _stderr(msg: str) -> None:
@@ -55,6 +63,8 @@ class Index:
         self._faiss: Loaded | None = None
         self._faiss_key: tuple[str, int, str] | None = None  # (model, dim, FAISS setting)
         self._reader: sqlite3.Connection | None = None
+        self.immutable = False
+        """Opened ``immutable`` (a read-only folder: nothing can change the file meanwhile)."""
 
     # -- meta ---------------------------------------------------------------------------------
     @property
@@ -166,6 +176,20 @@ class Index:
         self._cache.save(loaded.index, key[0], loaded.kind, loaded.trained)
         loaded.changed = False
 
+    def check_integrity(self) -> None:
+        """``PRAGMA quick_check`` (seconds on a large index): ``IndexCorrupt`` naming what can be
+        salvaged when the database is damaged. ``index --full`` runs it; other commands meet
+        damage only where they read."""
+        try:
+            rows = self.db.execute("PRAGMA quick_check").fetchall()
+            problem = None if rows == [("ok",)] else str(rows[0][0])
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem is not None:
+            from indexer.repair import corrupt_message
+
+            raise IndexCorrupt(corrupt_message(self.dir / DB_NAME, " ".join(problem.split())[:160]))
+
     def rebuild_vectors(self) -> None:
         """Rebuild the FAISS cache from SQLite now, whatever the file holds (``index --full``);
         the writer saves it at the end of the run."""
@@ -216,7 +240,7 @@ class Index:
         """A second read-only connection, so one query leg can read on another thread while the
         main connection serves the other (one connection serialises its statements)."""
         if self._reader is None:
-            self._reader = _connect(self.dir / DB_NAME, readonly=True)
+            self._reader = _connect(self.dir / DB_NAME, readonly=True, immutable=self.immutable)
         return self._reader
 
     def close(self) -> None:
@@ -234,14 +258,35 @@ class Index:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:  # already failing: a second failure saving the cache must not hide the first
+            self.close()  # (closes the database and releases the lock whatever happens)
+        except Exception as second:  # noqa: BLE001 - reported, the first error goes on
+            self.notify(f"the vector cache was not saved ({type(second).__name__}: {second}); "
+                        "it is brought up to date from the database next time")
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+def _read_only_folder(index_dir: Path) -> bool:
+    """True when no file can be created in ``index_dir`` and no write-ahead log is pending there."""
+    import tempfile
+
+    if (index_dir / f"{DB_NAME}-wal").exists():
+        return False
+    try:
+        tempfile.TemporaryFile(dir=index_dir).close()
+    except OSError:
+        return True
+    return False
+
+
+def _connect(path: Path, readonly: bool, *, immutable: bool = False) -> sqlite3.Connection:
     if readonly:
+        flags = "mode=ro&immutable=1" if immutable else "mode=ro"
         db = sqlite3.connect(
-            f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            f"{path.as_uri()}?{flags}", uri=True, isolation_level=None, check_same_thread=False
         )
     else:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -272,20 +317,33 @@ def open_index(
     index_dir = Path(index_dir).expanduser()
     path = index_dir / DB_NAME
     notify = notify or _stderr
-    if not path.exists():
-        if readonly or not create:
-            raise IndexNotFound(index_dir)
-        index_dir.mkdir(parents=True, exist_ok=True)
-    lock = None if readonly else WriterLock(index_dir, command).acquire()
+    if not path.exists() and (readonly or not create):
+        raise IndexNotFound(index_dir)
+    _OPENED[:] = [index_dir]  # CLI error messages name the index the command was using
+    lock: WriterLock | None = None
     db: sqlite3.Connection | None = None
+    immutable = False
     try:
+        if not path.exists():
+            index_dir.mkdir(parents=True, exist_ok=True)
+        lock = None if readonly else WriterLock(index_dir, command).acquire()
         db = _connect(path, readonly)
         if not readonly:
             apply_migrations(db)
             if db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone() is None:
                 db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (str(time.time()),))
         else:
-            db.execute("SELECT count(*) FROM meta").fetchone()
+            try:
+                db.execute("SELECT count(*) FROM meta").fetchone()
+            except sqlite3.OperationalError:
+                if not _read_only_folder(index_dir):
+                    raise
+                # a WAL database in a folder nobody may write (a read-only disk, a backup, another
+                # user's index): no writer can exist, so read the file as it is
+                db.close()
+                db = _connect(path, readonly=True, immutable=True)
+                db.execute("SELECT count(*) FROM meta").fetchone()
+                immutable = True
     except BaseException as exc:
         if db is not None:
             db.close()
@@ -294,13 +352,16 @@ def open_index(
         if isinstance(exc, sqlite3.DatabaseError):
             if readonly and "no such table" in str(exc):
                 raise IndexNotFound(index_dir) from exc
-            if any(w in str(exc) for w in ("not a database", "malformed", "corrupt", "no such table")):
-                raise IndexCorrupt(
-                    f"the index database {path} is unreadable ({exc}); delete {index_dir} "
-                    "and run `tropegraph index` to rebuild it"
-                ) from exc
+            if "no such table" in str(exc):  # tables a recorded migration made are gone
+                from indexer.repair import corrupt_message
+
+                raise IndexCorrupt(corrupt_message(path, str(exc))) from exc
+        error = explain(exc, index_dir, writing=not readonly) if isinstance(exc, Exception) else None
+        if error is not None and error is not exc:
+            raise error from exc
         raise
     index = Index(index_dir, db, readonly=readonly, lock=lock, notify=notify)
+    index.immutable = immutable
     if not readonly:  # we hold the writer lock: no save is in progress, leftovers are a kill's
         gone = index._cache.remove_temporaries()
         if gone:

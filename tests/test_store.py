@@ -94,8 +94,13 @@ def test_create_applies_migrations_with_wal_and_foreign_keys(tmp_path: Path) -> 
 def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "ix").mkdir()
     (tmp_path / "ix" / "index.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(IndexCorrupt, match=r"unreadable .* delete .* and run `tropegraph index`"):
+    with pytest.raises(IndexCorrupt) as exc:
         open_index(tmp_path / "ix")
+    assert str(exc.value) == (
+        f"the index database {tmp_path / 'ix' / 'index.db'} is damaged (file is not a database); no vector can "
+        "be read from it (the vault will be embedded again): run `tropegraph index --repair` to rebuild it from "
+        "the vault (the damaged file is kept beside it)"
+    )
 
 
 def test_reader_sees_committed_state_while_a_writer_writes(vault: Path, tmp_path: Path) -> None:

@@ -61,5 +61,25 @@ def friendly_errors(f: F) -> F:
             if os.environ.get("TROPEGRAPH_RAISE_ERRORS"):
                 raise
             raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            # a full disk, a read-only folder, a damaged database or FAISS file (OSError,
+            # sqlite3.Error, faiss' RuntimeError): one line naming the file and the fix
+            error = _explained(exc)
+            if error is exc:
+                raise
+            raise error from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _explained(exc: Exception) -> BaseException:
+    """``exc`` as a ``ClickException`` when it is a failure the user can fix (see
+    ``indexer.errors.explain``); otherwise ``exc`` itself, so a bug still shows its traceback."""
+    ours = isinstance(exc, OSError | RuntimeError) or type(exc).__module__ == "sqlite3"
+    if os.environ.get("TROPEGRAPH_RAISE_ERRORS") or not ours:
+        return exc
+    from indexer.errors import explain
+    from indexer.store import last_opened
+
+    error = explain(exc, last_opened())
+    return click.ClickException(str(error)) if error is not None else exc

@@ -53,18 +53,30 @@ def _echo_problems(report: Any) -> None:
     is_flag=True,
     help="Re-read every note; with a new --engine/--model, re-embed the whole vault with it.",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rebuild a damaged index database from the vault, keeping every vector it can still read "
+    "(the damaged file is kept beside it).",
+)
 @_engine_options
 @json_option
 @friendly_errors
 def index(
-    vault: str | None, index_dir: str | None, full: bool, engine: str | None, model: str | None, as_json: bool
+    vault: str | None,
+    index_dir: str | None,
+    full: bool,
+    repair: bool,
+    engine: str | None,
+    model: str | None,
+    as_json: bool,
 ) -> None:
     """Index the vault: parse new and changed notes and embed only passages never embedded before.
 
     Renamed or moved notes, unchanged notes and re-imports that append turns cost no re-embedding.
     Safe to interrupt at any moment: the next run continues where this one stopped.
     Exit code 0 when the run completed (notes that could not be read are listed and retried next
-    time); 1 when the vault or the index cannot be used.
+    time); 1 when the vault or the index cannot be used (one `Error:` line says why and what to do).
     """
     from indexer.config import find_vault, resolve_index_dir
     from indexer.embed import embedder_for_index
@@ -74,7 +86,14 @@ def index(
     vault_path = find_vault(vault)
     idx_dir = resolve_index_dir(vault_path, index_dir)
     notify = lambda msg: click.echo(f"tropegraph: {msg}", err=True)
-    command = "tropegraph index" + (" --full" if full else "")
+    repaired = None
+    if repair:
+        from indexer.repair import repair_index
+
+        if (idx_dir / "index.db").exists():
+            repaired = repair_index(idx_dir, notify)
+        full = True
+    command = "tropegraph index" + (" --full" if full else "") + (" --repair" if repair else "")
     with open_index(idx_dir, create=True, command=command, notify=notify) as idx:
         embedder = embedder_for_index(idx, engine, model)
         show_bar = not as_json and sys.stderr.isatty()
@@ -86,6 +105,9 @@ def index(
         data = report.to_dict()
         data["vault"] = str(vault_path)
         data["index_dir"] = str(idx_dir)
+        if repaired is not None:
+            data["repair"] = {"vectors_kept": repaired.kept, "vectors_invalid": repaired.bad,
+                              "damaged_copy": str(repaired.damaged)}
         print_json(data)
         return
     _echo_problems(report)

@@ -35,6 +35,6 @@ def atomic_write(path: Path, content: str | bytes) -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not exc.filename:  # a full disk: say which file
+        if isinstance(exc, OSError) and exc.errno is not None and not exc.filename:  # say which file
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise

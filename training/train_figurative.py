@@ -261,7 +261,7 @@ def main() -> None:
     print(f"wrote {a.out} ({a.out.stat().st_size / 1024:.0f} KiB)")
     src = Path(fig.__file__)
     text = src.read_text(encoding="utf-8")
-    new = re.sub(r"^THRESHOLD = .*$", f"THRESHOLD = {t}", text, count=1, flags=re.M)
+    new = re.sub(r"^THRESHOLD = .*$", f"THRESHOLD = {t}", text, count=1, flags=re.MULTILINE)
     if new != text:
         src.write_text(new, encoding="utf-8")
         print(f"set THRESHOLD = {t} in {src}")

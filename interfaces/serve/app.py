@@ -300,7 +300,7 @@ def api_facets(request: Request) -> Any:
 
 @_endpoint
 def api_search(request: Request) -> Any:
-    from queries.search import MODES, ROLES, search, search_result
+    from queries.search import MODES, ROLES, embedding_coverage, search, search_result
 
     ex = _explorer(request)
     query = _text(request, "q", limit=2000)
@@ -314,7 +314,7 @@ def api_search(request: Request) -> Any:
         conversation=_text(request, "conversation"), collapse=_flag(request, "collapse", True),
         embedder=ex.embedder() if mode != "keyword" else None,
     )
-    return search_result(query, mode, hits)
+    return search_result(query, mode, hits, embedding_coverage(ex.index))
 
 
 @_endpoint

@@ -18,6 +18,11 @@
     summary.textContent = data.results.length
       ? data.results.length + " turns for «" + data.query + "»" + (v.role ? " by " + v.role : "")
       : "Nothing found for «" + data.query + "». Try other words, or search by meaning.";
+    var e = data.embedding;
+    if (e && !e.complete && data.mode !== "keyword") {
+      summary.textContent += " — " + e.missing + " of " + e.passages + " passages are not embedded yet, so matches " +
+        "by meaning come from the rest (matches by words are complete).";
+    }
     data.results.forEach(function (h) {
       var meta = [h.role, h.model, TG.minute(h.time), "score " + h.score.toFixed(3)].filter(Boolean).join(" · ");
       results.appendChild(TG.el("li", { class: "hit", "data-uid": h.uid },

@@ -286,6 +286,30 @@ def test_missing_index_and_vault_are_tool_errors_not_a_crash(tmp_path: Path) -> 
     session(None, empty, tmp_path, scenario)
 
 
+def test_a_replaced_or_damaged_index_is_reopened_without_a_restart(writable: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    vault, index_dir = writable
+    db = index_dir / "index.db"
+    good = tmp_path / "good.db"
+    shutil.copyfile(db, good)
+
+    async def scenario(client: Any) -> None:
+        turns = (await ok(client, "status"))["counts"]["turns"]
+        for side in ("index.db-wal", "index.db-shm"):
+            (index_dir / side).unlink(missing_ok=True)
+        damaged = tmp_path / "damaged.db"
+        damaged.write_bytes(b"this is not a database" * 500)
+        os.replace(damaged, db)  # a new file at the same path, as a rebuild leaves
+        message = await error(client, "status")
+        assert "tropegraph index" in message  # says how to fix it
+        assert "tropegraph index" in await error(client, "search", query="карта смысла", mode="keyword")
+        shutil.copyfile(good, tmp_path / "restored.db")
+        os.replace(tmp_path / "restored.db", db)
+        assert (await ok(client, "status"))["counts"]["turns"] == turns  # reopened, same server
+
+    session(vault, index_dir, tmp_path, scenario)
+
+
 def test_a_note_with_injected_instructions_or_script_comes_back_as_data(writable: tuple[Path, Path],
                                                                         tmp_path: Path) -> None:
     vault, index_dir = writable

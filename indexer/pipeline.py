@@ -46,6 +46,7 @@ from indexer.store import Index
 from indexer.textproc import fts_lemmas
 from indexer.vectors import to_blob
 from vault_schema.errors import NoteReadError, VaultNotFound
+from vault_schema.markdown import strip_quote_markers
 from vault_schema.models import Note, Turn
 
 REPORT_FOLDER = "Tropegraph"
@@ -846,14 +847,17 @@ class Pipeline:
                 n += 1
                 uid = f"{turn.uid}#{n}"
             seen.add(uid)
-            text_hash = _sha(turn.text)
+            # quote markers of nested quotes are syntax, not words: the index (text, passages,
+            # metaphors) holds the words only — a 10,000-deep quote made millions of `>` tokens
+            text = strip_quote_markers(turn.text)
+            text_hash = _sha(text)
             values = (
                 note_id,
                 position,
                 turn.role,
                 turn.model,
                 turn.time.isoformat(timespec="seconds") if turn.time else None,
-                turn.text,
+                text,
                 text_hash,
                 int(turn.uid_derived),
             )
@@ -866,7 +870,7 @@ class Pipeline:
                 ).fetchone()[0]
                 report.turns_added += 1
                 added.append(turn_id)
-                self._write_passages(turn_id, turn.text, pending, report, replace=False)
+                self._write_passages(turn_id, text, pending, report, replace=False)
                 continue
             turn_id, old_hash = old
             db.execute(
@@ -877,9 +881,9 @@ class Pipeline:
             if old_hash != text_hash:
                 report.turns_updated += 1
                 added.append(turn_id)
-                self._write_passages(turn_id, turn.text, pending, report, replace=True)
+                self._write_passages(turn_id, text, pending, report, replace=True)
             elif force:
-                self._write_passages(turn_id, turn.text, pending, report, replace=True, only_if_changed=True)
+                self._write_passages(turn_id, text, pending, report, replace=True, only_if_changed=True)
         gone = [tid for uid, (tid, _) in existing.items() if uid not in seen]
         if gone:
             removed.extend(gone)

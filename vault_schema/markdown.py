@@ -106,6 +106,42 @@ _HEADING_RE = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _QUOTE_PREFIX_RE = re.compile(r"^(?: {0,3}>[ \t]?)+")
 
+_FENCE_LINE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
+
+
+def _closes(line: str, fence: str) -> bool:
+    m = _FENCE_LINE_RE.match(line)
+    return bool(m) and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence)
+
+
+def strip_quote_markers(text: str) -> str:
+    """``text`` without blockquote markers: every run of ``>`` (any depth) at the start of a line
+    goes, outside code fences (a ``>`` in code is content). The markers are syntax, not words:
+    kept, a 10,000-deep quote made millions of ``>`` tokens to embed (issue #17)."""
+    if ">" not in text:
+        return text
+    out: list[str] = []
+    fence: str | None = None
+    quoted = False  # the open fence started inside a quote: its lines carry markers too
+    for line in text.split("\n"):
+        if fence is not None and not quoted:
+            out.append(line)
+            if _closes(line, fence):
+                fence = None
+            continue
+        m = _QUOTE_PREFIX_RE.match(line)
+        body = line[m.end() :] if m else line
+        if fence is not None:
+            if _closes(body, fence):
+                fence = None
+        else:
+            f = _FENCE_RE.match(body)
+            if f:
+                fence, quoted = f.group(1), m is not None
+        out.append(body)
+    return "\n".join(out)
+
+
 FAST_SCAN_BYTES = 1_000_000
 """Texts larger than this are scanned line by line (linear) instead of by markdown-it (≈0.2–7 MB/s)."""
 

@@ -98,11 +98,29 @@ class Explorer:
         return self.vault.name
 
     def embedder(self) -> Any:
-        if self._embedder is None:
-            from queries.search import embedder_for
+        with self.lock:  # loading reads the index's meta: that connection is never used by two threads
+            if self._embedder is None:
+                from queries.search import embedder_for
 
-            self._embedder = embedder_for(self.index)  # the one search itself caches
-        return self._embedder
+                self._embedder = embedder_for(self.index)  # the one search itself caches
+            return self._embedder
+
+    def warm_up(self) -> None:
+        """Load the query model, the lemmatiser and the vectors in the background (1-2 s) with one
+        throw-away search, so the first search as you type is quick."""
+        from vault_schema.errors import VaultError
+
+        def load() -> None:
+            from queries.search import search
+
+            try:
+                with self.lock:
+                    search(self.index, "мост между мирами, map of meaning", mode="hybrid", k=1,
+                           embedder=self.embedder())
+            except (VaultError, OSError, ImportError) as exc:  # the first search reports it properly
+                print(f"tropegraph: could not load the query model yet ({exc})", file=sys.stderr)
+
+        threading.Thread(target=load, daemon=True, name="tropegraph-serve-warm-up").start()
 
     def data_version(self) -> int:
         """Changes whenever another connection (``index``, ``watch``, curation) commits."""
@@ -533,4 +551,5 @@ def serve(explorer: Explorer, sock: Any, *, host: str, ready: Callable[[str], No
                 ready(url)
 
         threading.Thread(target=announce, daemon=True, name="tropegraph-serve-ready").start()
+    explorer.warm_up()
     server.run(sockets=[sock])

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
+
+#: A temporary file of ``atomic_write`` older than this was left by a killed process.
+STALE_TEMP_SECONDS = 600.0
 
 
 def file_mode() -> int:
@@ -38,3 +42,23 @@ def atomic_write(path: Path, content: str | bytes) -> None:
         if isinstance(exc, OSError) and exc.errno is not None and not exc.filename:  # say which file
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def remove_stale_temps(folder: Path, name: str | None = None) -> list[str]:
+    """Delete the temporary files ``atomic_write`` left in ``folder`` when a kill cut a save
+    short (``.<name>.<random>.tmp``, older than ``STALE_TEMP_SECONDS``: a younger one may be
+    another process' save in progress); only those of ``name`` when given. Return their names."""
+    pattern = f".{name}.*.tmp" if name else ".*.tmp"
+    now, gone = time.time(), []
+    try:
+        candidates = list(Path(folder).glob(pattern))
+    except OSError:
+        return gone
+    for path in candidates:
+        try:
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                path.unlink()
+                gone.append(path.name)
+        except OSError:
+            continue
+    return gone

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from indexer.errors import IndexLocked
+from vault_schema import files
 
 LOCK_NAME = "writer.lock"
 
@@ -39,7 +40,7 @@ class LockInfo:
 
 def _read_info(path: Path) -> LockInfo:
     try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        data = json.loads(files.read_text(path, max_bytes=64 * 1024) or "{}")  # never blocks
     except (OSError, ValueError):
         data = {}
     return LockInfo(data.get("pid"), data.get("command"), data.get("started"))

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from vault_schema import files
+
 FAISS_NAME = "vectors.faiss"
 SIDECAR_NAME = "vectors.json"
 TMP_MARK = ".tmp"
@@ -283,7 +285,7 @@ class VectorCache:
 
     def _read_meta(self) -> dict[str, Any]:
         try:
-            meta = json.loads(self.sidecar.read_text(encoding="utf-8"))
+            meta = json.loads(files.read_text(self.sidecar, max_bytes=1 << 20))  # regular file, capped
         except (OSError, ValueError):
             return {}
         return meta if isinstance(meta, dict) else {}

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from indexer.fsutil import atomic_write
+from indexer.fsutil import atomic_write, remove_stale_temps
 from vault_schema import files
 from vault_schema.errors import VaultError
 
@@ -91,6 +91,8 @@ def write_files(
     """
     root = vault / rel_root
     result = WriteResult()
+    if root.is_dir():
+        remove_stale_temps(root)  # what a report run killed mid-save left behind
     for name, content in sorted(files.items()):
         path = root / name
         rel = f"{rel_root}/{name}"

@@ -30,7 +30,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.fsutil import atomic_write
+from indexer.fsutil import atomic_write, remove_stale_temps
 from vault_schema import files
 from vault_schema.errors import VaultError
 
@@ -144,6 +144,7 @@ def append_entry(vault: Path, table: str, **fields: str | list[str]) -> Path:
     result would not parse; never rewrites what the user wrote.
     """
     path = Path(vault) / FILENAME
+    remove_stale_temps(Path(vault), FILENAME)  # an append a kill cut short
     old = files.read_text(path, max_bytes=MAX_BYTES) if path.exists() else (
         "# tropegraph curation: your file. tropegraph only appends entries here via\n"
         "# `tropegraph metaphors track/reject/merge/split`; edit freely.\n"

@@ -123,3 +123,26 @@ def test_a_curation_fifo_is_a_warning_not_a_hang(tmp_path: Path) -> None:
         (f"{tmp_path / curation.FILENAME}: cannot read curation file (not a regular file but a FIFO (named pipe)); "
         "ignored"),
     )
+
+
+def test_stale_temporaries_of_a_killed_save_are_removed(tmp_path: Path) -> None:
+    """Finding 6: a save cut short by a kill leaves its temporary file; the next save removes it
+    (the FAISS cache's: tests/torture/test_vector_checksum.py)."""
+    from indexer import fsutil
+    from queries.reports import write_files
+
+    folder = tmp_path / "Tropegraph"
+    folder.mkdir()
+    old, young = folder / ".x.md.abc123.tmp", folder / ".y.md.def456.tmp"
+    old.write_text("half a report")
+    young.write_text("a save in progress")
+    os.utime(old, (0, 0))
+    write_files(tmp_path, "Tropegraph", {"x.md": "---\ntropegraph: report\n---\n"})
+    assert not old.exists() and young.exists()  # a young one may be another process' save
+
+    stale = tmp_path / f".{curation.FILENAME}.zz9.tmp"
+    stale.write_text("[[track]]")
+    os.utime(stale, (0, 0))
+    curation.append_entry(tmp_path, "track", phrase="сад памяти")
+    assert not stale.exists()
+    assert fsutil.remove_stale_temps(tmp_path / "missing") == []

@@ -69,6 +69,7 @@ def killed_index(tmp_path: Path) -> tuple[list[str], Path]:
 def test_kill_after_the_last_commit_then_index_restores_clean_counts(tmp_path: Path, clean: dict) -> None:
     base, index_dir = killed_index(tmp_path)
     stale = metaphor_counts(index_dir)
+    print(f"clean run: {clean}; killed after the last commit: {stale}")
     assert stale["turns"] == clean["turns"] and stale["occurrences"] < clean["occurrences"]
 
     status = json.loads(tg("status", *base, "--json").stdout)

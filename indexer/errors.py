@@ -19,9 +19,10 @@ class IndexError_(VaultError):
 class IndexNotFound(IndexError_):
     """No index exists in the folder asked for."""
 
-    def __init__(self, index_dir: object) -> None:
-        super().__init__(f"no index at {index_dir}; run `tropegraph index` first")
+    def __init__(self, index_dir: object, command: str = "tropegraph index") -> None:
+        super().__init__(f"no index at {index_dir}; run `{command}` first")
         self.index_dir = index_dir
+        self.command = command
 
 
 class ModelMismatch(IndexError_):

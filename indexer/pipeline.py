@@ -337,6 +337,31 @@ def pending_embeddings(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT count(*) FROM embed_queue").fetchone()[0])
 
 
+LAST_RUN_KEY = "last_run"
+LAST_RUN_MAX_WARNINGS = 500
+
+
+def record_last_run(index: Index, report: Report) -> None:
+    """Keep what the run just finished had to say (failures, warnings) in meta ``last_run``, so
+    ``tropegraph status`` can show it later; the notes' own parse warnings stay on the notes."""
+    record = {
+        "finished": time.time(),
+        "notes_seen": report.notes_seen,
+        "notes_changed": report.notes_changed,
+        "notes_failed": report.notes_failed,
+        "failures": [{"path": f.path, "message": f.message} for f in report.failures],
+        "warnings": report.warnings[:LAST_RUN_MAX_WARNINGS],
+        "warnings_total": len(report.warnings),
+    }
+    index.db.execute("BEGIN IMMEDIATE")
+    try:
+        index.set_meta(LAST_RUN_KEY, json.dumps(record, ensure_ascii=False))
+        index.db.execute("COMMIT")
+    except BaseException:
+        index.db.execute("ROLLBACK")
+        raise
+
+
 class Pipeline:
     """Applies ``Changes`` to an index opened for writing.
 
@@ -345,7 +370,9 @@ class Pipeline:
     transaction of the notes phase holds, so how much a kill can lose; ``embed_window``
     (default ``TROPEGRAPH_EMBED_WINDOW`` or 8 engine batches, at least 64) is how many vectors
     one embedding commit holds.
-    ``loader`` reads a note (default ``vault_schema.parse.load_note``).
+    ``loader`` reads a note (default ``vault_schema.parse.load_note``). ``on_commit(saved)`` is
+    called after each committed batch of the notes phase with the number of notes saved so far
+    by this ``apply`` (``notes_saved``): what an interrupted run keeps.
     """
 
     def __init__(
@@ -359,6 +386,7 @@ class Pipeline:
         batch_seconds: float = 10.0,
         embed_window: int | None = None,
         loader: NoteLoader | None = None,
+        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         if index.readonly:
             raise ValueError("Pipeline needs an index opened for writing")
@@ -376,6 +404,8 @@ class Pipeline:
         self._queued: dict[str, str] = {}  # hash -> text queued by the current apply
         self.loader = loader or _default_loader
         self.chunker = make_chunker(embedder)
+        self.on_commit = on_commit
+        self.notes_saved = 0
 
     # -- public ---------------------------------------------------------------------------------
     def apply(
@@ -410,6 +440,7 @@ class Pipeline:
         sweep = gc if sweep is None else sweep
         t0 = time.monotonic()
         self._queued = {}
+        self.notes_saved = 0
         if self.index.model is None:
             prepare_model(self.index, self.embedder)
         elif self.index.model != self.model:
@@ -453,6 +484,7 @@ class Pipeline:
         self.index.set_meta("vault", str(self.vault))
         self.db.execute("COMMIT")
         report.warnings.extend(hooks.run_after_apply(self.index))  # e.g. a paced metaphor update
+        record_last_run(self.index, report)
         report.notes_seconds = time.monotonic() - t0  # every note keyword-searchable from here on
         if gc:  # before embedding: queue entries of passages deleted in this run are dropped
             self.collect_garbage(report)
@@ -592,6 +624,9 @@ class Pipeline:
         self.db.execute("COMMIT")
         self._queued.update(batch.pending)
         report.batches += 1
+        self.notes_saved += batch.notes
+        if self.on_commit is not None:
+            self.on_commit(self.notes_saved)
         if batch.added or batch.removed:
             added = sorted(set(batch.added))
             removed = sorted(set(batch.removed))

@@ -53,13 +53,15 @@ class Index:
         readonly: bool,
         lock: WriterLock | None,
         notify: Callable[[str], None],
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.dir = index_dir
         self.db = db
         self.readonly = readonly
         self.notify = notify
+        self.log = log or notify
         self._lock = lock
-        self._cache = VectorCache(index_dir, notify)
+        self._cache = VectorCache(index_dir, self.log)
         self._faiss: Loaded | None = None
         self._faiss_key: tuple[str, int, str] | None = None  # (model, dim, FAISS setting)
         self._reader: sqlite3.Connection | None = None
@@ -306,13 +308,16 @@ def open_index(
     readonly: bool = False,
     command: str | None = None,
     notify: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Index:
     """Open the index in ``index_dir``.
 
     Writers take the writer lock (``IndexLocked`` if another process has it) and apply pending
     migrations; ``create=True`` makes the folder and database when missing. Readers open
     ``mode=ro`` and see the last committed state while a writer works. ``notify`` receives
-    one-line messages (e.g. a repaired vector cache); default: stderr.
+    one-line messages (e.g. a model switch); default: stderr. ``log`` receives routine
+    maintenance (the vector cache topped up, reconciled or rebuilt from SQLite, which a reader
+    does whenever a watcher wrote since the cache file was saved); default: ``notify``.
     """
     index_dir = Path(index_dir).expanduser()
     path = index_dir / DB_NAME
@@ -360,10 +365,10 @@ def open_index(
         if error is not None and error is not exc:
             raise error from exc
         raise
-    index = Index(index_dir, db, readonly=readonly, lock=lock, notify=notify)
+    index = Index(index_dir, db, readonly=readonly, lock=lock, notify=notify, log=log)
     index.immutable = immutable
     if not readonly:  # we hold the writer lock: no save is in progress, leftovers are a kill's
         gone = index._cache.remove_temporaries()
         if gone:
-            notify(f"removed {', '.join(sorted(gone))} left in {index_dir} by an interrupted save")
+            index.log(f"removed {', '.join(sorted(gone))} left in {index_dir} by an interrupted save")
     return index

@@ -8,10 +8,12 @@ from __future__ import annotations
 import click
 
 from interfaces.commands import COMMANDS
+from interfaces.commands._common import verbose_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tropegraph")
+@verbose_option
 def cli() -> None:
     """tropegraph: a searchable graph of the recurring metaphors in your AI chat vault.
 

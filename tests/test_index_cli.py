@@ -79,11 +79,16 @@ def test_index_while_another_writer_holds_it_fails_naming_it(env: tuple[Path, Pa
     assert "(tropegraph watch)" in res.output and "Traceback" not in res.output
 
 
-def test_status_without_an_index_says_run_index_first(env: tuple[Path, Path]) -> None:
-    _, ix = env
+def test_status_without_an_index_says_run_index_first(env: tuple[Path, Path], monkeypatch) -> None:
+    vault, ix = env
+    monkeypatch.chdir(ix.parent)  # no vault around the current folder
     res = CliRunner().invoke(cli, ["status", "--index-dir", str(ix)])
     assert res.exit_code == 1
-    assert res.output == f"Error: no index at {ix.resolve()}; run `tropegraph index` first\n"
+    assert res.output == (f"Error: no index at {ix.resolve()}; run `tropegraph index --vault PATH/TO/VAULT "
+                          f"--index-dir {ix.resolve()}` first\n")
+    res = CliRunner().invoke(cli, ["status", "--vault", str(vault), "--index-dir", str(ix)])
+    assert res.output == (f"Error: no index at {ix.resolve()}; run `tropegraph index --vault {vault.resolve()} "
+                          f"--index-dir {ix.resolve()}` first\n")
 
 
 def test_no_vault_found_is_an_error_line(tmp_path: Path, monkeypatch) -> None:

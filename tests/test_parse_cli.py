@@ -52,11 +52,15 @@ def test_parse_shows_warnings(tmp_path: Path) -> None:
     assert "warning: bad.md:2: invalid UTF-8" in result.output
 
 
-def test_parse_missing_file_is_one_line_error(tmp_path: Path) -> None:
+def test_parse_missing_file_is_one_line_error(tmp_path: Path, monkeypatch) -> None:
     missing = tmp_path / "nope.md"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TROPEGRAPH_VAULT", raising=False)
     result = CliRunner().invoke(cli, ["parse", str(missing)])
     assert result.exit_code == 1
-    assert result.output == f"Error: {missing}: no such file. Pass the path of a Markdown note.\n"
+    assert result.output == (f"Error: {missing}: no such note in the current folder. Pass a note's path relative "
+                             "to the vault, as `tropegraph search --json` shows it, or to the current folder (or "
+                             "give the vault with --vault to use a vault-relative path).\n")
 
 
 def test_parse_directory_is_one_line_error(tmp_path: Path) -> None:

@@ -123,7 +123,8 @@ def test_search_before_indexing(tmp_path: Path) -> None:
     (vault / ".obsidian").mkdir(parents=True)
     res = CliRunner().invoke(cli, ["search", "x", "--vault", str(vault), "--index-dir", str(tmp_path / "idx")])
     assert res.exit_code == 1
-    assert res.output == f"Error: no index at {tmp_path / 'idx'}; run `tropegraph index` first\n"
+    assert res.output == (f"Error: no index at {tmp_path / 'idx'}; run `tropegraph index --vault {vault} "
+                          f"--index-dir {tmp_path / 'idx'}` first\n")
     open_index(tmp_path / "idx", create=True).close()  # an index folder that was never filled
     res = CliRunner().invoke(cli, ["search", "x", "--vault", str(vault), "--index-dir", str(tmp_path / "idx")])
     assert res.exit_code == 1

@@ -13,8 +13,38 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_VERBOSE = [False]  # this invocation's -v; read from any thread (a search leg loads the vector cache)
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if ctx.parent is None:  # the group's option runs first on every invocation: start from it
+        _VERBOSE[0] = value
+    elif value:
+        _VERBOSE[0] = True
+    return value
+
+
+def verbose_option(f: F) -> F:
+    """``-v/--verbose``: also print routine maintenance (vector-cache repairs) on stderr."""
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True,
+                        callback=_set_verbose,
+                        help="Also print routine maintenance (vector cache brought up to date) on stderr.")(f)
+
+
+def say(msg: str) -> None:
+    """A ``tropegraph: …`` line on stderr: something the user should know."""
+    click.echo(f"tropegraph: {msg}", err=True)
+
+
+def maintenance(msg: str) -> None:
+    """Routine index maintenance: printed like :func:`say` only with ``-v``, otherwise dropped."""
+    if _VERBOSE[0]:
+        say(msg)
+
+
 def vault_options(f: F) -> F:
-    """Add ``--vault`` and ``--index-dir`` (with their environment variables)."""
+    """Add ``--vault`` and ``--index-dir`` (with their environment variables) and ``-v``."""
+    f = verbose_option(f)
     f = click.option(
         "--index-dir",
         type=click.Path(file_okay=False, path_type=str),
@@ -60,7 +90,7 @@ def friendly_errors(f: F) -> F:
         except VaultError as exc:
             if os.environ.get("TROPEGRAPH_RAISE_ERRORS"):
                 raise
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(_with_command(exc, kwargs)) from exc
         except Exception as exc:
             # a full disk, a read-only folder, a damaged database or FAISS file (OSError,
             # sqlite3.Error, faiss' RuntimeError): one line naming the file and the fix
@@ -83,3 +113,37 @@ def _explained(exc: Exception) -> BaseException:
 
     error = explain(exc, last_opened())
     return click.ClickException(str(error)) if error is not None else exc
+
+
+def _with_command(exc: Exception, options: dict[str, Any]) -> str:
+    """The error text; for a missing index, with the exact ``tropegraph index`` command that builds it
+    (the vault and index folder this command was pointed at)."""
+    from indexer.errors import IndexNotFound
+
+    if not isinstance(exc, IndexNotFound):
+        return str(exc)
+    return str(IndexNotFound(exc.index_dir, index_command(options.get("vault"), options.get("index_dir"))))
+
+
+def index_command(vault: Any, index_dir: Any) -> str:
+    """``tropegraph index --vault V [--index-dir D]`` for these options (see :func:`vault_command`)."""
+    return vault_command("index", vault, index_dir)
+
+
+def vault_command(name: str, vault: Any, index_dir: Any) -> str:
+    """``tropegraph NAME --vault V [--index-dir D]``: the exact command for the vault these options
+    point at, quoted for a POSIX shell; ``PATH/TO/VAULT`` when no vault is given or found."""
+    import shlex
+    from pathlib import Path
+
+    from indexer.config import find_vault
+    from vault_schema.errors import VaultError
+
+    try:
+        where = shlex.quote(str(find_vault(None if vault is None else str(vault))))
+    except VaultError:
+        where = "PATH/TO/VAULT"
+    cmd = f"tropegraph {name} --vault {where}"
+    if index_dir:
+        cmd += f" --index-dir {shlex.quote(str(Path(index_dir).expanduser().resolve()))}"
+    return cmd

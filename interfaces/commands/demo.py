@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from interfaces.commands._common import friendly_errors, json_option, print_json
+from interfaces.commands._common import friendly_errors, json_option, maintenance, print_json
+from interfaces.commands._common import say as warn
 
 DEMO_QUERIES = ("мост между мирами", "how does the model think in tokens?")
 
@@ -59,8 +60,7 @@ def demo(demo_dir: Path | None, fresh: bool, as_json: bool) -> None:
     say(f"Demo vault: {vault}")
     say(f"Index:      {index_dir}\n")
 
-    with open_index(index_dir, create=True, command="tropegraph demo",
-                    notify=lambda m: click.echo(f"tropegraph: {m}", err=True)) as idx:
+    with open_index(index_dir, create=True, command="tropegraph demo", notify=warn, log=maintenance) as idx:
         embedder = embedder_for_index(idx, None, None)
         if not as_json and sys.stderr.isatty():
             from interfaces.commands.index import _run_with_bar

@@ -10,7 +10,16 @@ from typing import Any
 
 import click
 
-from interfaces.commands._common import friendly_errors, json_option, print_json, vault_options
+from interfaces.commands._common import (
+    friendly_errors,
+    index_command,
+    json_option,
+    maintenance,
+    print_json,
+    say,
+    vault_command,
+    vault_options,
+)
 
 MAX_WARNINGS_SHOWN = 20
 
@@ -60,6 +69,15 @@ def _echo_problems(report: Any) -> None:
     "(the damaged file is kept beside it).",
 )
 @_engine_options
+@click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(["auto", "bar", "json", "none"]),
+    default="auto",
+    show_default=True,
+    help="Progress on stderr: a bar (auto: when stderr is a terminal and --json is not given), JSON lines "
+    "(one event per line, for tools), or nothing.",
+)
 @json_option
 @friendly_errors
 def index(
@@ -69,6 +87,7 @@ def index(
     repair: bool,
     engine: str | None,
     model: str | None,
+    progress_mode: str,
     as_json: bool,
 ) -> None:
     """Index the vault: parse new and changed notes and embed only passages never embedded before.
@@ -76,52 +95,172 @@ def index(
     Renamed or moved notes, unchanged notes and re-imports that append turns cost no re-embedding.
     Safe to interrupt at any moment: the next run continues where this one stopped.
     Exit code 0 when the run completed (notes that could not be read are listed and retried next
-    time); 1 when the vault or the index cannot be used (one `Error:` line says why and what to do).
+    time); 1 when the vault or the index cannot be used (one `Error:` line says why and what to do);
+    130 when interrupted (Ctrl-C: what was saved and the command that resumes are printed).
     """
     from indexer.config import find_vault, resolve_index_dir
     from indexer.embed import embedder_for_index
-    from indexer.pipeline import index_vault
     from indexer.store import open_index
 
     vault_path = find_vault(vault)
     idx_dir = resolve_index_dir(vault_path, index_dir)
-    notify = lambda msg: click.echo(f"tropegraph: {msg}", err=True)
+    again = vault_command("index", vault_path, index_dir)
+    problem = _not_a_vault(vault_path, again)
+    if problem is not None and problem[1]:  # nothing to index: say so and leave no index behind
+        click.echo(f"warning: {problem[0]}", err=True)
+        if as_json:
+            print_json({"vault": str(vault_path), "index_dir": str(idx_dir), "notes_seen": 0,
+                        "warnings": [problem[0]]})
+        return
+    if problem is not None:
+        click.echo(f"warning: {problem[0]}", err=True)
     repaired = None
     if repair:
         from indexer.repair import repair_index
 
         if (idx_dir / "index.db").exists():
-            repaired = repair_index(idx_dir, notify)
+            repaired = repair_index(idx_dir, say)
         full = True
+    if progress_mode == "auto":
+        progress_mode = "bar" if not as_json and sys.stderr.isatty() else "none"
+    run = _Run(progress_mode)
     command = "tropegraph index" + (" --full" if full else "") + (" --repair" if repair else "")
-    with open_index(idx_dir, create=True, command=command, notify=notify) as idx:
-        embedder = embedder_for_index(idx, engine, model)
-        show_bar = not as_json and sys.stderr.isatty()
-        if show_bar:
-            report = _run_with_bar(vault_path, idx, embedder, full)
-        else:
-            report = index_vault(vault_path, idx, embedder, full=full)
+    try:
+        with open_index(idx_dir, create=True, command=command, notify=say, log=maintenance) as idx:
+            embedder = embedder_for_index(idx, engine, model)
+            if progress_mode == "bar":
+                report = _run_with_bar(vault_path, idx, embedder, full, run)
+            else:
+                report = run.index(vault_path, idx, embedder, full)
+            noted = idx.db.execute("SELECT count(*) FROM notes WHERE warnings != '[]'").fetchone()[0]
+    except KeyboardInterrupt:
+        if run.phase == "embed":  # what the committed windows stored (the one in progress is dropped)
+            from indexer.pipeline import pending_embeddings
+
+            with open_index(idx_dir, readonly=True, notify=lambda m: None, log=maintenance) as idx:
+                run.embedded = max(0, run.embed_total - pending_embeddings(idx.db))
+        run.event("interrupted", phase=run.phase, notes_saved=run.saved, notes_total=run.total,
+                  passages_embedded=run.embedded, passages_total=run.embed_total)
+        click.echo(_interrupted(run, again), err=True)
+        sys.exit(130)
+    run.event("done", seconds=round(report.seconds, 3))
     if as_json:
         data = report.to_dict()
+        if problem is not None:
+            data["warnings"].insert(0, problem[0])
         data["vault"] = str(vault_path)
         data["index_dir"] = str(idx_dir)
         if repaired is not None:
             data["repair"] = {"vectors_kept": repaired.kept, "vectors_invalid": repaired.bad,
                               "damaged_copy": str(repaired.damaged)}
+        data["notes_with_warnings"] = noted
         print_json(data)
         return
     _echo_problems(report)
     click.echo(str(report))
+    if noted:
+        click.echo(f"{noted} notes were read with warnings; `{vault_command('status', vault_path, index_dir)}` "
+                   "lists them.")
 
 
-def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool) -> Any:
+def _not_a_vault(vault: Any, again: str) -> tuple[str, bool] | None:
+    """(warning, nothing to index) for a folder that does not look like an Obsidian vault of notes."""
+    import os
+
+    has_obsidian = (vault / ".obsidian").is_dir()
+    has_notes = False
+    for _folder, dirs, files in os.walk(vault):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(f.lower().endswith(".md") and not f.startswith(".") for f in files):
+            has_notes = True
+            break
+    if has_notes and has_obsidian:
+        return None
+    if has_notes:
+        message = (f"{vault} has no .obsidian/ folder, so it may not be your vault's top folder; indexing "
+                   "its notes anyway. If it is part of a larger vault, index that instead: "
+                   "`tropegraph index --vault PATH/TO/VAULT`")
+        return message, False
+    if has_obsidian:
+        message = (f"the vault {vault} holds no notes (*.md) yet, so nothing was indexed. Import your chats "
+                   f"(Nexus AI Chat Importer), then run `{again}`")
+        return message, True
+    message = (f"{vault} is not an Obsidian vault (no .obsidian/ folder) and holds no notes (*.md), so "
+               "nothing was indexed. Pass your vault's folder: `tropegraph index --vault PATH/TO/VAULT`")
+    return message, True
+
+
+def _interrupted(run: _Run, again: str) -> str:
+    if run.phase == "scan":
+        return f"Interrupted while reading the vault; nothing new was saved. Run `{again}` to start again."
+    if run.phase == "notes":
+        return (f"Interrupted: {run.saved} of {run.total} changed notes were saved to the index (the rest "
+                f"and their embeddings are not). Run `{again}` to resume; saved notes are not read again.")
+    return (f"Interrupted while embedding: every note is saved and searchable by keyword; {run.embedded} of "
+            f"{run.embed_total} passages were embedded. Run `{again}` to embed the rest (search by "
+            "meaning covers only embedded passages until then).")
+
+
+class _Run:
+    """What an ``index`` run has done so far (for the interrupt message) and its JSON progress events."""
+
+    THROTTLE = 0.2  # seconds between two progress events of one phase
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.phase = "scan"
+        self.total = self.saved = 0
+        self.embed_total = self.embedded = 0
+        self._last = 0.0
+
+    def event(self, name: str, **fields: Any) -> None:
+        if self.mode == "json":
+            import json
+
+            click.echo(json.dumps({"event": name, **fields}, ensure_ascii=False), err=True)
+
+    def _tick(self, name: str, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if done >= total or now - self._last >= self.THROTTLE:
+            self._last = now
+            self.event(name, done=done, total=total)
+
+    def scanned(self, changes: Any) -> None:
+        self.phase, self.total = "notes", changes.total
+        self.event("scanned", notes_seen=changes.seen, notes_to_index=changes.total)
+
+    def progress(self, done: int, total: int) -> None:
+        self._tick("notes", done, total)
+
+    def committed(self, saved: int) -> None:
+        self.saved = saved
+        self.event("saved", notes_saved=saved, notes_total=self.total)
+
+    def embed_progress(self, done: int, total: int) -> None:
+        if self.phase != "embed":
+            self.phase, self.embed_total, self._last = "embed", total, 0.0
+            self.event("embedding", passages_total=total)
+        self._tick("embed", done, total)
+
+    def index(self, vault: Any, idx: Any, embedder: Any, full: bool, **callbacks: Any) -> Any:
+        from indexer.pipeline import index_vault
+
+        hooks = {"progress": self.progress, "on_scanned": self.scanned, "embed_progress": self.embed_progress}
+        for name, extra in callbacks.items():
+            mine = hooks[name]
+            hooks[name] = lambda *a, _mine=mine, _extra=extra: (_mine(*a), _extra(*a))[0]
+        return index_vault(vault, idx, embedder, full=full, on_commit=self.committed, **hooks)
+
+
+def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool, run: _Run | None = None) -> Any:
     """Two bars: notes (parsed, keyword-searchable, mined for metaphors), then passages embedded,
     each with an ETA. Between the two, a line says the vault is already searchable by keyword."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from indexer.pipeline import index_vault
-
+    run = run or _Run("bar")
     console = Console(stderr=True)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -151,10 +290,8 @@ def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool) -> Any:
                 embedding.append(bar.add_task("Embedding", total=total, unit="passages"))
             bar.update(embedding[0], completed=done, total=total)
 
-        return index_vault(
-            vault_path, idx, embedder, full=full, progress=progress, on_scanned=on_scanned,
-            embed_progress=embed_progress,
-        )
+        return run.index(vault_path, idx, embedder, full, progress=progress, on_scanned=on_scanned,
+                         embed_progress=embed_progress)
 
 
 def _status_data(vault: str | None, index_dir: str | None) -> dict[str, Any]:
@@ -167,7 +304,7 @@ def _status_data(vault: str | None, index_dir: str | None) -> dict[str, Any]:
     idx_dir = (
         resolve_index_dir(vault_path, index_dir) if vault_path else _path(index_dir).expanduser().resolve()
     )
-    with open_index(idx_dir, readonly=True, notify=lambda msg: None) as idx:
+    with open_index(idx_dir, readonly=True, notify=lambda msg: None, log=maintenance) as idx:
         if vault_path is None:
             try:
                 vault_path = find_vault(vault or idx.meta.get("vault"))
@@ -213,7 +350,7 @@ def status(vault: str | None, index_dir: str | None, as_json: bool) -> None:
         + (f", {waiting} waiting to be embedded" if waiting else "")
         + ")"
     )
-    click.echo(f"Last update:    {data['last_update'] or 'never'}")
+    click.echo(f"Last update:    {_when(data['last_update']) or 'never'}")
     if writer:
         who = "a watcher" if data["watcher"] else "a writer"
         click.echo(f"Writer:         {who} holds the index (pid {writer['pid']}: {writer['command']})")
@@ -223,6 +360,44 @@ def status(vault: str | None, index_dir: str | None, as_json: bool) -> None:
         what = f"{p['backlog']} {p['unit']}" if p["backlog"] else "out of date"
         fix = "the watcher is catching up" if writer else "run `tropegraph index` to bring it up to date"
         click.echo(f"Pending:        {p['name']}: {what} ({fix})")
+    _echo_last_run(data["last_run"], data["warnings"], index_command(vault, index_dir))
+
+
+def _when(iso: str | None) -> str | None:
+    """``2025-07-24 14:45:12 (local time, UTC+03:00)`` from an ISO time with its offset."""
+    if not iso:
+        return None
+    import datetime as dt
+
+    t = dt.datetime.fromisoformat(iso)
+    off = t.strftime("%z")
+    zone = f"UTC{off[:3]}:{off[3:]}" if off else "UTC offset unknown"
+    return f"{t:%Y-%m-%d %H:%M:%S} (local time, {zone})"
+
+
+def _echo_last_run(run: dict[str, Any] | None, warnings: list[dict[str, Any]], again: str) -> None:
+    """The last run's failures and run warnings, then the notes' parse warnings (up to a limit)."""
+    if run is not None:
+        failed = run.get("failures") or []
+        said = run.get("warnings") or []
+        total = run.get("warnings_total", len(said))
+        click.echo(f"Last run:       {_when(run.get('finished'))}: {run.get('notes_seen', 0)} notes seen, "
+                   f"{run.get('notes_changed', 0)} changed, {len(failed)} failed, {total} warnings")
+        for f in failed[:MAX_WARNINGS_SHOWN]:
+            click.echo(f"  failed: {f['path']}: {f['message']} (retried by `{again}`)")
+        for w in said[: max(0, MAX_WARNINGS_SHOWN - len(failed))]:
+            click.echo(f"  warning: {w}")
+        if len(failed) + total > MAX_WARNINGS_SHOWN:
+            click.echo("  … `tropegraph status --json` lists them all")
+    if warnings:
+        notes = len({w["path"] for w in warnings})
+        click.echo(f"Note warnings:  {len(warnings)} in {notes} notes (what parsing noticed; they stay until "
+                   "the note changes)")
+        for w in warnings[:MAX_WARNINGS_SHOWN]:
+            where = f"{w['path']}:{w['line']}" if w.get("line") else w["path"]
+            click.echo(f"  {where}: {w['message']}")
+        if len(warnings) > MAX_WARNINGS_SHOWN:
+            click.echo(f"  … and {len(warnings) - MAX_WARNINGS_SHOWN} more (`tropegraph status --json` lists them all)")
 
 
 @click.command("path")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from indexer import hooks
-from interfaces.commands._common import friendly_errors, json_option, print_json, vault_options
+from interfaces.commands._common import friendly_errors, json_option, maintenance, print_json, vault_options
 
 
 def _after_batch(index: Any, added: list[int], removed: list[int]) -> None:
@@ -73,14 +73,14 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
     c = curation.load(vault_path)
     for w in c.warnings:
         click.echo(f"warning: {w}", err=True)
-    with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+    with open_index(idx_dir, readonly=True, notify=lambda m: None, log=maintenance) as idx:
         applied = idx.get_meta("metaphors_curation")
     if applied is not None and applied != c.fingerprint():
         # tropegraph.toml was edited by hand since the last indexing run: apply it now
         note = _apply(vault_path, idx_dir)
         if note != "applied to the index":
             click.echo(f"note: tropegraph.toml changed; {note}", err=True)
-    with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+    with open_index(idx_dir, readonly=True, notify=lambda m: None, log=maintenance) as idx:
         items = list_metaphors(idx, limit=limit, role=role,  # type: ignore[arg-type]
                                min_conversations=1 if show_all else 2, include_rejected=show_all)
     if as_json:
@@ -243,7 +243,7 @@ def export(file: Path, vault: str | None, index_dir: str | None, echo_threshold:
             f"unknown graph format {file.suffix or '(none)'!r}; use a file name ending in "
             + ", ".join(FORMATS))
     vault_path, idx_dir = _paths(vault, index_dir)
-    with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+    with open_index(idx_dir, readonly=True, notify=lambda m: None, log=maintenance) as idx:
         kwargs = {} if echo_threshold is None else {"echo_threshold": echo_threshold}
         g = build_graph(idx, vault=vault_path, **kwargs)
     write_graph(g, file)

@@ -21,23 +21,50 @@ def _one_line(text: str, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _locate(note: Path, vault: str | None) -> tuple[Path, str]:
+    """(vault root, vault-relative path) of NOTE: a path from the current folder, or else from the
+    vault (``--vault``, ``TROPEGRAPH_VAULT`` or the vault around the current folder), as search
+    results and reports name notes."""
+    from indexer.config import find_vault
+    from vault_schema.errors import VaultError
+
+    try:
+        root: Path | None = find_vault(vault)
+    except VaultError:
+        root = None
+    if note.exists():
+        full = note.resolve()
+        if root is not None and full.is_relative_to(root):
+            return root, full.relative_to(root).as_posix()
+        top = _vault_root(note)
+        return top, full.relative_to(top).as_posix()
+    if root is not None and not note.is_absolute() and (root / note).exists():
+        return root, note.as_posix()
+    where = f"the current folder or the vault {root}" if root is not None else "the current folder"
+    hint = "" if root is not None else " (or give the vault with --vault to use a vault-relative path)"
+    raise click.ClickException(f"{note}: no such note in {where}. Pass a note's path relative to the vault, "
+                               f"as `tropegraph search --json` shows it, or to the current folder{hint}.")
+
+
 @click.command()
 @click.argument("note", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--vault", type=click.Path(file_okay=False, path_type=str), envvar="TROPEGRAPH_VAULT", default=None,
+              help="The vault NOTE's path is relative to [env TROPEGRAPH_VAULT; default: the vault around "
+              "the current folder]. A path that exists from the current folder is used as it is.")
 @json_option
 @friendly_errors
-def parse(note: Path, as_json: bool) -> None:
+def parse(note: Path, vault: str | None, as_json: bool) -> None:
     """Print how NOTE is parsed: kind, conversation, turns, links, tags and warnings.
 
+    NOTE is a path from the current folder or from the vault (as search results show it).
     Useful to check that a chat export is read right before indexing a vault.
     """
     from vault_schema.errors import NoteReadError
     from vault_schema.parse import load_note
 
-    if not note.exists():
-        raise click.ClickException(f"{note}: no such file. Pass the path of a Markdown note.")
+    root, rel = _locate(note, vault)
     try:
-        root = _vault_root(note)
-        parsed = load_note(root, note.resolve().relative_to(root).as_posix())
+        parsed = load_note(root, rel)
     except NoteReadError as exc:
         raise click.ClickException(f"{note}: {exc.reason}") from exc
     if as_json:

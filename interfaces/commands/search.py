@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from interfaces.commands._common import friendly_errors, json_option, print_json, vault_options
+from interfaces.commands._common import (
+    friendly_errors,
+    json_option,
+    maintenance,
+    print_json,
+    say,
+    vault_options,
+)
 
 
 def _open(vault: str | None, index_dir: str | None) -> Any:
@@ -23,7 +30,7 @@ def _open(vault: str | None, index_dir: str | None) -> Any:
         idx_dir = Path(index_dir).expanduser().resolve()
     else:
         idx_dir = resolve_index_dir(find_vault(vault), index_dir)
-    return open_index(idx_dir, readonly=True, notify=lambda msg: click.echo(f"tropegraph: {msg}", err=True))
+    return open_index(idx_dir, readonly=True, notify=say, log=maintenance)
 
 
 def _render(hits: list[Any], header: str) -> None:

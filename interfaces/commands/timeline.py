@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from interfaces.commands._common import friendly_errors, json_option, print_json, vault_options
+from interfaces.commands._common import (
+    friendly_errors,
+    json_option,
+    maintenance,
+    print_json,
+    say,
+    vault_options,
+)
 
 _BY = click.Choice(["month", "quarter", "week"])
 
@@ -23,7 +30,7 @@ def _open_source(vault: str | None, index_dir: str | None) -> Any:
     from queries.timeline import IndexSource
 
     root = find_vault(vault)
-    index = open_index(resolve_index_dir(root, index_dir), readonly=True)
+    index = open_index(resolve_index_dir(root, index_dir), readonly=True, notify=say, log=maintenance)
     return IndexSource(index, root)
 
 

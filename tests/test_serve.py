@@ -239,4 +239,5 @@ def test_a_busy_port_is_a_clear_error(served_demo, tmp_path: Path) -> None:  # t
 def test_serve_without_an_index_says_how_to_make_one(vault: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["serve", "--vault", str(vault), "--index-dir", str(tmp_path / "none")])
     assert res.exit_code == 1
-    assert "run `tropegraph index` first" in res.output
+    assert res.output.endswith(f"; run `tropegraph index --vault {vault.resolve()} --index-dir {tmp_path / 'none'}` "
+                               "first\n")

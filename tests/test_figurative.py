@@ -24,6 +24,8 @@ def test_shipped_weights_are_small_and_match_the_threshold():
     assert m.version == fig.FEATURE_VERSION
     assert m.threshold == pytest.approx(fig.THRESHOLD, abs=1e-6)
     assert 0.0 < fig.THRESHOLD < 1.0
+    # the engine rescoring every use depends on MODEL_ID changing with the weights
+    assert f"figurative-v{fig.FEATURE_VERSION}-{m.digest()}" == fig.MODEL_ID
 
 
 def test_model_roundtrip(tmp_path, fake):

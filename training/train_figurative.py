@@ -41,9 +41,9 @@ from indexer.metaphors.extract import Candidate
 
 FOLDS = 5
 print = functools.partial(print, flush=True)
-K_GRID = (32, 64)
-L2_GRID = (100.0, 1000.0)
-CTX_WEIGHT_GRID = (3.0, 10.0)
+K_GRID = (64, 128)
+L2_GRID = (100.0, 300.0, 1000.0)
+CTX_WEIGHT_GRID = (3.0,)
 
 
 @dataclass
@@ -254,17 +254,19 @@ def main() -> None:
 
     if a.check:
         old = fig.Model.load(a.out)
-        diff = float(np.abs(old.predict(Xd) - pd_).max())
+        diff = float(np.abs(old.predict(Xd) - pd_).max()) if old.version == fig.FEATURE_VERSION else float("inf")
         print(f"max difference from the shipped weights on pairs-dev: {diff:.2e}")
         raise SystemExit(0 if diff < 1e-3 and abs(old.threshold - t) < 1e-6 else 1)
     model.save(a.out)
     print(f"wrote {a.out} ({a.out.stat().st_size / 1024:.0f} KiB)")
+    model_id = f"figurative-v{fig.FEATURE_VERSION}-{fig.Model.load(a.out).digest()}"
     src = Path(fig.__file__)
     text = src.read_text(encoding="utf-8")
     new = re.sub(r"^THRESHOLD = .*$", f"THRESHOLD = {t}", text, count=1, flags=re.MULTILINE)
+    new = re.sub(r'^MODEL_ID = .*$', f'MODEL_ID = "{model_id}"', new, count=1, flags=re.MULTILINE)
     if new != text:
         src.write_text(new, encoding="utf-8")
-        print(f"set THRESHOLD = {t} in {src}")
+        print(f"set THRESHOLD = {t}, MODEL_ID = {model_id} in {src}")
 
 
 if __name__ == "__main__":

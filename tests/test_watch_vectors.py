@@ -78,7 +78,10 @@ def test_a_save_comes_once_the_interval_has_passed(vault: Path, index_dir: Path)
     with Running(vault, index_dir, save_interval=0.3) as w:
         write(vault, "b.md", note("B", "Вторая заметка о маяках."))
         wait_for(lambda: "b.md" in w.paths() and w.pending() == 0, what="b.md indexed and embedded")
-        wait_for(lambda: sidecar(index_dir)["count"] == len(sqlite_ids(index_dir)), what="a deferred save")
+        wait_for(  # the sidecar is replaced just before the FAISS file: wait for both (no temp left)
+            lambda: sidecar(index_dir)["count"] == len(sqlite_ids(index_dir)) and not list(index_dir.glob("*.tmp*")),
+            what="a deferred save",
+        )
         messages: list[str] = []
         assert top_note(index_dir, "Вторая заметка о маяках.", messages) == "b.md"
         assert messages == []  # the file on disk was already current

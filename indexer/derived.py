@@ -41,7 +41,7 @@ STEPS: dict[str, Step] = {
     "metaphors": Step(
         "metaphors",
         "SELECT count(*) FROM turns t LEFT JOIN metaphor_done d ON d.turn_id = t.id "
-        "WHERE d.turn_id IS NULL OR d.text_hash != t.text_hash",
+        "WHERE d.turn_id IS NULL OR d.text_hash != t.text_hash || '|' || t.role || '|' || coalesce(t.time, '')",
         "turns not yet scanned for metaphors",
     ),
 }

@@ -2,7 +2,7 @@
 
 ``AFTER_BATCH`` functions are called as ``fn(index, added_turn_ids, removed_turn_ids)``:
 
-- ``added_turn_ids``: turns inserted, or whose text changed, in the batch (re-process them);
+- ``added_turn_ids``: turns inserted, or whose text, role or time changed, in the batch (re-process them);
 - ``removed_turn_ids``: turn ids deleted from the index (their rows are gone).
 
 The batch is already committed; a hook that fails is reported as a warning and never undoes it.

@@ -954,12 +954,12 @@ class Pipeline:
             "created = excluded.created, updated = excluded.updated, url = excluded.url",
             (*conv_values, conv_id),
         )
-        existing = {
-            uid: (tid, text_hash)
-            for tid, uid, text_hash in db.execute(
-                "SELECT id, uid, text_hash FROM turns WHERE conversation_id = ?", (conv_id,)
-            )
-        }
+        existing = {}
+        stamps = {}  # role and time: derived data copies them, so a change re-derives the turn
+        for tid, uid, text_hash, role, when in db.execute(
+                "SELECT id, uid, text_hash, role, time FROM turns WHERE conversation_id = ?", (conv_id,)):
+            existing[uid] = (tid, text_hash)
+            stamps[uid] = (role, when)
         seen: set[str] = set()
         for position, turn in enumerate(turns):
             uid = turn.uid
@@ -1003,6 +1003,8 @@ class Pipeline:
                 report.turns_updated += 1
                 added.append(turn_id)
                 self._write_passages(turn_id, text, pending, report, replace=True)
+            elif stamps[uid] != (values[2], values[4]):
+                added.append(turn_id)
             elif force:
                 self._write_passages(turn_id, text, pending, report, replace=True, only_if_changed=True)
         gone = [tid for uid, (tid, _) in existing.items() if uid not in seen]

@@ -1,29 +1,46 @@
-"""Read API of the metaphor engine: list metaphors, get one with its variants and occurrences.
+"""Read API of the metaphor engine: list metaphors, get one with its uses, explain why it is listed.
 
-Reads the tables written by ``indexer.metaphors`` (migration ``m002_metaphors``) and never
-writes. Every function takes an open index (``indexer.store.open_index(..., readonly=True)``)
-or anything with a ``db`` attribute holding a ``sqlite3.Connection``.
+Reads the tables written by ``indexer.metaphors`` and never writes. Every function takes an open
+index (``indexer.store.open_index(..., readonly=True)``) or anything with a ``db`` attribute
+holding a ``sqlite3.Connection``.
 
-- :func:`list_metaphors` — ranked summaries (the ``tropegraph metaphors`` list).
+- :func:`list_metaphors` — ranked summaries (the ``tropegraph metaphors`` list): by default only
+  recurring **images** (figurativeness ≥ the model's threshold, 2+ conversations, or tracked).
+- :func:`list_status` — what the default list leaves out and why (for "no recurring images").
 - :func:`get_metaphor` — one metaphor by id, label, variant or any phrase of its key.
+- :func:`explain_metaphor` — why a metaphor is (not) listed: figurativeness per use and
+  overall, recurrence, its keys and why they were grouped.
 - :func:`list_candidates` — raw lemma-key candidates (one row per key, before grouping).
-- :func:`cooccurrences` — metaphor pairs used in the same conversations (weighted).
+- :func:`cooccurrences` — metaphor pairs used in the same conversations.
+
+A **use** is one turn (message) that uses the image; a turn repeating it counts once. The same
+definition holds in the list, the timelines and the reports.
 
 Times are ISO 8601 local wall-clock strings as the notes wrote them (no offset).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from vault_schema.errors import VaultError
 
 Role = Literal["user", "assistant"]
 
-#: By default a metaphor must recur: used in at least this many conversations (curated ones always show).
+#: By default a metaphor must recur: used in at least this many conversations (tracked ones always show).
 MIN_CONVERSATIONS = 2
+#: The cut-off when the index does not record the model's own (an index built before it).
+DEFAULT_THRESHOLD = 0.5
+USE = "a use is one turn (message) that uses the image; a turn repeating it counts once"
 
 
 class MetaphorNotFound(LookupError):
     """No metaphor matches the id or phrase."""
+
+
+class MetaphorsOutdated(VaultError):
+    """The index was built by an older tropegraph: its metaphor tables lack what this one reads."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +54,13 @@ class MetaphorSummary:
     variants: tuple[str, ...]
     """Surface forms seen, most used first («карту смысла», "map of meaning", …)."""
     occurrences: int
+    """Uses: turns that use it (see :data:`USE`)."""
     conversations: int
     first_seen: str | None
     first_role: str | None
     last_seen: str | None
     score: float
+    """figurativeness × recurrence."""
     curated: bool
     """True when ``tropegraph.toml`` tracks, rejects, merges or splits it."""
     status: str
@@ -50,9 +69,17 @@ class MetaphorSummary:
     """Lemma keys grouped into it (``карта смысл``, ``map of mean``)."""
     languages: tuple[str, ...]
     uses_by_role: dict[str, int]
+    figurative: float = 0.0
+    """Mean figurativeness of its distinct sentences (0..1), after the user's overrides."""
+    image: bool = False
+    """Judged figurative: ``figurative`` ≥ the model's threshold."""
+    recurrence: float = 0.0
+    sentences: int = 0
+    months: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape of the issue, plus ``status``, ``keys``, ``languages``, ``uses_by_role``."""
+        """The ``--json`` shape of the issue, plus ``status``, ``keys``, ``languages``,
+        ``uses_by_role`` and the ranking figures."""
         return {
             "id": self.id,
             "label": self.label,
@@ -68,12 +95,17 @@ class MetaphorSummary:
             "keys": list(self.keys),
             "languages": list(self.languages),
             "uses_by_role": dict(self.uses_by_role),
+            "figurative": self.figurative,
+            "image": self.image,
+            "recurrence": self.recurrence,
+            "sentences": self.sentences,
+            "months": self.months,
         }
 
 
 @dataclass(frozen=True)
 class MetaphorOccurrence:
-    """One use of a metaphor in one turn."""
+    """One occurrence of a metaphor in one turn (a turn may hold several: one use)."""
 
     turn_id: int
     uid: str
@@ -90,6 +122,8 @@ class MetaphorOccurrence:
     start: int
     """Char span of ``surface`` in the turn text."""
     end: int
+    figurative: float = 0.0
+    """The model's figurativeness of this occurrence in its sentence."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -123,6 +157,7 @@ class Candidate:
     first_role: str | None
     score: float
     metaphor_id: str | None
+    figurative: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -133,82 +168,165 @@ def _db(index: Any) -> Any:
 
 
 def has_metaphors(index: Any) -> bool:
-    """True when the metaphor tables exist (an index built before the engine has none)."""
-    return bool(_db(index).execute("SELECT 1 FROM sqlite_master WHERE name = 'metaphors'").fetchone())
+    """True when the metaphor tables exist (an index built before the engine has none).
+
+    Raises :class:`MetaphorsOutdated` for tables of an older version (before per-use
+    figurativeness), which a writer migrates on its next run.
+    """
+    db = _db(index)
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'metaphors'").fetchone():
+        return False
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'metaphor_counts'").fetchone():
+        raise MetaphorsOutdated("this index was built by an older tropegraph; run `tropegraph index` to update "
+                                "its metaphors (nothing is re-embedded)")
+    return True
 
 
-_OCC = """
-    SELECT o.id, t.id, t.uid, t.conversation_id, c.title, n.path, t.role, t.time, o.key, o.lang,
-           o.surface, o.sentence, o.start, o.end, mm.metaphor_id
-    FROM metaphor_members mm
-    JOIN metaphor_occurrences o ON o.key = mm.key
-    JOIN turns t ON t.id = o.turn_id
-    JOIN conversations c ON c.id = t.conversation_id
-    JOIN notes n ON n.id = t.note_id
-"""
-_ORDER = " ORDER BY (t.time IS NULL), t.time, t.id, o.start"
+def threshold(index: Any) -> float:
+    """The figurativeness cut-off of the model that scored this index."""
+    row = _db(index).execute("SELECT value FROM meta WHERE key = 'figurative_threshold'").fetchone()
+    try:
+        return float(row[0]) if row else DEFAULT_THRESHOLD
+    except ValueError:
+        return DEFAULT_THRESHOLD
 
 
-def _summaries(db: Any, ids: list[str] | None, role: Role | None) -> dict[str, MetaphorSummary]:
-    meta = {r[0]: r for r in db.execute("SELECT id, label, score, status, curated FROM metaphors")}
-    where, args = [], []
-    if ids is not None:
-        where.append(f"mm.metaphor_id IN ({','.join('?' * len(ids))})")
-        args += ids
-    if role:
-        where.append("t.role = ?")
-        args.append(role)
-    sql = _OCC + (" WHERE " + " AND ".join(where) if where else "") + _ORDER
-    per: dict[str, list[tuple]] = {}
-    for r in db.execute(sql, args):
-        per.setdefault(r[14], []).append(r)
-    out = {}
-    for mid, rows in per.items():
-        if mid not in meta:
-            continue
-        surfaces: dict[str, int] = {}
-        roles: dict[str, int] = {}
-        for r in rows:
-            s = r[10].lower()
-            surfaces[s] = surfaces.get(s, 0) + 1
-            roles[r[6]] = roles.get(r[6], 0) + 1
-        times = [r[7] for r in rows if r[7]]
-        m = meta[mid]
-        out[mid] = MetaphorSummary(
-            id=mid, label=m[1],
-            variants=tuple(sorted(surfaces, key=lambda s: (-surfaces[s], s))),
-            occurrences=len(rows), conversations=len({r[3] for r in rows}),
-            first_seen=rows[0][7], first_role=rows[0][6], last_seen=max(times) if times else None,
-            score=m[2], curated=bool(m[4]), status=m[3],
-            keys=tuple(sorted({r[8] for r in rows})), languages=tuple(sorted({r[9] for r in rows})),
-            uses_by_role=roles,
-        )
+def model_id(index: Any) -> str | None:
+    row = _db(index).execute("SELECT value FROM meta WHERE key = 'figurative_model'").fetchone()
+    return row[0] if row else None
+
+
+_COLS = ("id, label, status, curated, figurative, recurrence, score, uses, sentences, conversations, months, "
+         "user_uses, assistant_uses, note_uses, first_time, first_role, last_time, languages")
+
+
+def _members(db: Any, ids: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """keys and variants (surfaces, most used first) of each metaphor."""
+    keys: dict[str, list[str]] = {m: [] for m in ids}
+    surfaces: dict[str, dict[str, int]] = {m: {} for m in ids}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        q = ",".join("?" * len(chunk))
+        for mid, key in db.execute(f"SELECT metaphor_id, key FROM metaphor_members WHERE metaphor_id IN ({q}) "
+                                   "ORDER BY key", chunk):
+            keys[mid].append(key)
+        for mid, surface, n in db.execute(
+                f"SELECT mm.metaphor_id, c.value, c.n FROM metaphor_members mm JOIN metaphor_counts c "
+                f"ON c.key = mm.key AND c.kind = 'surface' WHERE mm.metaphor_id IN ({q})", chunk):
+            surfaces[mid][surface] = surfaces[mid].get(surface, 0) + n
+    variants = {m: sorted(s, key=lambda v, s=s: (-s[v], v)) for m, s in surfaces.items()}
+    return keys, variants
+
+
+def _summary(row: tuple, keys: list[str], variants: list[str], cut: float) -> MetaphorSummary:
+    (mid, label, status, curated, fig, rec, score, uses, sentences, convs, months, user, asst, note,
+     first, first_role, last, langs) = row
+    roles = {r: n for r, n in (("user", user), ("assistant", asst), ("note", note)) if n}
+    return MetaphorSummary(
+        id=mid, label=label, variants=tuple(variants), occurrences=uses, conversations=convs, first_seen=first,
+        first_role=first_role, last_seen=last, score=score, curated=bool(curated), status=status,
+        keys=tuple(keys), languages=tuple(langs.split()), uses_by_role=roles, figurative=fig,
+        image=fig >= cut, recurrence=rec, sentences=sentences, months=months)
+
+
+def _by_role(db: Any, ids: list[str], role: str) -> dict[str, tuple]:
+    """Stats of each metaphor over ``role``'s uses only (read from the occurrences)."""
+    out: dict[str, tuple] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        q = ",".join("?" * len(chunk))
+        for mid, uses, convs, first, last in db.execute(
+                f"SELECT mm.metaphor_id, count(DISTINCT o.turn_id), count(DISTINCT o.conversation_id), "
+                f"min(coalesce(o.time, '~')), max(o.time) FROM metaphor_members mm "
+                f"JOIN metaphor_occurrences o ON o.key = mm.key "
+                f"WHERE mm.metaphor_id IN ({q}) AND o.role = ? GROUP BY mm.metaphor_id", (*chunk, role)):
+            out[mid] = (uses, convs, None if first == "~" else first, last)
     return out
 
 
 def list_metaphors(index: Any, *, limit: int | None = None, role: Role | None = None,
-                   min_conversations: int = MIN_CONVERSATIONS, include_rejected: bool = False) -> list[MetaphorSummary]:
+                   min_conversations: int = MIN_CONVERSATIONS, include_rejected: bool = False,
+                   include_literal: bool = False) -> list[MetaphorSummary]:
     """Metaphors by score, best first.
 
-    ``role`` keeps metaphors that role used and counts only its uses (first_seen = that role's
-    first use). Metaphors in fewer than ``min_conversations`` conversations are left out unless
-    tracked in ``tropegraph.toml``; rejected ones only with ``include_rejected``.
+    By default only images: figurativeness ≥ the model's threshold (:func:`threshold`), in at
+    least ``min_conversations`` conversations — tracked ones always; ``include_literal`` adds the
+    phrases judged literal, ``include_rejected`` the rejected ones. ``role`` keeps metaphors that
+    role used and counts only its uses (first_seen = that role's first use).
     """
     db = _db(index)
     if not has_metaphors(db):
         return []
-    cand = [r[0] for r in db.execute(
-        """SELECT m.id FROM metaphors m
-           WHERE m.status = 'tracked' OR (SELECT count(DISTINCT t.conversation_id)
-                 FROM metaphor_members mm JOIN metaphor_occurrences o ON o.key = mm.key
-                 JOIN turns t ON t.id = o.turn_id WHERE mm.metaphor_id = m.id) >= ?
-           ORDER BY m.score DESC, m.id""", (min_conversations,))]
-    if not cand:
-        return []
-    sums = _summaries(db, cand, role)
-    out = [sums[m] for m in cand if m in sums and (include_rejected or sums[m].status != "rejected")]
-    out.sort(key=lambda s: (-s.score, s.id))
-    return out[:limit] if limit else out
+    cut = threshold(db)
+    where = ["(status = 'tracked' OR conversations >= ?)"]
+    args: list[Any] = [min_conversations]
+    if not include_literal:
+        where.append("(status = 'tracked' OR figurative >= ?)")
+        args.append(cut)
+    if not include_rejected:
+        where.append("status != 'rejected'")
+    rows = db.execute(f"SELECT {_COLS} FROM metaphors WHERE {' AND '.join(where)} ORDER BY score DESC, id",
+                      args).fetchall()
+    if role:
+        stats = _by_role(db, [r[0] for r in rows], role)
+        picked = []
+        for r in rows:
+            if r[0] not in stats:
+                continue
+            uses, convs, first, last = stats[r[0]]
+            roles = [0, 0, 0]
+            roles[("user", "assistant", "note").index(role)] = uses
+            picked.append((*r[:7], uses, r[8], convs, r[10], *roles, first, role, last, r[17]))
+        rows = picked
+    rows = rows[:limit] if limit else rows
+    keys, variants = _members(db, [r[0] for r in rows])
+    return [_summary(r, keys[r[0]], variants[r[0]], cut) for r in rows]
+
+
+@dataclass(frozen=True)
+class ListStatus:
+    """What the default list shows and leaves out, for a list that is short or empty."""
+
+    images: int
+    """Recurring images: what ``tropegraph metaphors`` lists."""
+    literal: int
+    """Recurring candidates the model judges literal (``--all`` shows them)."""
+    single: int
+    """Images seen in one conversation only (``--all`` shows them)."""
+    rejected: int
+    threshold: float
+    model: str | None
+    best_literal: tuple[str, float] | None
+    """The recurring literal candidate the model found most figurative (label, figurativeness)."""
+    candidates: int
+    """Lemma keys extracted from the vault."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "literal": self.literal, "single_conversation": self.single,
+                "rejected": self.rejected, "threshold": self.threshold, "model": self.model,
+                "best_literal": list(self.best_literal) if self.best_literal else None,
+                "candidates": self.candidates}
+
+
+def list_status(index: Any, *, min_conversations: int = MIN_CONVERSATIONS) -> ListStatus:
+    db = _db(index)
+    if not has_metaphors(db):
+        return ListStatus(0, 0, 0, 0, DEFAULT_THRESHOLD, None, None, 0)
+    cut = threshold(db)
+
+    def n(sql: str, *args: Any) -> int:
+        return db.execute(f"SELECT count(*) FROM metaphors WHERE {sql}", args).fetchone()[0]
+
+    images = n("status != 'rejected' AND (status = 'tracked' OR (conversations >= ? AND figurative >= ?))",
+               min_conversations, cut)
+    literal = n("status = 'auto' AND conversations >= ? AND figurative < ?", min_conversations, cut)
+    single = n("status = 'auto' AND conversations < ? AND figurative >= ?", min_conversations, cut)
+    rejected = n("status = 'rejected'")
+    best = db.execute("SELECT label, figurative FROM metaphors WHERE status = 'auto' AND conversations >= ? "
+                      "AND figurative < ? ORDER BY figurative DESC, score DESC, id LIMIT 1",
+                      (min_conversations, cut)).fetchone()
+    keys = db.execute("SELECT count(*) FROM metaphor_keys").fetchone()[0]
+    return ListStatus(images, literal, single, rejected, cut, model_id(db), tuple(best) if best else None, keys)
 
 
 def find_metaphor(index: Any, ref: str) -> str | None:
@@ -218,9 +336,12 @@ def find_metaphor(index: Any, ref: str) -> str | None:
     if not has_metaphors(db):
         return None
     ref = ref.strip()
+    if not ref:
+        return None
     if db.execute("SELECT 1 FROM metaphors WHERE id = ?", (ref,)).fetchone():
         return ref
-    row = db.execute("SELECT id FROM metaphors WHERE lower(label) = lower(?) ORDER BY score DESC", (ref,)).fetchone()
+    row = db.execute("SELECT id FROM metaphors WHERE label IN (?, ?) ORDER BY score DESC, id",
+                     (ref, ref.lower())).fetchone()
     if row:
         return row[0]
     from indexer.metaphors.engine import phrase_key  # light: extraction only
@@ -230,9 +351,30 @@ def find_metaphor(index: Any, ref: str) -> str | None:
         if row:
             return row[0]
     row = db.execute(
-        "SELECT mm.metaphor_id FROM metaphor_occurrences o JOIN metaphor_members mm ON mm.key = o.key "
-        "WHERE lower(o.surface) = lower(?) LIMIT 1", (ref,)).fetchone()
+        "SELECT mm.metaphor_id FROM metaphor_counts c JOIN metaphor_members mm ON mm.key = c.key "
+        "WHERE c.kind = 'surface' AND c.value = ? LIMIT 1", (ref.lower(),)).fetchone()
     return row[0] if row else None
+
+
+_OCC = """
+    SELECT t.id, t.uid, o.conversation_id, c.title, n.path, o.role, o.time, o.key, o.lang,
+           o.surface, o.sentence, o.start, o.end, o.figurative
+    FROM metaphor_members mm
+    JOIN metaphor_occurrences o ON o.key = mm.key
+    JOIN turns t ON t.id = o.turn_id
+    JOIN conversations c ON c.id = o.conversation_id
+    JOIN notes n ON n.id = t.note_id
+    WHERE mm.metaphor_id = ?
+    ORDER BY (o.time IS NULL), o.time, o.turn_id, o.start
+"""
+
+
+def _summary_of(db: Any, mid: str) -> MetaphorSummary | None:
+    row = db.execute(f"SELECT {_COLS} FROM metaphors WHERE id = ?", (mid,)).fetchone()
+    if row is None:
+        return None
+    keys, variants = _members(db, [mid])
+    return _summary(row, keys[mid], variants[mid], threshold(db))
 
 
 def get_metaphor(index: Any, ref: str) -> MetaphorDetail:
@@ -244,16 +386,168 @@ def get_metaphor(index: Any, ref: str) -> MetaphorDetail:
     mid = find_metaphor(db, ref)
     if mid is None:
         raise MetaphorNotFound(f"no metaphor matches {ref!r}; see `tropegraph metaphors` for the list")
-    summary = _summaries(db, [mid], None).get(mid)
+    summary = _summary_of(db, mid)
     if summary is None:
         raise MetaphorNotFound(f"metaphor {mid} has no occurrences left; run `tropegraph index`")
-    occs = tuple(
-        MetaphorOccurrence(turn_id=r[1], uid=r[2], conversation_id=r[3], conversation_title=r[4], note=r[5],
-                           role=r[6], time=r[7], key=r[8], lang=r[9], surface=r[10], sentence=r[11],
-                           start=r[12], end=r[13])
-        for r in db.execute(_OCC + " WHERE mm.metaphor_id = ?" + _ORDER, (mid,))
-    )
+    occs = tuple(MetaphorOccurrence(*r) for r in db.execute(_OCC, (mid,)))
     return MetaphorDetail(summary, occs)
+
+
+# --- explain -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyExplanation:
+    """One lemma key of a metaphor and how it joined the group."""
+
+    key: str
+    label: str
+    lang: str
+    construction: str
+    uses: int
+    sentences: int
+    figurative: float
+    """The model's mean over this key's distinct sentences (before any override)."""
+    override: str | None
+    """``stoplist`` / ``technical`` when the user's ``tropegraph.toml`` marks it literal."""
+    source: str
+    """``lemma`` (the founding key), ``synonym``, ``translation`` or ``curation``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Link:
+    """Why two keys of the metaphor are grouped."""
+
+    a: str
+    b: str
+    kind: str
+    detail: dict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "kind": self.kind, **self.detail}
+
+    @property
+    def reason(self) -> str:
+        d = self.detail
+        if self.kind == "synonym":
+            x, y = d.get("words", ["?", "?"])
+            return (f"same head, near-synonym complements {x} / {y} (word cosine {d.get('word_cos')}, "
+                    f"phrase cosine {d.get('phrase_cos')})")
+        if self.kind == "translation":
+            h, dep = d.get("head", ["?", "?", "?"]), d.get("dep", ["?", "?", "?"])
+            return (f"translation: {h[0]} ↔ {h[1]} ({h[2]}) and {dep[0]} ↔ {dep[1]} ({dep[2]}) are mutual "
+                    f"nearest words across the languages; phrase cosine {d.get('phrase_cos')}")
+        if "merge" in d:
+            return "merged in tropegraph.toml: " + " + ".join(d["merge"])
+        return f"alias of tracked «{d.get('track')}» in tropegraph.toml: «{d.get('alias')}»"
+
+
+@dataclass(frozen=True)
+class SentenceScore:
+    """A distinct sentence of the metaphor, the model's figurativeness there, and its uses."""
+
+    sentence: str
+    figurative: float
+    uses: int
+    first_time: str | None
+    role: str
+    conversation_title: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a metaphor is or is not in ``tropegraph metaphors``."""
+
+    summary: MetaphorSummary
+    listed: bool
+    reasons: tuple[str, ...]
+    """Each condition of the default list, met or not, in words."""
+    threshold: float
+    model: str | None
+    sentences: tuple[SentenceScore, ...]
+    """Distinct sentences, oldest first: the overall figurativeness is their mean."""
+    uses: tuple[MetaphorOccurrence, ...]
+    keys: tuple[KeyExplanation, ...]
+    links: tuple[Link, ...]
+    variants: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metaphor": self.summary.to_dict(),
+            "listed": self.listed,
+            "reasons": list(self.reasons),
+            "threshold": self.threshold,
+            "model": self.model,
+            "use": USE,
+            "figurative": {"overall": self.summary.figurative,
+                           "sentences": [s.to_dict() for s in self.sentences]},
+            "recurrence": {"score": self.summary.recurrence, "uses": self.summary.occurrences,
+                           "sentences": self.summary.sentences, "conversations": self.summary.conversations,
+                           "months": self.summary.months, "uses_by_role": dict(self.summary.uses_by_role),
+                           "languages": list(self.summary.languages)},
+            "uses": [o.to_dict() for o in self.uses],
+            "keys": [k.to_dict() for k in self.keys],
+            "links": [lk.to_dict() | {"reason": lk.reason} for lk in self.links],
+            "variants": dict(self.variants),
+        }
+
+
+def explain_metaphor(index: Any, ref: str, *, min_conversations: int = MIN_CONVERSATIONS) -> Explanation:
+    """Why the metaphor ``ref`` (id or phrase) is listed or not. Raises :class:`MetaphorNotFound`."""
+    db = _db(index)
+    detail = get_metaphor(db, ref)
+    s = detail.summary
+    cut = threshold(db)
+    reasons = []
+    if s.status == "rejected":
+        reasons.append("rejected in tropegraph.toml: hidden")
+    if s.status == "tracked":
+        reasons.append("tracked in tropegraph.toml: always listed")
+    rows = {r[0]: r for r in db.execute(
+        "SELECT k.key, k.label, k.lang, k.construction, k.uses, k.sentences, k.model_figurative, k.override, "
+        "mm.source FROM metaphor_members mm JOIN metaphor_keys k ON k.key = mm.key WHERE mm.metaphor_id = ?",
+        (s.id,))}
+    overrides = sorted({r[7] for r in rows.values() if r[7]})
+    if s.image:
+        reasons.append(f"figurative: {s.figurative:.2f} ≥ {cut:.2f} (the model's cut-off)")
+    else:
+        why = f" ({', '.join(overrides)} in tropegraph.toml)" if overrides else ""
+        reasons.append(f"judged literal: {s.figurative:.2f} < {cut:.2f}{why}")
+    if s.conversations >= min_conversations:
+        reasons.append(f"recurring: {s.conversations} conversations ≥ {min_conversations}")
+    else:
+        reasons.append(f"not recurring: {s.conversations} conversation(s) < {min_conversations}")
+    listed = s.status == "tracked" or (s.status != "rejected" and s.image and s.conversations >= min_conversations)
+    sentences: dict[str, list[MetaphorOccurrence]] = {}
+    from indexer.metaphors.engine import norm_sentence
+
+    for o in detail.occurrences:
+        sentences.setdefault(f"{o.key}\x1f{norm_sentence(o.sentence)}", []).append(o)
+    scored = tuple(SentenceScore(os_[0].sentence, round(sum(o.figurative for o in os_) / len(os_), 4),
+                                 len({o.turn_id for o in os_}), os_[0].time, os_[0].role, os_[0].conversation_title)
+                   for os_ in sentences.values())
+    keys = tuple(KeyExplanation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+                 for r in sorted(rows.values(), key=lambda r: (r[8] != "lemma", -r[4], r[0])))
+    q = ",".join("?" * len(rows))
+    links = tuple(Link(a, b, kind, json.loads(d)) for a, b, kind, d in db.execute(
+        f"SELECT a, b, kind, detail FROM metaphor_edges WHERE a IN ({q}) AND b IN ({q}) ORDER BY a, b",
+        (*rows, *rows)))
+    variants: dict[str, int] = {}
+    for key in rows:
+        for v, n in db.execute("SELECT value, n FROM metaphor_counts WHERE key = ? AND kind = 'surface'", (key,)):
+            variants[v] = variants.get(v, 0) + n
+    variants = dict(sorted(variants.items(), key=lambda kv: (-kv[1], kv[0])))
+    return Explanation(s, listed, tuple(reasons), cut, model_id(db), scored, detail.occurrences, keys, links,
+                       variants)
+
+
+# --- candidates and co-occurrence ----------------------------------------------------------------
 
 
 def list_candidates(index: Any, *, min_uses: int = 1, limit: int | None = None) -> list[Candidate]:
@@ -262,33 +556,43 @@ def list_candidates(index: Any, *, min_uses: int = 1, limit: int | None = None) 
     if not has_metaphors(db):
         return []
     sql = ("SELECT k.key, k.label, k.lang, k.construction, k.uses, k.sentences, k.conversations, k.first_time, "
-           "k.first_role, k.score, mm.metaphor_id FROM metaphor_keys k LEFT JOIN metaphor_members mm ON mm.key = k.key "
-           "WHERE k.uses >= ? ORDER BY k.score DESC, k.key")
+           "k.first_role, k.score, mm.metaphor_id, k.figurative FROM metaphor_keys k "
+           "LEFT JOIN metaphor_members mm ON mm.key = k.key WHERE k.uses >= ? ORDER BY k.score DESC, k.key")
     rows = db.execute(sql + (f" LIMIT {int(limit)}" if limit else ""), (min_uses,)).fetchall()
     return [Candidate(*r) for r in rows]
 
 
-def metaphors_result(items: list[MetaphorSummary]) -> dict[str, Any]:
-    """The ``tropegraph metaphors --json`` document (also ``/api/metaphors`` and the MCP tool)."""
-    return {"metaphors": [m.to_dict() for m in items]}
+def metaphors_result(items: list[MetaphorSummary], status: ListStatus | None = None) -> dict[str, Any]:
+    """The ``tropegraph metaphors --json`` document (also ``/api/metaphors`` and the MCP tool).
+
+    With ``status``: what the list leaves out (``hidden``) and the cut-off it applied.
+    """
+    out: dict[str, Any] = {"metaphors": [m.to_dict() for m in items]}
+    if status is not None:
+        out["use"] = USE
+        out["threshold"] = status.threshold
+        out["hidden"] = status.to_dict()
+    return out
+
+
+def conversation_metaphors(index: Any, metaphor_ids: list[str] | None = None) -> dict[str, list[str]]:
+    """conversation id → the metaphors (ids, sorted) used in it; only ``metaphor_ids`` when given."""
+    db = _db(index)
+    if not has_metaphors(db):
+        return {}
+    keep = set(metaphor_ids) if metaphor_ids is not None else None
+    out: dict[str, set[str]] = {}
+    for mid, conv in db.execute("SELECT mm.metaphor_id, c.value FROM metaphor_counts c "
+                                "JOIN metaphor_members mm ON mm.key = c.key WHERE c.kind = 'conv'"):
+        if keep is None or mid in keep:
+            out.setdefault(conv, set()).add(mid)
+    return {conv: sorted(m) for conv, m in sorted(out.items())}
 
 
 def cooccurrences(index: Any, metaphor_ids: list[str] | None = None) -> list[tuple[str, str, int]]:
     """``(a, b, n)``: metaphors ``a < b`` both used in ``n`` conversations."""
-    db = _db(index)
-    if not has_metaphors(db):
-        return []
-    rows = db.execute(
-        "SELECT DISTINCT t.conversation_id, mm.metaphor_id FROM metaphor_members mm "
-        "JOIN metaphor_occurrences o ON o.key = mm.key JOIN turns t ON t.id = o.turn_id").fetchall()
-    keep = set(metaphor_ids) if metaphor_ids is not None else None
-    by_conv: dict[str, list[str]] = {}
-    for conv, mid in rows:
-        if keep is None or mid in keep:
-            by_conv.setdefault(conv, []).append(mid)
     counts: dict[tuple[str, str], int] = {}
-    for mids in by_conv.values():
-        mids = sorted(set(mids))
+    for mids in conversation_metaphors(index, metaphor_ids).values():
         for i, a in enumerate(mids):
             for b in mids[i + 1 :]:
                 counts[(a, b)] = counts.get((a, b), 0) + 1

@@ -807,21 +807,13 @@ class IndexSource:
         return out
 
     def conversation_metaphors(self) -> dict[str, list[MetaphorRef]]:
-        """conversation id → the recurring metaphors used in it (for per-period co-occurrence)."""
+        """conversation id → the listed metaphors (images) used in it (for per-period co-occurrence)."""
         if self._conv is None:
+            from queries.metaphors import conversation_metaphors
+
             refs = {s.id: self.ref(s) for s in self.summaries()}
-            out: dict[str, list[MetaphorRef]] = {}
-            if refs:
-                for conv, mid in self.index.db.execute(
-                    """SELECT DISTINCT t.conversation_id, mm.metaphor_id
-                       FROM metaphor_members mm
-                       JOIN metaphor_occurrences o ON o.key = mm.key
-                       JOIN turns t ON t.id = o.turn_id
-                       ORDER BY t.conversation_id, mm.metaphor_id"""
-                ):
-                    if mid in refs:
-                        out.setdefault(conv, []).append(refs[mid])
-            self._conv = out
+            self._conv = {conv: [refs[m] for m in mids]
+                          for conv, mids in conversation_metaphors(self.index, sorted(refs)).items()}
         return self._conv
 
     def edges(self) -> list[tuple[str, str, int]]:

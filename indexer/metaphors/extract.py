@@ -82,6 +82,35 @@ class _P:
     gender: str | None
     known: bool
     apro: bool
+    score: float = 1.0
+    pltm: bool = False
+    """A plural-only noun («часы», «ножницы»): its adjective agrees in the plural."""
+
+
+#: Adjective lemmas pymorphy3 offers with the same tag and score as the common word, which the
+#: author almost never means: «большая карта» is «большой», not the comparative «больший».
+_RARE_ADJ_LEMMAS = frozenset({"больший"})
+
+
+def _adj_lemma(p, word: str) -> str:
+    """The masculine nominative singular of an adjective/participle reading, keeping its own
+    stem: «лучшая» → «лучший» (not «наихороший»), «высшая» → «высший», «обучающая» →
+    «обучающий» (a participle's normal form would be the verb)."""
+    return _adj_form(p, word, {"masc", "sing", "nomn"})
+
+
+def _adj_form(p, word: str, grams: set[str]) -> str:
+    """The form of ``p``'s lexeme with ``grams`` and the same degree, nearest to ``word`` in spelling."""
+    forms = [f.word for f in p.lexeme if grams <= set(f.tag.grammemes)
+             and ("Supr" in f.tag) == ("Supr" in p.tag) and ("Cmp2" in f.tag) == ("Cmp2" in p.tag)]
+    if not forms:
+        f = p.inflect(grams)
+        return f.word if f is not None else p.normal_form
+
+    def shared(f: str) -> int:
+        return next((i for i in range(min(len(f), len(word))) if f[i] != word[i]), min(len(f), len(word)))
+
+    return max(forms, key=lambda f: (shared(f), -len(f)))
 
 
 @lru_cache(maxsize=200_000)
@@ -90,9 +119,8 @@ def _parses(word: str) -> tuple[_P, ...]:
     for p in morph().parse(word.lower()):
         t = p.tag
         lem = p.normal_form
-        if t.POS in ("PRTF", "ADJF"):  # a participle's normal form is the verb; «обучающая» keys as «обучающий»
-            f = p.inflect({"masc", "sing", "nomn"})
-            lem = f.word if f is not None else lem
+        if t.POS in ("PRTF", "ADJF"):
+            lem = _adj_lemma(p, word.lower())
         out.append(
             _P(
                 pos=str(t.POS),
@@ -102,21 +130,29 @@ def _parses(word: str) -> tuple[_P, ...]:
                 gender=str(t.gender) if t.gender else None,
                 known=bool(p.is_known),
                 apro="Apro" in t or "Anum" in t,
+                score=float(p.score),
+                pltm="Pltm" in t,
             )
         )
-    # dictionary words first: pymorphy's guesser ranks e.g. «трансформера» oddly
-    return tuple(sorted(out, key=lambda p: not p.known))
+    # dictionary words first: pymorphy's guesser ranks e.g. «трансформера» oddly; among equally
+    # likely adjective readings, the rare lemma last
+    return tuple(sorted(out, key=lambda p: (not p.known, p.lemma in _RARE_ADJ_LEMMAS)))
 
 
 _FUNCTION_POS = frozenset({"PREP", "CONJ", "PRCL", "NPRO", "INTJ", "ADVB", "PRED"})
 
 
 def _nouns(word: str) -> list[_P]:
-    """Noun readings of ``word``; none when it can also be a function word («после», «из»)."""
+    """Noun readings of ``word``; none when it can also be a function word («после», «из»), or
+    when its other readings are together more than twice as likely (pymorphy3's corpus
+    frequencies): «веду» is «вести» (0.83), not «веда» (0.17); «тише» is «тихий», not «тиша»."""
     ps = _parses(word)
     if any(p.pos in _FUNCTION_POS for p in ps):
         return []
-    return [p for p in ps if p.pos == "NOUN" and p.lemma not in RU_STOP_LEMMAS and len(p.lemma) > 2]
+    nouns = [p for p in ps if p.pos == "NOUN"]
+    if sum(p.score for p in nouns) * 2 < sum(p.score for p in ps if p.pos != "NOUN"):
+        return []
+    return [p for p in nouns if p.lemma not in RU_STOP_LEMMAS and len(p.lemma) > 2]
 
 
 def _adjs(word: str) -> list[_P]:
@@ -131,12 +167,16 @@ def _agree(a: _P, n: _P) -> bool:
 
 @lru_cache(maxsize=50_000)
 def _nominative(word: str, lemma_: str, pos: str, gender: str | None) -> str:
-    """``word`` inflected to the nominative singular (agreeing with ``gender`` for adjectives)."""
+    """``word`` inflected to the nominative singular (agreeing with ``gender`` for adjectives;
+    ``gender="plur"``: the nominative plural, for the adjective of a plural-only noun)."""
     for p in morph().parse(word.lower()):
-        if str(p.tag.POS) == pos and (pos == "PRTF" or p.normal_form.replace("ё", "е") == lemma_):
-            grams = {"nomn", "sing"}
-            if pos in ("ADJF", "PRTF") and gender in ("masc", "femn", "neut"):
-                grams.add(gender)
+        lem = _adj_lemma(p, word.lower()) if pos in ("ADJF", "PRTF") else p.normal_form
+        if str(p.tag.POS) == pos and lem.replace("ё", "е") == lemma_:
+            grams = {"nomn", "plur"} if gender == "plur" else {"nomn", "sing"}
+            if pos in ("ADJF", "PRTF"):
+                if gender in ("masc", "femn", "neut"):
+                    grams.add(gender)
+                return _adj_form(p, word.lower(), grams)
             f = p.inflect(grams) or p.inflect({"nomn"})
             if f is not None:
                 return f.word
@@ -209,7 +249,7 @@ def _extract_ru(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
             if pair:
                 a, p = pair
                 label = (
-                    f"{_nominative(w, a.lemma, a.pos, p.gender)} "
+                    f"{_nominative(w, a.lemma, a.pos, 'plur' if p.pltm else p.gender)} "
                     f"{_nominative(toks[i + 1][0], p.lemma, 'NOUN', None)}"
                 )
                 hits.append((f"{a.lemma} {p.lemma}", p.lemma, a.lemma, "adj", "ru", label, toks[i][1], toks[i + 1][2]))

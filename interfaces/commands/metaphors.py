@@ -44,17 +44,19 @@ def _mark(m: Any, show_all: bool, cut: float) -> str:
 
 
 def _print_table(items: list[Any], status: Any, show_all: bool) -> None:
+    from queries.render.escape import terminal_text as _t
+
     if not items:
         click.echo(empty_message(status))
         return
     for i, m in enumerate(items, 1):
-        click.echo(f"{i:>3}. {m.label}{_mark(m, show_all, status.threshold)}  ({m.id})  "
+        click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all, status.threshold)}  ({m.id})  "
                    f"score {m.score:.2f} = figurative {m.figurative:.2f} × recurrence {m.recurrence:.2f}")
         first = f"{m.first_seen or '?'} by {m.first_role or '?'}"
         click.echo(f"     {m.occurrences} uses in {m.conversations} conversations; first {first}; last {m.last_seen or '?'}")
         others = [v for v in m.variants if v != m.label.lower()]
         if others:
-            click.echo(f"     variants: {', '.join(others[:8])}")
+            click.echo(f"     variants: {_t(', '.join(others[:8]))}")
     hidden = [] if show_all else [
         f"{n} {what}" for n, what in ((status.literal, "judged literal"),
                                       (status.single, "in one conversation only")) if n]
@@ -72,7 +74,9 @@ def empty_message(status: Any) -> str:
         best = ""
         if status.best_literal:
             label, fig = status.best_literal
-            best = f"; the closest, «{label}», scores {fig:.2f}"
+            from queries.render.escape import terminal_text
+
+            best = f"; the closest, «{terminal_text(label)}», scores {fig:.2f}"
         lines.append(f"  {status.literal} phrases recur in 2+ conversations, but the figurativeness model judges "
                      f"them literal (an image needs {status.threshold:.2f}{best}).")
     if status.single:

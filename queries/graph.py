@@ -129,10 +129,11 @@ def vault_files(vault: Path | None) -> list[str]:
 
 
 def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conversations: int = 2,
-                vault: Path | None = None) -> nx.MultiDiGraph:
+                vault: Path | None = None, include_literal: bool = False) -> nx.MultiDiGraph:
     """The whole graph from an open index (read-only use). Metaphors listed by
-    ``queries.metaphors.list_metaphors(min_conversations=…)`` become nodes (rejected ones don't).
-    ``vault`` (default: the one the index was built from) is listed for attachments; it is only read."""
+    ``queries.metaphors.list_metaphors(min_conversations=…)`` become nodes (rejected ones don't):
+    only images (judged figurative) unless ``include_literal``. ``vault`` (default: the one the
+    index was built from) is listed for attachments; it is only read."""
     from queries.metaphors import cooccurrences, has_metaphors, list_metaphors
     from vault_schema.names import Resolver
 
@@ -190,10 +191,11 @@ def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conve
                 _node(g, f"period:{month}", type="period", month=month)
             _edge(g, f"turn:{tid}", f"period:{month}", "in_period")
     if has_metaphors(db):
-        shown = list_metaphors(index, min_conversations=min_conversations)
+        shown = list_metaphors(index, min_conversations=min_conversations, include_literal=include_literal)
         ids = {m.id for m in shown}
         for m in shown:
             _node(g, f"metaphor:{m.id}", type="metaphor", label=m.label, score=float(m.score), status=m.status,
+                  figurative=float(m.figurative), image=m.image,
                   curated=m.curated, variants=m.variants, occurrences=m.occurrences,
                   conversations=m.conversations, first_seen=m.first_seen, first_role=m.first_role)
         for mid, tid, role, time, surface in db.execute(

@@ -122,8 +122,9 @@ class MetaphorOccurrence:
     start: int
     """Char span of ``surface`` in the turn text."""
     end: int
-    figurative: float = 0.0
-    """The model's figurativeness of this occurrence in its sentence."""
+    figurative: float | None = None
+    """The model's figurativeness of this occurrence in its sentence (None: a phrase found in
+    the text, not an extracted candidate)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -301,6 +302,28 @@ class ListStatus:
     candidates: int
     """Lemma keys extracted from the vault."""
 
+    def message(self) -> str:
+        """Why the default list is empty, and what to do about it (several lines)."""
+        if self.candidates == 0:
+            return ("No recurring images: nothing indexed yet holds a candidate phrase. "
+                    "Run `tropegraph index` (or check --vault).")
+        lines = ["No recurring images in this vault."]
+        if self.literal:
+            best = ""
+            if self.best_literal:
+                label, fig = self.best_literal
+                best = f"; the closest, «{label}», scores {fig:.2f}"
+            lines.append(f"  {self.literal} phrases recur in 2+ conversations, but the figurativeness model judges "
+                         f"them literal (an image needs {self.threshold:.2f}{best}).")
+        if self.single:
+            lines.append(f"  {self.single} phrases judged figurative occur in one conversation only "
+                         "(an image must recur in 2+ conversations).")
+        if not self.literal and not self.single:
+            lines.append("  No phrase recurs in 2+ conversations yet.")
+        lines.append("  See every candidate with `tropegraph metaphors --all`; always list a phrase you consider "
+                     'an image with `tropegraph metaphors track "PHRASE"`.')
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         return {"images": self.images, "literal": self.literal, "single_conversation": self.single,
                 "rejected": self.rejected, "threshold": self.threshold, "model": self.model,
@@ -391,6 +414,36 @@ def get_metaphor(index: Any, ref: str) -> MetaphorDetail:
         raise MetaphorNotFound(f"metaphor {mid} has no occurrences left; run `tropegraph index`")
     occs = tuple(MetaphorOccurrence(*r) for r in db.execute(_OCC, (mid,)))
     return MetaphorDetail(summary, occs)
+
+
+def phrase_occurrences(index: Any, phrase: str, *, limit: int = 2000) -> list[MetaphorOccurrence]:
+    """Every place the turns' text holds ``phrase`` in any inflection (its lemmas in a row),
+    oldest first: a timeline for a phrase the engine does not list («река времени» when «время»
+    is not a candidate word, a one-word image, a quote). Found with the keyword index, then
+    checked word by word."""
+    from indexer.metaphors.engine import find_phrase
+    from indexer.textproc import lemmas
+
+    db = _db(index)
+    lem = lemmas(phrase)
+    if not lem:
+        return []
+    match = '"' + " ".join(lem).replace('"', '""') + '"'
+    turn_ids = sorted({r[0] for r in db.execute(
+        "SELECT DISTINCT p.turn_id FROM passage_fts f JOIN passages p ON p.id = f.rowid "
+        "WHERE passage_fts MATCH ? LIMIT ?", (match, limit))})
+    out = []
+    for i in range(0, len(turn_ids), 500):
+        chunk = turn_ids[i : i + 500]
+        for tid, uid, conv, title, path, role, when, text in db.execute(
+                f"SELECT t.id, t.uid, t.conversation_id, c.title, n.path, t.role, t.time, t.text FROM turns t "
+                f"JOIN conversations c ON c.id = t.conversation_id JOIN notes n ON n.id = t.note_id "
+                f"WHERE t.id IN ({','.join('?' * len(chunk))})", chunk):
+            for c in find_phrase(text, phrase):
+                out.append(MetaphorOccurrence(tid, uid, conv, title, path, role, when, c.key, c.lang, c.surface,
+                                              c.sentence, c.start, c.end, None))
+    out.sort(key=lambda o: (o.time is None, o.time or "", o.turn_id, o.start))
+    return out
 
 
 # --- explain -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, Self
 
@@ -106,9 +106,35 @@ class Uptake:
     time: str | None
     uid: str
     lag_days: float | None
+    """Days from the first use, to 2 decimals."""
+    lag_seconds: float | None = None
+
+    @property
+    def lag(self) -> str | None:
+        """The lag in human units: "8 min", "5 h", "3 days", "4 months"."""
+        if self.lag_seconds is not None:
+            return human_lag(self.lag_seconds / 86400.0)
+        return human_lag(self.lag_days)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"role": self.role, "time": self.time, "uid": self.uid, "lag_days": self.lag_days}
+        return {"role": self.role, "time": self.time, "uid": self.uid, "lag_days": self.lag_days, "lag": self.lag}
+
+
+def human_lag(days: float | None) -> str | None:
+    """A lag in the unit a person would use: minutes under an hour, hours under two days, days
+    under two months, then months."""
+    if days is None:
+        return None
+    minutes = round(days * 1440)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = days * 24
+    if hours < 47.5:
+        return f"{round(hours)} h"
+    if days < 59.5:
+        return f"{round(days)} days"
+    months = round(days / 30.44)
+    return f"{months} month{'s' if months != 1 else ''}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +196,10 @@ class Period:
         }
 
 
+#: What every timeline, list and report counts as one use of an image.
+USE = "a use is one turn (message) that uses the image; a turn repeating it counts once"
+
+
 @dataclass(frozen=True)
 class Timeline:
     metaphor: MetaphorRef
@@ -178,10 +208,20 @@ class Timeline:
     uptake: Uptake | None
     periods: tuple[Period, ...]
     by: str = "month"
+    role: str | None = None
+    """Set by :meth:`for_role`: occurrences and periods are that speaker's only."""
+    source: str = "metaphor"
+    """``metaphor`` (a metaphor of the engine) or ``text`` (a phrase found in the turns' text)."""
+    vectors: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    """Context vectors by uid (kept so :meth:`for_role` recomputes drift without re-embedding)."""
+    cooccurring: Mapping[str, Sequence[MetaphorRef]] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metaphor": self.metaphor.to_dict(),
+            "source": self.source,
+            "use": USE,
+            "role": self.role,
             "occurrences": [o.to_dict() for o in self.occurrences],
             "first": self.first.to_dict() if self.first else None,
             "uptake": self.uptake.to_dict() if self.uptake else None,
@@ -192,12 +232,16 @@ class Timeline:
         return next((o for o in self.occurrences if o.uid == uid), None)
 
     def for_role(self, role: str | None) -> Timeline:
-        """Only ``role``'s occurrences listed (``timeline --role``); counts, first use and uptake unchanged."""
+        """``role``'s uses only (``timeline --role``): the occurrences *and* the period table
+        (counts, drift, terms, quotes, co-occurrence) are recomputed from them; who introduced
+        the image and who took it up still look at both speakers."""
         if not role:
             return self
         from dataclasses import replace
 
-        return replace(self, occurrences=tuple(o for o in self.occurrences if o.role == role))
+        mine = build_timeline(self.metaphor, (o for o in self.occurrences if o.role == role), by=self.by,
+                              vectors=self.vectors, cooccurring=self.cooccurring)
+        return replace(mine, first=self.first, uptake=self.uptake, role=role, source=self.source)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -531,7 +575,7 @@ def build_timeline(
                 co_occurring=_cooccurring(group, cooccurring or {}, metaphor.id),
             )
         )
-    return Timeline(metaphor, occs, first, uptake, tuple(periods), by)
+    return Timeline(metaphor, occs, first, uptake, tuple(periods), by, vectors=vecs, cooccurring=cooccurring)
 
 
 def _dedupe(occurrences: Iterable[Occurrence]) -> list[Occurrence]:
@@ -549,11 +593,12 @@ def _uptake(first: FirstUse | None, timed: Sequence[Occurrence]) -> Uptake | Non
     taken = next((o for o in timed if o.role == other), None)
     if taken is None:
         return None
-    lag = None
+    lag = seconds = None
     start, end = _parse_time(first.time), taken.datetime
     if start is not None and end is not None:
-        lag = round((end - start).total_seconds() / 86400.0, 2)
-    return Uptake(taken.role, taken.time, taken.uid, lag)
+        seconds = (end - start).total_seconds()
+        lag = round(seconds / 86400.0, 2)
+    return Uptake(taken.role, taken.time, taken.uid, lag, seconds)
 
 
 def _context_vectors(
@@ -639,7 +684,8 @@ class Resolution:
 
     matches: tuple[MetaphorRef, ...]
     how: str
-    """``id``, ``label``, ``variant``, ``lemmas``, ``words``, ``similarity`` or ``none``."""
+    """``id``, ``label``, ``variant``, ``lemmas``, ``words``, ``text`` (the phrase's own
+    occurrences in the turns), ``similarity`` or ``none``."""
     suggestions: tuple[MetaphorRef, ...] = ()
 
     @property
@@ -752,6 +798,10 @@ def context_window(text: str, start: int, end: int, *, neighbours: int = 1) -> s
     return " ".join(text[a:b].strip() for a, b in bounds[lo:hi])
 
 
+#: Id prefix of a timeline built from a phrase's occurrences in the text (not an engine metaphor).
+TEXT_PREFIX = "text:"
+
+
 class IndexSource:
     """Timelines' view of an open index, through the metaphor engine's read API (``queries.metaphors``).
 
@@ -759,11 +809,13 @@ class IndexSource:
     turn text), which metaphors share a conversation, and the index's own embedder.
     """
 
-    def __init__(self, index: Any, vault: Any, *, embedder: Any = None) -> None:
+    def __init__(self, index: Any, vault: Any, *, embedder: Any = None, show_all: bool = False) -> None:
         self.index = index
         self.vault = vault
         self._embedder: Any = embedder
         """The index's embedder, loaded on first use unless given (a server keeps one)."""
+        self.show_all = show_all
+        """Also phrases judged literal or of one conversation (``--all``): in reports and "With" lists."""
         self._summaries: list[Any] | None = None
         self._conv: dict[str, list[MetaphorRef]] | None = None
 
@@ -779,17 +831,25 @@ class IndexSource:
         return MetaphorRef(summary.id, summary.label, tuple(variants))
 
     def summaries(self) -> list[Any]:
-        """Recurring metaphors (``queries.metaphors.list_metaphors``), best first."""
+        """Recurring images (``queries.metaphors.list_metaphors``), best first; with ``show_all``
+        every candidate metaphor but the rejected ones."""
         if self._summaries is None:
             from queries.metaphors import list_metaphors
 
-            self._summaries = list_metaphors(self.index)
+            if self.show_all:
+                self._summaries = list_metaphors(self.index, min_conversations=1, include_literal=True)
+            else:
+                self._summaries = list_metaphors(self.index)
         return self._summaries
 
     def occurrences(self, metaphor_id: str) -> list[Occurrence]:
-        from queries.metaphors import get_metaphor
+        """The uses of a metaphor, or (id ``text:PHRASE``) every place the turns hold the phrase."""
+        from queries.metaphors import get_metaphor, phrase_occurrences
 
-        occs = get_metaphor(self.index, metaphor_id).occurrences
+        if metaphor_id.startswith(TEXT_PREFIX):
+            occs = phrase_occurrences(self.index, metaphor_id[len(TEXT_PREFIX):])
+        else:
+            occs = get_metaphor(self.index, metaphor_id).occurrences
         texts = self._turn_texts({o.turn_id for o in occs})
         return [
             Occurrence(o.uid, o.conversation_id, o.note, o.conversation_title, o.role, o.time, plain_sentence(o.sentence),
@@ -830,9 +890,35 @@ class IndexSource:
 
     def timeline(self, metaphor: MetaphorRef, *, by: str = "month", drift: bool = True) -> Timeline:
         """The timeline of ``metaphor`` (``tropegraph timeline``); ``drift=False`` skips the context embeddings."""
-        return build_timeline(metaphor, self.occurrences(metaphor.id), by=by,
-                              embed=self.embed_contexts if drift else None,
-                              cooccurring=self.conversation_metaphors())
+        from dataclasses import replace
+
+        tl = build_timeline(metaphor, self.occurrences(metaphor.id), by=by,
+                            embed=self.embed_contexts if drift else None,
+                            cooccurring=self.conversation_metaphors())
+        return replace(tl, source="text") if metaphor.id.startswith(TEXT_PREFIX) else tl
+
+    def has_candidates(self) -> bool:
+        from queries.metaphors import list_status
+
+        return list_status(self.index).candidates > 0
+
+    def why_unlisted(self, metaphor_id: str) -> str:
+        """Why ``tropegraph metaphors`` leaves a metaphor out, in a few words."""
+        from queries.metaphors import MIN_CONVERSATIONS, get_metaphor, threshold
+
+        s = get_metaphor(self.index, metaphor_id).summary
+        reasons = []
+        if s.status == "rejected":
+            reasons.append("rejected in tropegraph.toml")
+        if not s.image:
+            reasons.append(f"judged literal: figurativeness {s.figurative:.2f} < {threshold(self.index):.2f}")
+        if s.conversations < MIN_CONVERSATIONS:
+            reasons.append("used in one conversation only")
+        return "; ".join(reasons) or "not recurring"
+
+    def listed(self, metaphor_id: str) -> bool:
+        """True when ``tropegraph metaphors`` lists it (a recurring image, or tracked)."""
+        return any(s.id == metaphor_id for s in self.summaries())
 
     def embed_contexts(self, texts: list[str]) -> np.ndarray:
         return self.embedder().embed_passages(texts)
@@ -842,9 +928,13 @@ class IndexSource:
         return emb.embed_queries(texts) @ emb.embed_queries([phrase])[0]
 
     def resolve(self, phrase: str) -> Resolution:
-        """The engine's own lookup first (id, label, variant, lemma key), then shared words and meaning."""
-        from queries.metaphors import MetaphorNotFound, find_metaphor, get_metaphor
+        """The engine's own lookup first (id, label, variant, lemma key of any candidate, listed or
+        not), then the listed images by shared words, then the phrase's own occurrences in the
+        text, then the listed images by meaning. An empty phrase is a :class:`TimelineError`."""
+        from queries.metaphors import MetaphorNotFound, find_metaphor, get_metaphor, phrase_occurrences
 
+        if not phrase.split():
+            raise TimelineError("the phrase is empty: give a metaphor id or a phrase, e.g. \"карта смысла\"")
         mid = find_metaphor(self.index, phrase)
         if mid is not None:
             try:
@@ -858,6 +948,10 @@ class IndexSource:
                 return Resolution((ref,), how)
         refs = [self.ref(s) for s in self.summaries()]
         res = resolve_phrase(phrase, refs, similarity=None)
+        if res.chosen is None:
+            text = " ".join(phrase.split())
+            if phrase_occurrences(self.index, text, limit=1):
+                return Resolution((MetaphorRef(TEXT_PREFIX + text, text, (text,)),), "text")
         if res.chosen is None and refs:
             res = resolve_phrase(phrase, refs, similarity=self.similarity)
         return res

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_metaphor_support import index_from_texts
+from test_metaphor_support import FakeScorer, index_from_texts
 
 from indexer.embed import FakeEmbedder
 from indexer.metaphors import engine
 
 SENTENCES = [
+    "Карта смысла здесь буквально лист бумаги.",
     "Эти тексты — карта смысла, которую ты оставляешь себе.",
     "Я хочу составить карту смысла для своих записей.",
     "Ты строишь мост между двумя мирами.",
@@ -29,10 +30,12 @@ SENTENCES = [
 def _snapshot(idx):
     db = idx.db
     return (
-        sorted(db.execute("SELECT turn_id, key, surface, start, end FROM metaphor_occurrences")),
+        sorted(db.execute("SELECT turn_id, key, surface, start, end, figurative FROM metaphor_occurrences")),
+        sorted(db.execute("SELECT * FROM metaphor_counts")),
         sorted(db.execute("SELECT * FROM metaphor_keys")),
         sorted(db.execute("SELECT * FROM metaphors")),
         sorted(db.execute("SELECT * FROM metaphor_members")),
+        sorted(db.execute("SELECT * FROM metaphor_edges")),
     )
 
 
@@ -48,12 +51,13 @@ conversation = st.lists(turn_texts, min_size=1, max_size=3)
 )
 def test_incremental_equals_full(first, later, drop):
     fake = FakeEmbedder()
+    scorer = FakeScorer(images=("карта смысл", "мост между мир", "map of mean"))
     with tempfile.TemporaryDirectory() as tmp:
         convs = [[("user", f"2025-0{1 + ci % 9}-01T10:0{k}:00", t) for k, t in enumerate(c)]
                  for ci, c in enumerate(first)]
         idx = index_from_texts(Path(tmp) / "index", convs)
         try:
-            engine.update(idx, embedder=fake)
+            engine.update(idx, embedder=fake, scorer=scorer)
             db = idx.db
             db.execute("BEGIN IMMEDIATE")
             removed = [r[0] for r in db.execute("SELECT id FROM turns") if r[0] in drop]
@@ -68,9 +72,9 @@ def test_incremental_equals_full(first, later, drop):
                      hashlib.sha256(text.encode()).hexdigest()))
                 added.append(cur.lastrowid)
             db.execute("COMMIT")
-            engine.update(idx, added, removed, embedder=fake)
+            engine.update(idx, added, removed, embedder=fake, scorer=scorer)
             incremental = _snapshot(idx)
-            engine.recompute_all(idx, embedder=fake)
+            engine.recompute_all(idx, embedder=fake, scorer=scorer)
             assert _snapshot(idx) == incremental
         finally:
             idx.close()

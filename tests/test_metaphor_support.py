@@ -70,3 +70,26 @@ def index_from_texts(index_dir: Path, conversations: list[list[tuple[str, str, s
                 (f"conv-{ci}", f"u{ci}-{pos}", nid, pos, role, time, text, hashlib.sha256(text.encode()).hexdigest()))
     db.execute("COMMIT")
     return idx
+
+
+class FakeScorer:
+    """A deterministic stand-in for the figurativeness model (``engine.Scorer``-compatible).
+
+    Keys in ``images`` score 0.9, every other key 0.2; a sentence holding «буквально» or
+    "literally" scores 0.1 whatever the key (so one key can have literal and figurative uses).
+    ``items`` records every (key, sentence) it was asked about.
+    """
+
+    def __init__(self, images: tuple[str, ...] = (), *, model_id: str = "test-fig-1", threshold: float = 0.5) -> None:
+        self.images = set(images)
+        self.model_id = f"{model_id}:{'|'.join(sorted(images))}"  # scores are cached per model id
+        self.threshold = threshold
+        self.items: list[tuple[str, str]] = []
+
+    def score(self, items: list[tuple[Any, str]]) -> list[float]:
+        out = []
+        for c, sentence in items:
+            self.items.append((c.key, sentence))
+            literal = "буквально" in sentence.lower() or "literally" in sentence.lower()
+            out.append(0.1 if literal else 0.9 if c.key in self.images else 0.2)
+        return out

@@ -101,6 +101,14 @@ def _scan_tracked(text: str, matcher: list[tuple[tuple[str, ...], str, str]]) ->
     return out
 
 
+def find_phrase(text: str, phrase: str) -> list[Candidate]:
+    """Every place ``text`` holds ``phrase`` in any inflection (the same lemmas in a row)."""
+    seq = tuple(lemma(w) for w, _, _ in tokenize(phrase))
+    if not seq:
+        return []
+    return _scan_tracked(text, [(seq, " ".join(seq), " ".join(phrase.split()).lower())])
+
+
 def vault_of(index: Any) -> Path | None:
     v = index.get_meta("vault") if hasattr(index, "get_meta") else None
     return Path(v) if v else None

@@ -47,7 +47,7 @@ def _print_table(items: list[Any], status: Any, show_all: bool) -> None:
     from queries.render.escape import terminal_text as _t
 
     if not items:
-        click.echo(empty_message(status))
+        click.echo(status.message())
         return
     for i, m in enumerate(items, 1):
         click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all, status.threshold)}  ({m.id})  "
@@ -62,31 +62,6 @@ def _print_table(items: list[Any], status: Any, show_all: bool) -> None:
                                       (status.single, "in one conversation only")) if n]
     click.echo(f"(A use is one turn that uses the image. Not shown: {', '.join(hidden)}; "
                "`tropegraph metaphors --all` lists them.)" if hidden else "(A use is one turn that uses the image.)")
-
-
-def empty_message(status: Any) -> str:
-    """Why the default list is empty, and what to do about it."""
-    if status.candidates == 0:
-        return ("No recurring images: nothing indexed yet holds a candidate phrase. "
-                "Run `tropegraph index` (or check --vault).")
-    lines = ["No recurring images in this vault."]
-    if status.literal:
-        best = ""
-        if status.best_literal:
-            label, fig = status.best_literal
-            from queries.render.escape import terminal_text
-
-            best = f"; the closest, «{terminal_text(label)}», scores {fig:.2f}"
-        lines.append(f"  {status.literal} phrases recur in 2+ conversations, but the figurativeness model judges "
-                     f"them literal (an image needs {status.threshold:.2f}{best}).")
-    if status.single:
-        lines.append(f"  {status.single} phrases judged figurative occur in one conversation only "
-                     "(an image must recur in 2+ conversations).")
-    if not status.literal and not status.single:
-        lines.append("  No phrase recurs in 2+ conversations yet.")
-    lines.append("  See every candidate with `tropegraph metaphors --all`; always list a phrase you consider "
-                 'an image with `tropegraph metaphors track "PHRASE"`.')
-    return "\n".join(lines)
 
 
 @click.group("metaphors", invoke_without_command=True)
@@ -136,7 +111,7 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
     if as_json:
         out = metaphors_result(items, status)
         if not items:
-            out["message"] = empty_message(status)
+            out["message"] = status.message()
         print_json(out)
     else:
         _print_table(items, status, show_all)
@@ -314,9 +289,15 @@ def graph() -> None:
 @vault_options
 @click.option("--echo-threshold", type=float, default=None,
               help="Cosine above which two turns of different conversations are linked as an echo.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also phrases judged literal and those of one conversation (default: recurring images only).")
 @friendly_errors
-def export(file: Path, vault: str | None, index_dir: str | None, echo_threshold: float | None) -> None:
-    """Write the graph to FILE: .graphml, .gexf or .json (node-link), chosen by extension."""
+def export(file: Path, vault: str | None, index_dir: str | None, echo_threshold: float | None,
+           show_all: bool) -> None:
+    """Write the graph to FILE: .graphml, .gexf or .json (node-link), chosen by extension.
+
+    Metaphor nodes are the recurring images `tropegraph metaphors` lists (`--all`: every candidate).
+    """
     from indexer.store import open_index
     from queries.graph import FORMATS, build_graph, write_graph
 
@@ -326,7 +307,9 @@ def export(file: Path, vault: str | None, index_dir: str | None, echo_threshold:
             + ", ".join(FORMATS))
     vault_path, idx_dir = _paths(vault, index_dir)
     with open_index(idx_dir, readonly=True, notify=lambda m: None, log=maintenance) as idx:
-        kwargs = {} if echo_threshold is None else {"echo_threshold": echo_threshold}
+        kwargs: dict[str, Any] = {} if echo_threshold is None else {"echo_threshold": echo_threshold}
+        if show_all:
+            kwargs.update(min_conversations=1, include_literal=True)
         g = build_graph(idx, vault=vault_path, **kwargs)
     write_graph(g, file)
     click.echo(f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {file}.")

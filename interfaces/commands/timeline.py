@@ -24,14 +24,18 @@ from interfaces.commands._common import (
 _BY = click.Choice(["month", "quarter", "week"])
 
 
-def _open_source(vault: str | None, index_dir: str | None) -> Any:
+_ALL = click.option("--all", "show_all", is_flag=True,
+                    help="Also phrases judged literal or seen in one conversation (default: recurring images only).")
+
+
+def _open_source(vault: str | None, index_dir: str | None, show_all: bool = False) -> Any:
     from indexer.config import find_vault, resolve_index_dir
     from indexer.store import open_index
     from queries.timeline import IndexSource
 
     root = find_vault(vault)
     index = open_index(resolve_index_dir(root, index_dir), readonly=True, notify=say, log=maintenance)
-    return IndexSource(index, root)
+    return IndexSource(index, root, show_all=show_all)
 
 
 @contextlib.contextmanager
@@ -51,7 +55,8 @@ def _say(msg: str) -> None:
 @click.argument("phrase")
 @click.option("--by", type=_BY, default="month", show_default=True, help="Period length for counts and drift.")
 @click.option("--role", type=click.Choice(["user", "assistant"]), default=None,
-              help="List only this speaker's occurrences (counts, first use and uptake still use both).")
+              help="Only this speaker's uses, in the occurrences and the period table (first use and uptake "
+                   "still look at both).")
 @json_option
 @click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save a chart of uses per period (and drift) as PNG.")
@@ -60,27 +65,41 @@ def _say(msg: str) -> None:
 @click.option("--note", is_flag=True, help="Write or update this metaphor's note in the vault's report folder.")
 @click.option("--report-dir", default=None, help="Report folder inside the vault [default: Tropegraph].")
 @click.option("--no-drift", is_flag=True, help="Skip context embeddings (faster; drift and quotes by centroid left out).")
+@_ALL
 @vault_options
 @friendly_errors
 def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | None, html_out: Path | None,
-             note: bool, report_dir: str | None, no_drift: bool, vault: str | None, index_dir: str | None) -> None:
+             note: bool, report_dir: str | None, no_drift: bool, show_all: bool, vault: str | None,
+             index_dir: str | None) -> None:
     """How the metaphor PHRASE was born, who introduced and took it up, and how its use drifted.
 
     PHRASE is a metaphor id, its label, any variant, or a free phrase (matched by lemmas, then by
-    meaning). Without a match it names the closest metaphors and exits 1.
+    its own occurrences in the text, then by meaning). Without a match it names the closest
+    images and exits 1. A use is one turn that uses the image.
     """
-    with _open_source(vault, index_dir) as src:
+    if not phrase.split():
+        raise click.ClickException('the phrase is empty: give a metaphor id or a phrase, e.g. '
+                                   'tropegraph timeline "карта смысла"')
+    with _open_source(vault, index_dir, show_all) as src:
         res = src.resolve(phrase)
         if res.chosen is None:
             hint = "; ".join(f"{m.label} [{m.id}]" for m in res.suggestions)
-            msg = f"Error: no metaphor matches {phrase!r}."
-            click.echo(msg + (f" Closest: {hint}" if hint else " The index has no metaphors yet: run `tropegraph index`."),
-                       err=True)
+            msg = f"Error: no metaphor matches {phrase!r} and the vault's text does not hold it."
+            empty = (" The index has no metaphors yet: run `tropegraph index`." if not src.has_candidates()
+                     else " The vault has no recurring images yet: see `tropegraph metaphors --all`.")
+            click.echo(msg + (f" Closest images: {hint}" if hint else empty), err=True)
             sys.exit(1)
         chosen = res.chosen
         how = {"id": "id", "label": "label", "variant": "variant", "lemmas": "same lemmas",
-               "words": "shared words", "similarity": "similar meaning"}[res.how]
-        _say(f"Metaphor: {chosen.label} [{chosen.id}] (matched by {how})")
+               "words": "shared words", "similarity": "similar meaning",
+               "text": "its own occurrences in the text"}[res.how]
+        if res.how == "text":
+            _say(f"Phrase: {chosen.label} (not an extracted metaphor; timeline of {how})")
+        else:
+            _say(f"Metaphor: {chosen.label} [{chosen.id}] (matched by {how})")
+            if not src.listed(chosen.id):
+                _say(f"note: «{chosen.label}» is not in the metaphors list ({src.why_unlisted(chosen.id)}); "
+                     "showing its uses anyway")
         if len(res.matches) > 1:
             _say("Also matches: " + ", ".join(f"{m.label} [{m.id}]" for m in res.matches[1:])
                  + " (give the id to choose)")
@@ -124,11 +143,12 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
 @click.option("--by", type=_BY, default="month", show_default=True, help="Period length in the notes.")
 @click.option("--report-dir", default=None, help="Report folder inside the vault [default: Tropegraph].")
 @click.option("--no-drift", is_flag=True, help="Skip context embeddings (faster; no drift figures).")
+@_ALL
 @json_option
 @vault_options
 @friendly_errors
-def report(top: int, by: str, report_dir: str | None, no_drift: bool, as_json: bool, vault: str | None,
-           index_dir: str | None) -> None:
+def report(top: int, by: str, report_dir: str | None, no_drift: bool, show_all: bool, as_json: bool,
+           vault: str | None, index_dir: str | None) -> None:
     """Write Obsidian notes for the top metaphors, an index note and graph.html into the report folder.
 
     Only files whose content changed are rewritten, so re-running over an unchanged index touches
@@ -141,7 +161,7 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, as_json: b
     from queries.reports import GRAPH_FILE, INDEX_NOTE, note_names, report_root, write_files
     from queries.timeline import build_timeline
 
-    with _open_source(vault, index_dir) as src:
+    with _open_source(vault, index_dir, show_all) as src:
         _, rel = report_root(src.vault, report_dir)
         summaries = src.summaries()
         conv_map = src.conversation_metaphors()
@@ -163,8 +183,14 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, as_json: b
                     links[s.id] = f"{rel}/{names[s.id]}"
                     href = obsidian_uri(src.vault.name, links[s.id])
                 c = tl.counts
-                nodes.append(GraphNode(s.id, s.label, c["total"], c["user"], c["assistant"], href))
-        files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE)
+                nodes.append(GraphNode(s.id, s.label, c["total"], c["user"], c["assistant"], href, s.score,
+                                       s.figurative))
+        empty = None
+        if not summaries:
+            from queries.metaphors import list_status
+
+            empty = list_status(src.index).message()
+        files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE, empty=empty)
         edges = [GraphEdge(a, b, n) for a, b, n in src.edges()]
         files[GRAPH_FILE] = graph_html(nodes, edges, title=f"Metaphors in {src.vault.name}")
         result = write_files(src.vault, rel, files, prune=True)

@@ -122,6 +122,9 @@ class GraphNode:
     assistant: int = 0
     href: str = ""
     """Where clicking the node goes (the metaphor's report note, relative), or nothing."""
+    score: float = 0.0
+    """figurativeness × recurrence, as ``tropegraph metaphors`` ranks it."""
+    figurative: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -211,14 +214,15 @@ def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title:
         "mostly the assistant; line width: shared conversations.</p>"
     )
     rows = "".join(
-        f"<tr><td>{escape(n.label)}</td><td>{n.uses}</td><td>{n.user}</td><td>{n.assistant}</td></tr>"
-        for n in sorted(nodes, key=lambda n: (-n.uses, n.label))
+        f"<tr><td>{escape(n.label)}</td><td>{n.score:.2f}</td><td>{n.figurative:.2f}</td><td>{n.uses}</td>"
+        f"<td>{n.user}</td><td>{n.assistant}</td></tr>"
+        for n in sorted(nodes, key=lambda n: (-n.score, n.label))
     )
     table = (
-        '<table id="metaphors"><thead><tr><th>Metaphor</th><th>Uses</th><th>User</th><th>Assistant</th>'
-        f"</tr></thead><tbody>{rows}</tbody></table>"
+        '<table id="metaphors"><thead><tr><th>Metaphor</th><th>Score</th><th>Figurative</th><th>Uses</th>'
+        f"<th>User</th><th>Assistant</th></tr></thead><tbody>{rows}</tbody></table>"
     )
-    body = f'<h1>{escape(title)}</h1>{style}{legend}<p id="info"></p>{"".join(svg)}<h2>All metaphors</h2>{table}'
+    body = f'<h1>{escape(title)}</h1>{style}{legend}<p id="info"></p>{"".join(svg)}<h2>All images, by score</h2>{table}'
     return _page(title, body, script=_GRAPH_SCRIPT)
 
 

@@ -47,6 +47,7 @@ def timeline_data(tl: Timeline) -> dict[str, Any]:
         "introduced_by": tl.first.role if tl.first else None,
         "uptake_role": tl.uptake.role if tl.uptake else None,
         "uptake_lag_days": tl.uptake.lag_days if tl.uptake else None,
+        "uptake_lag": tl.uptake.lag if tl.uptake else None,
         "last_use": next((o.time for o in reversed(tl.occurrences) if o.time), None),
         "periods": len(tl.periods),
         "max_drift": max(drifts) if drifts else None,
@@ -125,7 +126,8 @@ def timeline_note(tl: Timeline) -> str:
         out += [f"Variants: {', '.join(md_text(v) for v in others)}", ""]
     c = tl.counts
     out.append(f"- **Uses:** {c['total']} (user {c['user']}, assistant {c['assistant']}) "
-               f"in {len({o.conversation_id for o in tl.occurrences})} conversations")
+               f"in {len({o.conversation_id for o in tl.occurrences})} conversations; a use is one message "
+               "that uses the image")
     if tl.first:
         o = tl.occurrence(tl.first.uid)
         where = f" in {note_link(o.note, o.title)}" if o else ""
@@ -135,7 +137,7 @@ def timeline_note(tl: Timeline) -> str:
     if tl.uptake:
         o = tl.occurrence(tl.uptake.uid)
         where = f" in {note_link(o.note, o.title)}" if o else ""
-        lag = f" ({tl.uptake.lag_days:g} days later)" if tl.uptake.lag_days is not None else ""
+        lag = f" ({tl.uptake.lag} later)" if tl.uptake.lag is not None else ""
         out.append(f"- **Uptake:** the {md_text(tl.uptake.role)} on {_day(tl.uptake.time)}{lag}{where}")
     elif tl.first and tl.first.role in ("user", "assistant"):
         other = "assistant" if tl.first.role == "user" else "user"
@@ -166,12 +168,14 @@ def timeline_note(tl: Timeline) -> str:
 
 
 def index_note(
-    rows: Sequence[Mapping[str, Any]], *, links: Mapping[str, str], report_dir: str, graph_file: str = "graph.html"
+    rows: Sequence[Mapping[str, Any]], *, links: Mapping[str, str], report_dir: str, graph_file: str = "graph.html",
+    empty: str | None = None,
 ) -> str:
     """The index of all metaphors: a static table plus a Dataview query over the notes' frontmatter.
 
     ``rows`` are :func:`timeline_data`-like dicts (``metaphor_id``, ``label``, ``uses``, …) sorted
     as they should appear; ``links`` maps a metaphor id to its note's vault path, when it has one.
+    ``empty`` says why there is nothing to list (no recurring images, and what to do).
     """
     fm = {
         REPORT_KEY: REPORT_VALUE,
@@ -181,14 +185,20 @@ def index_note(
         "top": [r["label"] for r in rows if r["metaphor_id"] in links],
     }
     out = [frontmatter(fm), "# Metaphors", ""]
-    out.append(f"{len(rows)} recurring metaphors, best first; the top {len(links)} have their own note. "
-               f"Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
-    out += ["", "| Metaphor | Uses | User | Assistant | First use | Introduced by | Uptake lag (days) | Max drift |",
+    if not rows:
+        out.append(md_text(empty or "No recurring images in this vault."))
+        out.append("")
+        out.append(f"Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
+        return "\n".join(out) + "\n"
+    out.append(f"{len(rows)} recurring images (phrases the figurativeness model judges figurative, used in 2+ "
+               f"conversations, or tracked), best first; the top {len(links)} have their own note. A use is one "
+               f"message that uses the image. Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
+    out += ["", "| Metaphor | Uses | User | Assistant | First use | Introduced by | Uptake lag | Max drift |",
             "|---|---:|---:|---:|---|---|---:|---:|"]
     for r in rows:
         path = links.get(r["metaphor_id"])
         name = note_link(path, r["label"], in_table=True) if path else md_text(r["label"])
-        lag = "" if r.get("uptake_lag_days") is None else f"{r['uptake_lag_days']:g}"
+        lag = r.get("uptake_lag") or ""
         drift = "" if r.get("max_drift") is None else f"{r['max_drift']:.3f}"
         out.append(f"| {name} | {r['uses']} | {r['user_uses']} | {r['assistant_uses']} | "
                    f"{_day(r.get('first_use'))} | {md_text(r.get('introduced_by') or '')} | {lag} | {drift} |")

@@ -22,7 +22,10 @@ def summary_lines(tl: Timeline) -> list[str]:
     others = [v for v in tl.metaphor.variants if v != tl.metaphor.label]
     if others:
         lines.append(f"  variants: {_t(', '.join(others))}")
-    lines.append(f"  uses: {c['total']} (user {c['user']}, assistant {c['assistant']})")
+    who = f"; only the {tl.role}'s uses" if tl.role else ""
+    what = "occurrences in the text" if tl.source == "text" else "uses"
+    lines.append(f"  {what}: {c['total']} (user {c['user']}, assistant {c['assistant']}{who}) — "
+                 "a use is one turn that uses it")
     if tl.first:
         o = tl.occurrence(tl.first.uid)
         where = f' in "{_t(o.title)}"' if o else ""
@@ -30,7 +33,7 @@ def summary_lines(tl: Timeline) -> list[str]:
     if tl.uptake:
         o = tl.occurrence(tl.uptake.uid)
         where = f' in "{_t(o.title)}"' if o else ""
-        lag = f", {tl.uptake.lag_days:g} days later" if tl.uptake.lag_days is not None else ""
+        lag = f", {tl.uptake.lag} later" if tl.uptake.lag is not None else ""
         lines.append(f"  uptake: {tl.uptake.role} on {_day(tl.uptake.time)}{lag}{where}")
     elif tl.first and tl.first.role in ("user", "assistant"):
         other = "assistant" if tl.first.role == "user" else "user"

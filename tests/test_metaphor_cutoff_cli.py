@@ -1,0 +1,267 @@
+"""The figurative cut-off, ``metaphors explain`` and timelines that agree with the list, through the
+CLI (CliRunner), on a small Nexus vault written here. Fast: FakeEmbedder for passages and grouping,
+and a fake figurativeness model (``FakeScorer``) that calls «карта смысла» and «мост между мирами»
+images and everything else literal."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_metaphor_support import FakeScorer
+
+from indexer.embed import FakeEmbedder
+from indexer.metaphors import engine
+from interfaces.cli import cli
+
+IMAGES = ("карта смысл", "мост между мир")
+
+# (title, [(role, "DD.MM.YYYY at HH:MM", text)])
+CONVERSATIONS = [
+    ("Карта", [
+        ("user", "05.01.2025 at 10:00", "Эта карта смысла помогает мне думать. Нейронная сеть обучалась всю ночь."),
+        ("assistant", "05.01.2025 at 10:08", "Карта смысла растёт, когда ты пишешь. Река времени уносит всё."),
+    ]),
+    ("Записи", [
+        ("user", "01.02.2025 at 09:00", "Я снова вижу карту смысла в записях. Нейронная сеть ошибается."),
+        ("assistant", "01.02.2025 at 09:01", "Запиши это в дневник."),
+    ]),
+    ("Мост", [
+        ("assistant", "03.03.2025 at 12:00", "Каждая нейронная сеть упрямо ошибается. Мост между мирами строится медленно."),
+        ("user", "06.03.2025 at 12:00", "Мост между мирами держится. Река времени снова шумит."),
+    ]),
+    ("Ещё мост", [
+        ("user", "20.03.2025 at 08:00", "Мост между двумя мирами снова нужен. Карта смысла, опять карта смысла."),
+    ]),
+]
+
+
+def write_nexus(vault: Path, n: int, title: str, turns: list[tuple[str, str, str]]) -> None:
+    lines = ["---", "nexus: nexus-ai-chat-importer", 'plugin_version: "1.2.0"', "provider: chatgpt",
+             f'aliases: "{title}"', f"conversation_id: conv-{n}", f"create_time: {turns[0][1]}",
+             f"update_time: {turns[-1][1]}", "---", "", f"# Title: {title}", ""]
+    for k, (role, when, text) in enumerate(turns):
+        who = "nexus_user] **User**" if role == "user" else "nexus_agent] **Assistant**"
+        lines += [f">[!{who} - {when}", f"> {text}", f"<!-- UID: u{n}-{k} -->", ""]
+    path = vault / "Nexus" / f"{n:02d} {title}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    """The engine groups with FakeEmbedder and scores with FakeScorer, in this process (CliRunner)."""
+    scorer = FakeScorer(images=IMAGES)
+    monkeypatch.setattr(engine, "default_scorer", lambda *a, **k: scorer)
+    monkeypatch.setattr(engine, "_embedder", lambda index: FakeEmbedder())
+    engine._FIG_MEMORY.clear()
+    return scorer
+
+
+@pytest.fixture
+def small(tmp_path, fake_model):
+    vault, index_dir = tmp_path / "vault", tmp_path / "index"
+    (vault / ".obsidian").mkdir(parents=True)
+    for n, (title, turns) in enumerate(CONVERSATIONS):
+        write_nexus(vault, n, title, turns)
+    result = CliRunner().invoke(cli, ["index", "--vault", str(vault), "--index-dir", str(index_dir),
+                                      "--engine", "fake"])
+    assert result.exit_code == 0, result.output
+    return vault, index_dir
+
+
+def run(small, *args):
+    vault, index_dir = small
+    return CliRunner().invoke(cli, [*args, "--vault", str(vault), "--index-dir", str(index_dir)])
+
+
+def test_list_shows_images_and_says_what_it_hides(small):
+    r = run(small, "metaphors")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    items = [line for line in lines if re.match(r"\s+\d+\. ", line)]
+    assert [re.match(r"\s+\d+\. (\S+ \S+(?: \S+)?)  ", i).group(1) for i in items] == ["карта смысла", "мост между мирами"]
+    # uses are turns: «карта смысла» in 4 turns (one of them says it twice) of 3 conversations
+    assert lines[1].startswith("     4 uses in 3 conversations; first 2025-01-05T10:00:00 by user;")
+    assert lines[-1] == ("(A use is one turn that uses the image. Not shown: 1 judged literal; "
+                         "`tropegraph metaphors --all` lists them.)")
+    assert "нейронная сеть" not in r.stdout
+
+
+def test_all_lists_the_literal_ones_marked(small):
+    r = run(small, "metaphors", "--all")
+    assert r.exit_code == 0
+    net = next(line for line in r.stdout.splitlines() if "нейронная сеть" in line)
+    assert "[literal 0.20 < 0.50]" in net
+    assert r.stdout.splitlines()[-1] == "(A use is one turn that uses the image.)"
+
+
+def test_json_says_what_is_hidden(small):
+    data = json.loads(run(small, "metaphors", "--json").stdout)
+    assert [m["label"] for m in data["metaphors"]] == ["карта смысла", "мост между мирами"]
+    assert all(m["image"] and m["figurative"] == 0.9 for m in data["metaphors"])
+    assert data["hidden"]["literal"] == 1 and data["threshold"] == 0.5
+    assert data["use"].startswith("a use is one turn")
+
+
+def test_a_vault_without_images_says_why(small, fake_model):
+    fake_model.images.clear()
+    fake_model.model_id = "test-fig-none"  # a new model: the next index run rescores everything
+    assert run(small, "index", "--engine", "fake").exit_code == 0
+    r = run(small, "metaphors")
+    assert r.exit_code == 0
+    assert r.stdout == (
+        "No recurring images in this vault.\n"
+        "  3 phrases recur in 2+ conversations, but the figurativeness model judges them literal "
+        "(an image needs 0.50; the closest, «карта смысла», scores 0.20).\n"
+        "  See every candidate with `tropegraph metaphors --all`; always list a phrase you consider an image "
+        'with `tropegraph metaphors track "PHRASE"`.\n'
+    )
+    assert json.loads(run(small, "metaphors", "--json").stdout)["message"].startswith("No recurring images")
+
+
+def test_explain_an_image(small):
+    r = run(small, "metaphors", "explain", "карту смысла")
+    assert r.exit_code == 0, r.output
+    out = r.stdout.splitlines()
+    assert re.fullmatch(r"карта смысла  \[m[0-9a-f]{8}\]", out[0])
+    assert out[1] == ("listed: yes — figurative: 0.90 ≥ 0.50 (the model's cut-off); "
+                      "recurring: 3 conversations ≥ 2")
+    assert out[4] == "Figurativeness: 0.90 overall = mean over 4 distinct sentences (cut-off 0.50)"
+    assert sum(1 for line in out if line.startswith("  0.90  ")) == 4
+    assert any(line.startswith("Recurrence ") and "4 uses in 3 conversations over 3 months" in line for line in out)
+    assert "Group: 1 lemma key" in out
+    data = json.loads(run(small, "metaphors", "explain", "карта смысла", "--json").stdout)
+    assert data["listed"] is True and data["figurative"]["overall"] == 0.9
+    assert len(data["uses"]) == 5 and data["recurrence"]["uses"] == 4
+    assert [k["key"] for k in data["keys"]] == ["карта смысл"]
+
+
+def test_explain_a_literal_phrase(small):
+    r = run(small, "metaphors", "explain", "нейронная сеть")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[1] == ("listed: no — judged literal: 0.20 < 0.50; "
+                                        "recurring: 3 conversations ≥ 2")
+
+
+def test_explain_errors(small):
+    r = run(small, "metaphors", "explain", "совсем другое")
+    assert r.exit_code == 1
+    assert r.output == ("Error: no metaphor or candidate phrase matches 'совсем другое' in this vault; "
+                        "`tropegraph metaphors score 'совсем другое' --context \"SENTENCE\"` scores any phrase\n")
+    r = run(small, "metaphors", "explain", " ")
+    assert r.exit_code == 2
+    assert "Error: give a metaphor id or a phrase" in r.output
+
+
+def test_graph_export_has_images_only_unless_all(small, tmp_path):
+    from queries.graph import read_graph
+
+    out = tmp_path / "g.json"
+    assert run(small, "graph", "export", str(out)).exit_code == 0
+    labels = {d["label"] for _, d in read_graph(out).nodes(data=True) if d.get("type") == "metaphor"}
+    assert labels == {"карта смысла", "мост между мирами"}
+    assert run(small, "graph", "export", str(out), "--all").exit_code == 0
+    labels = {d["label"] for _, d in read_graph(out).nodes(data=True) if d.get("type") == "metaphor"}
+    assert "нейронная сеть" in labels
+
+
+def test_report_claims_only_images(small):
+    vault, _ = small
+    r = run(small, "report", "--no-drift")
+    assert r.exit_code == 0, r.output
+    index_note = (vault / "Tropegraph" / "Metaphors.md").read_text(encoding="utf-8")
+    assert "2 recurring images (phrases the figurativeness model judges figurative" in index_note
+    assert "нейронная сеть" not in index_note
+    assert not (vault / "Tropegraph" / "нейронная сеть.md").exists()
+    html = (vault / "Tropegraph" / "graph.html").read_text(encoding="utf-8")
+    table = html[html.index('<table id="metaphors">'):]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d.]+)</td>", table)
+    assert [label for label, _ in rows] == ["карта смысла", "мост между мирами"]
+    assert [float(s) for _, s in rows] == sorted((float(s) for _, s in rows), reverse=True)
+    assert "нейронная сеть" not in html
+
+
+def test_report_of_a_vault_without_images(small, fake_model):
+    vault, _ = small
+    fake_model.images.clear()
+    fake_model.model_id = "test-fig-none"
+    assert run(small, "index", "--engine", "fake").exit_code == 0
+    assert run(small, "report", "--no-drift").exit_code == 0
+    index_note = (vault / "Tropegraph" / "Metaphors.md").read_text(encoding="utf-8")
+    assert "No recurring images in this vault." in index_note
+    assert "recurring images (phrases" not in index_note
+
+
+# --- timelines agree with the list ---------------------------------------------------------------
+
+
+def test_timeline_uses_match_the_list(small):
+    listed = {m["label"]: m for m in json.loads(run(small, "metaphors", "--json").stdout)["metaphors"]}
+    for label, m in listed.items():
+        tl = json.loads(run(small, "timeline", label, "--json", "--no-drift").stdout)
+        assert len(tl["occurrences"]) == m["occurrences"]
+        assert sum(p["count"] for p in tl["periods"]) == m["occurrences"]
+        assert tl["use"].startswith("a use is one turn")
+
+
+def test_timeline_role_filters_the_period_table(small):
+    both = json.loads(run(small, "timeline", "карта смысла", "--json", "--no-drift").stdout)
+    user = json.loads(run(small, "timeline", "карта смысла", "--json", "--no-drift", "--role", "user").stdout)
+    assert {o["role"] for o in user["occurrences"]} == {"user"}
+    assert [(p["period"], p["count"], p["assistant"]) for p in user["periods"]] == [
+        ("2025-01", 1, 0), ("2025-02", 1, 0), ("2025-03", 1, 0)]
+    assert sum(p["count"] for p in both["periods"]) == 4
+    assert user["first"] == both["first"] and user["uptake"] == both["uptake"] and user["role"] == "user"
+    text = run(small, "timeline", "карта смысла", "--no-drift", "--role", "assistant").stdout
+    assert "uses: 1 (user 0, assistant 1; only the assistant's uses)" in text
+
+
+def test_timeline_lags_in_human_units(small):
+    r = run(small, "timeline", "карта смысла", "--no-drift")
+    assert "  uptake: assistant on 2025-01-05, 8 min later in \"Карта\"" in r.stdout
+    data = json.loads(run(small, "timeline", "мост между мирами", "--json", "--no-drift").stdout)
+    assert (data["uptake"]["lag"], data["uptake"]["lag_days"]) == ("3 days", 3.0)
+
+
+def test_timeline_of_an_empty_phrase_is_an_error(small):
+    r = run(small, "timeline", "  ")
+    assert r.exit_code == 1
+    assert r.output == ('Error: the phrase is empty: give a metaphor id or a phrase, e.g. '
+                        'tropegraph timeline "карта смысла"\n')
+
+
+def test_timeline_of_a_phrase_found_only_in_the_text(small):
+    r = run(small, "timeline", "река времени", "--json", "--no-drift")
+    assert r.exit_code == 0, r.output
+    assert "Phrase: река времени (not an extracted metaphor; timeline of its own occurrences in the text)" in r.stderr
+    data = json.loads(r.stdout)
+    assert data["source"] == "text"
+    assert [(o["role"], o["time"][:10]) for o in data["occurrences"]] == [
+        ("assistant", "2025-01-05"), ("user", "2025-03-06")]
+    assert data["uptake"]["lag"] == "2 months"  # 60 days and 2 hours
+
+
+def test_timeline_of_a_literal_candidate_says_it_is_not_listed(small):
+    r = run(small, "timeline", "нейронная сеть", "--no-drift")
+    assert r.exit_code == 0
+    assert ("note: «нейронная сеть» is not in the metaphors list (judged literal: figurativeness 0.20 < 0.50); "
+            "showing its uses anyway") in r.stderr
+
+
+def test_closest_suggestions_are_images(small):
+    r = run(small, "timeline", "совсем другое", "--no-drift")
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Error: no metaphor matches 'совсем другое' and the vault's text does not hold it.")
+    closest = r.stderr.split("Closest images: ", 1)[1]
+    assert "карта смысла" in closest and "мост между мирами" in closest and "нейронная сеть" not in closest
+
+
+def test_with_lists_hold_images_only(small):
+    data = json.loads(run(small, "timeline", "мост между мирами", "--json", "--no-drift").stdout)
+    withs = {c["label"] for p in data["periods"] for c in p["co_occurring"]}
+    assert withs == {"карта смысла"}
+    data = json.loads(run(small, "timeline", "мост между мирами", "--json", "--no-drift", "--all").stdout)
+    assert "нейронная сеть" in {c["label"] for p in data["periods"] for c in p["co_occurring"]}

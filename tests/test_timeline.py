@@ -234,12 +234,16 @@ def test_json_shape_matches_the_issue() -> None:
     tl = build_timeline(REF, [occ("a", "assistant", "2025-01-01T10:00:00"), occ("b", "user", "2025-01-03T10:00:00")],
                         embed=bag_embed)
     d = tl.to_dict()
-    assert set(d) == {"metaphor", "occurrences", "first", "uptake", "periods"}
+    # the issue's shape, plus what says how to read it: the definition of a use, the --role filter,
+    # and whether the timeline is of a metaphor or of a phrase found in the text
+    assert set(d) == {"metaphor", "occurrences", "first", "uptake", "periods", "use", "role", "source"}
+    assert (d["role"], d["source"]) == (None, "metaphor")
     assert set(d["metaphor"]) == {"id", "label", "variants"}
     assert set(d["occurrences"][0]) == {"uid", "conversation_id", "note", "title", "role", "time", "sentence",
                                             "surface"}
     assert set(d["first"]) == {"uid", "role", "time"}
-    assert set(d["uptake"]) == {"role", "time", "uid", "lag_days"}
+    assert set(d["uptake"]) == {"role", "time", "uid", "lag_days", "lag"}
+    assert (d["uptake"]["lag_days"], d["uptake"]["lag"]) == (2.0, "2 days")
     assert set(d["periods"][0]) == {
         "period", "count", "user", "assistant", "drift", "p_value", "terms", "quote", "co_occurring"
     }
@@ -369,3 +373,25 @@ def test_resolve_by_meaning_and_suggestions() -> None:
     res = resolve_phrase("карта смыслов мира", [MAPS, SILENCE])
     assert res.chosen is None
     assert res.suggestions[0] == MAPS  # closest by spelling without an embedder
+
+
+@pytest.mark.parametrize(("days", "text"), [
+    (0.0, "0 min"), (8 / 1440, "8 min"), (59 / 1440, "59 min"), (1.5 / 24, "2 h"), (1.9, "46 h"),
+    (2.0, "2 days"), (3.2, "3 days"), (59.0, "59 days"), (61.0, "2 months"), (400.0, "13 months"), (None, None),
+])
+def test_lags_in_human_units(days, text):
+    from queries.timeline import human_lag
+
+    assert human_lag(days) == text
+
+
+def test_for_role_recomputes_the_periods():
+    occs = [occ("a", "user", "2025-01-01T10:00:00"), occ("b", "assistant", "2025-01-01T10:05:00"),
+            occ("c", "assistant", "2025-02-01T10:00:00"), occ("d", "user", "2025-03-01T10:00:00")]
+    tl = build_timeline(REF, occs, embed=bag_embed)
+    mine = tl.for_role("assistant")
+    assert [(p.period, p.count, p.user, p.assistant) for p in mine.periods] == [("2025-01", 1, 0, 1), ("2025-02", 1, 0, 1)]
+    assert [o.uid for o in mine.occurrences] == ["b", "c"]
+    assert (mine.first, mine.uptake, mine.role) == (tl.first, tl.uptake, "assistant")
+    assert mine.periods[0].drift == 0.0 and mine.periods[1].drift is not None  # vectors kept, not re-embedded
+    assert tl.for_role(None) is tl

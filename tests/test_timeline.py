@@ -18,6 +18,7 @@ from queries.timeline import (
     centroid_distance,
     characteristic_terms,
     content_lemmas,
+    human_lag,
     period_key,
     period_range,
     permutation_p_value,
@@ -321,7 +322,8 @@ def test_truth_occurrences_give_truth_attribution(planted_source: tuple, by: str
         else:
             lag = (dt.datetime.fromisoformat(exp["uptake"]["time"]) - dt.datetime.fromisoformat(exp["first"]["time"]))
             assert d["uptake"] == {"role": exp["uptake"]["role"], "time": exp["uptake"]["time"],
-                                   "uid": exp["uptake"]["uid"], "lag_days": round(lag.total_seconds() / 86400, 2)}
+                                   "uid": exp["uptake"]["uid"], "lag_days": round(lag.total_seconds() / 86400, 2),
+                                   "lag": human_lag(lag.total_seconds() / 86400)}
         assert {p["period"]: {k: p[k] for k in ("count", "user", "assistant")} for p in d["periods"]} == exp["counts"]
         assert len(d["occurrences"]) == exp["n"]
 
@@ -380,8 +382,6 @@ def test_resolve_by_meaning_and_suggestions() -> None:
     (2.0, "2 days"), (3.2, "3 days"), (59.0, "59 days"), (61.0, "2 months"), (400.0, "13 months"), (None, None),
 ])
 def test_lags_in_human_units(days, text):
-    from queries.timeline import human_lag
-
     assert human_lag(days) == text
 
 

@@ -480,6 +480,14 @@ def _get_meta(db: Any, key: str) -> str | None:
     return row[0] if row else None
 
 
+def _may_have_missed(db: Any) -> bool:
+    """False when the tables caught up with every batch but the one being applied (whose turns
+    the caller passes), so no turn can be waiting: the usual watcher batch. True otherwise (a
+    paced or killed batch, a migration, a first run)."""
+    state = db.execute("SELECT generation FROM derived_state WHERE name = ?", (STEP,)).fetchone()
+    return state is None or state[0] < derived.generation(db) - 1
+
+
 def update(index: Any, added: Iterable[int] = (), removed: Iterable[int] = (), *, vault: Path | None = None,
            embedder: Any = None, scorer: Scorer | None = None, full: bool = False) -> UpdateReport:
     """Bring the metaphor tables up to date (the AFTER_BATCH hook; ``full`` starts from nothing).
@@ -503,16 +511,19 @@ def update(index: Any, added: Iterable[int] = (), removed: Iterable[int] = (), *
         db.execute("BEGIN IMMEDIATE")
     try:
         model_changed = _get_meta(db, META_MODEL) not in (None, scorer.model_id)
-        if full or model_changed or (_get_meta(db, META_TRACKED) or "[]") != tracked_fp:
+        reset = full or model_changed or (_get_meta(db, META_TRACKED) or "[]") != tracked_fp
+        if reset:
             for table in ("metaphor_occurrences", "metaphor_done", "metaphor_keys", "metaphors",
                           "metaphor_members", "metaphor_edges", "metaphor_counts", "metaphor_dirty"):
                 db.execute(f"DELETE FROM {table}")
             _set_meta(db, META_TRACKED, tracked_fp)
         _set_meta(db, META_MODEL, scorer.model_id)
         _set_meta(db, META_THRESHOLD, repr(scorer.threshold))
-        todo = set(added) | {r[0] for r in db.execute(
-            f"SELECT t.id FROM turns t LEFT JOIN metaphor_done d ON d.turn_id = t.id "
-            f"WHERE d.turn_id IS NULL OR d.text_hash != {_TURN_PRINT}")}
+        todo = set(added)
+        if reset or _may_have_missed(db):  # a scan of every turn: 0.1 s at 100k turns, so only when needed
+            todo |= {r[0] for r in db.execute(
+                f"SELECT t.id FROM turns t LEFT JOIN metaphor_done d ON d.turn_id = t.id "
+                f"WHERE d.turn_id IS NULL OR d.text_hash != {_TURN_PRINT}")}
         report.turns, report.occurrences = _process_turns(db, todo, _tracked_matcher(tracked_phrases), scorer)
         dirty = sorted(r[0] for r in db.execute("SELECT key FROM metaphor_dirty"))
         regroup = _recompute_keys(db, dirty, ov)

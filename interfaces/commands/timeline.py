@@ -190,7 +190,8 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, show_all: 
             from queries.metaphors import list_status
 
             empty = list_status(src.index).message()
-        files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE, empty=empty)
+        files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE, empty=empty,
+                                       literal_too=show_all)
         edges = [GraphEdge(a, b, n) for a, b, n in src.edges()]
         files[GRAPH_FILE] = graph_html(nodes, edges, title=f"Metaphors in {src.vault.name}")
         result = write_files(src.vault, rel, files, prune=True)

@@ -169,13 +169,14 @@ def timeline_note(tl: Timeline) -> str:
 
 def index_note(
     rows: Sequence[Mapping[str, Any]], *, links: Mapping[str, str], report_dir: str, graph_file: str = "graph.html",
-    empty: str | None = None,
+    empty: str | None = None, literal_too: bool = False,
 ) -> str:
     """The index of all metaphors: a static table plus a Dataview query over the notes' frontmatter.
 
     ``rows`` are :func:`timeline_data`-like dicts (``metaphor_id``, ``label``, ``uses``, …) sorted
     as they should appear; ``links`` maps a metaphor id to its note's vault path, when it has one.
-    ``empty`` says why there is nothing to list (no recurring images, and what to do).
+    ``empty`` says why there is nothing to list (no recurring images, and what to do);
+    ``literal_too``: the rows also hold phrases judged literal (``report --all``).
     """
     fm = {
         REPORT_KEY: REPORT_VALUE,
@@ -190,8 +191,10 @@ def index_note(
         out.append("")
         out.append(f"Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
         return "\n".join(out) + "\n"
-    out.append(f"{len(rows)} recurring images (phrases the figurativeness model judges figurative, used in 2+ "
-               f"conversations, or tracked), best first; the top {len(links)} have their own note. A use is one "
+    what = ("candidate phrases, images and literal ones alike (`--all`)" if literal_too else
+            "recurring images (phrases the figurativeness model judges figurative, used in 2+ conversations, "
+            "or tracked)")
+    out.append(f"{len(rows)} {what}, best first; the top {len(links)} have their own note. A use is one "
                f"message that uses the image. Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
     out += ["", "| Metaphor | Uses | User | Assistant | First use | Introduced by | Uptake lag | Max drift |",
             "|---|---:|---:|---:|---|---|---:|---:|"]

@@ -155,7 +155,8 @@ def test_phrase_resolution_messages(planted_index: Path, planted_source: tuple) 
     assert missing.exit_code == 1
     lines = missing.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("Error: no metaphor matches 'квантовая бухгалтерия огурцов'. Closest: ")
+    assert lines[0].startswith("Error: no metaphor matches 'квантовая бухгалтерия огурцов' and the vault's text "
+                               "does not hold it. Closest images: ")
     assert "Traceback" not in missing.output
 
 

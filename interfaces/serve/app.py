@@ -337,13 +337,19 @@ def api_search(request: Request) -> Any:
 
 @_endpoint
 def api_metaphors(request: Request) -> Any:
-    from queries.metaphors import list_metaphors, metaphors_result
+    from queries.metaphors import list_metaphors, list_status, metaphors_result
 
     show_all = _flag(request, "all", False)
-    items = list_metaphors(_explorer(request).index, limit=_int(request, "limit", 100, 1, 10_000),
+    index = _explorer(request).index
+    items = list_metaphors(index, limit=_int(request, "limit", 100, 1, 10_000),
                            role=_choice(request, "role", ("user", "assistant")),  # type: ignore[arg-type]
-                           min_conversations=1 if show_all else 2, include_rejected=show_all)
-    return metaphors_result(items)
+                           min_conversations=1 if show_all else 2, include_rejected=show_all,
+                           include_literal=show_all)
+    status = list_status(index)
+    out = metaphors_result(items, status)
+    if not items:
+        out["message"] = status.message()
+    return out
 
 
 @_endpoint

@@ -251,7 +251,8 @@ def list_metaphors(index: Any, *, limit: int | None = None, role: Role | None = 
     """Metaphors by score, best first.
 
     By default only images: figurativeness ≥ the model's threshold (:func:`threshold`), in at
-    least ``min_conversations`` conversations — tracked ones always; ``include_literal`` adds the
+    least ``min_conversations`` conversations with as many distinct sentences (one sentence pasted
+    into ten conversations is not a recurring image) — tracked ones always; ``include_literal`` adds the
     phrases judged literal, ``include_rejected`` the rejected ones. ``role`` keeps metaphors that
     role used and counts only its uses (first_seen = that role's first use).
     """
@@ -259,7 +260,7 @@ def list_metaphors(index: Any, *, limit: int | None = None, role: Role | None = 
     if not has_metaphors(db):
         return []
     cut = threshold(db)
-    where = ["(status = 'tracked' OR conversations >= ?)"]
+    where = ["(status = 'tracked' OR min(conversations, sentences) >= ?)"]
     args: list[Any] = [min_conversations]
     if not include_literal:
         where.append("(status = 'tracked' OR figurative >= ?)")
@@ -293,7 +294,7 @@ class ListStatus:
     literal: int
     """Recurring candidates the model judges literal (``--all`` shows them)."""
     single: int
-    """Images seen in one conversation only (``--all`` shows them)."""
+    """Images seen in one conversation only, or in one sentence repeated (``--all`` shows them)."""
     rejected: int
     threshold: float
     model: str | None
@@ -316,8 +317,8 @@ class ListStatus:
             lines.append(f"  {self.literal} phrases recur in 2+ conversations, but the figurativeness model judges "
                          f"them literal (an image needs {self.threshold:.2f}{best}).")
         if self.single:
-            lines.append(f"  {self.single} phrases judged figurative occur in one conversation only "
-                         "(an image must recur in 2+ conversations).")
+            lines.append(f"  {self.single} phrases judged figurative occur in one conversation only, or in one "
+                         "repeated sentence (an image must recur in 2+ conversations).")
         if not self.literal and not self.single:
             lines.append("  No phrase recurs in 2+ conversations yet.")
         lines.append("  See every candidate with `tropegraph metaphors --all`; always list a phrase you consider "
@@ -340,14 +341,14 @@ def list_status(index: Any, *, min_conversations: int = MIN_CONVERSATIONS) -> Li
     def n(sql: str, *args: Any) -> int:
         return db.execute(f"SELECT count(*) FROM metaphors WHERE {sql}", args).fetchone()[0]
 
-    images = n("status != 'rejected' AND (status = 'tracked' OR (conversations >= ? AND figurative >= ?))",
-               min_conversations, cut)
-    literal = n("status = 'auto' AND conversations >= ? AND figurative < ?", min_conversations, cut)
-    single = n("status = 'auto' AND conversations < ? AND figurative >= ?", min_conversations, cut)
+    images = n("status != 'rejected' AND (status = 'tracked' OR (min(conversations, sentences) >= ? "
+               "AND figurative >= ?))", min_conversations, cut)
+    literal = n("status = 'auto' AND min(conversations, sentences) >= ? AND figurative < ?", min_conversations, cut)
+    single = n("status = 'auto' AND min(conversations, sentences) < ? AND figurative >= ?", min_conversations, cut)
     rejected = n("status = 'rejected'")
-    best = db.execute("SELECT label, figurative FROM metaphors WHERE status = 'auto' AND conversations >= ? "
-                      "AND figurative < ? ORDER BY figurative DESC, score DESC, id LIMIT 1",
-                      (min_conversations, cut)).fetchone()
+    best = db.execute("SELECT label, figurative FROM metaphors WHERE status = 'auto' AND "
+                      "min(conversations, sentences) >= ? AND figurative < ? ORDER BY figurative DESC, score DESC, id "
+                      "LIMIT 1", (min_conversations, cut)).fetchone()
     keys = db.execute("SELECT count(*) FROM metaphor_keys").fetchone()[0]
     return ListStatus(images, literal, single, rejected, cut, model_id(db), tuple(best) if best else None, keys)
 
@@ -572,11 +573,14 @@ def explain_metaphor(index: Any, ref: str, *, min_conversations: int = MIN_CONVE
     else:
         why = f" ({', '.join(overrides)} in tropegraph.toml)" if overrides else ""
         reasons.append(f"judged literal: {s.figurative:.2f} < {cut:.2f}{why}")
-    if s.conversations >= min_conversations:
+    recurring = min(s.conversations, s.sentences) >= min_conversations
+    if recurring:
         reasons.append(f"recurring: {s.conversations} conversations ≥ {min_conversations}")
+    elif s.conversations >= min_conversations:
+        reasons.append(f"not recurring: one sentence repeated in {s.conversations} conversations")
     else:
         reasons.append(f"not recurring: {s.conversations} conversation(s) < {min_conversations}")
-    listed = s.status == "tracked" or (s.status != "rejected" and s.image and s.conversations >= min_conversations)
+    listed = s.status == "tracked" or (s.status != "rejected" and s.image and recurring)
     sentences: dict[str, list[MetaphorOccurrence]] = {}
     from indexer.metaphors.engine import norm_sentence
 

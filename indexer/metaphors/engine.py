@@ -157,7 +157,21 @@ def default_scorer(embedder: Any = None, vectors: Any = None) -> Scorer:
     def score(items: list[tuple[Candidate, str]]) -> Sequence[float]:
         return figurative.score_candidates(items, embedder=nano, vectors=vectors if nano else None)
 
-    return Scorer(str(getattr(figurative, "MODEL_ID", "figurative")), float(figurative.THRESHOLD), score)
+    return Scorer(_model_id(figurative), float(figurative.THRESHOLD), score)
+
+
+def _model_id(figurative: Any) -> str:
+    """``figurative.MODEL_ID``, else a digest of its weights file and feature version: cached
+    scores must never outlive the weights that made them."""
+    given = getattr(figurative, "MODEL_ID", None)
+    if given:
+        return str(given)
+    path = getattr(figurative, "MODEL_PATH", None)
+    try:
+        digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12] if path else "unknown"
+    except OSError:
+        digest = "missing"
+    return f"figurative-v{getattr(figurative, 'FEATURE_VERSION', 0)}-{digest}"
 
 
 def fig_hash(c: Candidate) -> str:

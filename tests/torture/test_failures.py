@@ -246,8 +246,9 @@ def test_damaged_database_says_what_can_be_salvaged_and_repair_keeps_it(copy: tu
         "vectors can be salvaged: run `tropegraph index --repair` to rebuild it from the vault keeping them "
         "(the damaged file is kept beside it)"
     )
-    for command in (["status"], ["search", "карта смысла", "--mode", "keyword"], ["metaphors"],
-                    ["timeline", "карта смысла"]):
+    # (`metaphors` lists from the metaphor tables alone, which this damage does not touch: commands
+    # meet damage only where they read, see Index.check_integrity)
+    for command in (["status"], ["search", "карта смысла", "--mode", "keyword"], ["timeline", "карта смысла"]):
         assert error_line(tg(*command, *base)) == expected, command
     line = error_line(tg("index", *base, "--full"))
     assert line.startswith(f"Error: the index database {db} is damaged (") and line.endswith(

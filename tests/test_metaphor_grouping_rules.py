@@ -81,11 +81,7 @@ def test_same_stem_guard():
     assert not group.related_forms("разговор", "диалог") and not group.related_forms("название", "наименование")
 
 
-@pytest.mark.xfail(strict=True, reason="English noun-noun compounds and the 'file named' fix are fig's "
-                   "_extract_en work (issue #11 part A); remove this mark when they land")
-def test_compounds_translate_and_a_participle_is_not_a_compound(tmp_path):
-    from indexer.metaphors.extract import extract
-
+def test_compounds_translate(tmp_path):
     texts = ["My attention compass spins today.", "The attention compass points home.",
              "Компас внимания снова крутится.", "Я сверяюсь с компасом внимания."]
     idx = index_from_texts(tmp_path / "index", [[("user", f"2025-03-0{i + 1}T10:00:00", t)] for i, t in enumerate(texts)])
@@ -95,6 +91,13 @@ def test_compounds_translate_and_a_participle_is_not_a_compound(tmp_path):
         assert m["attention compass"].id == m["компас внимание"].id
     finally:
         idx.close()
+
+
+@pytest.mark.xfail(strict=True, reason="extraction (fig's _extract_en): the adj branch takes 'file' for an "
+                   "adjective (-ile) and lemmatises 'named' to 'name'; remove this mark when fixed")
+def test_a_participle_after_a_noun_is_not_a_compound():
+    from indexer.metaphors.extract import extract
+
     named = {c.key for c in extract("Save it to a file named output.txt.")}
     compound = {c.key for c in extract("Check the file name first.")}
     assert not named & compound

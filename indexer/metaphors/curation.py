@@ -20,8 +20,8 @@ edit commands refuse to touch it. Phrases, not ids, are stored, so curation surv
     [[split]]                       # never group this phrase with others (beats a merge)
     phrase = "карта памяти"
 
-    stoplist = ["база данных"]      # (top level) literal collocations to rank down
-    technical = ["батч"]            # (top level) extra technical words
+    stoplist = ["база данных"]      # (top level) literal phrases, whatever the model says
+    technical = ["батч"]            # (top level) a phrase made of two of these words is literal
 """
 from __future__ import annotations
 

@@ -191,7 +191,7 @@ def index_note(
         out.append("")
         out.append(f"Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
         return "\n".join(out) + "\n"
-    what = ("candidate phrases, images and literal ones alike (`--all`)" if literal_too else
+    what = ("candidate phrases, images and literal ones alike (report --all)" if literal_too else
             "recurring images (phrases the figurativeness model judges figurative, used in 2+ conversations, "
             "or tracked)")
     out.append(f"{len(rows)} {what}, best first; the top {len(links)} have their own note. A use is one "

@@ -316,11 +316,19 @@ def _extract_en(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
                     label = f"{w.lower()} {nxt} {toks[j][0].lower()}"
                     hits.append((f"{h} {nxt} {d}", h, d, cons, "en", label, toks[i][1], toks[j][2]))
         lw = w.lower()
-        if (lw in _EN_ADJ or _EN_ADJ_SUFFIX.search(lw)) and _en_content(toks[i + 1][0]) and _joined(text, toks, i, i + 1) and toks[i + 1][0].lower() not in _EN_ADJ:
+        if (lw in _EN_ADJ or _EN_ADJ_SUFFIX.search(lw)) and _en_content(toks[i + 1][0]) and _joined(text, toks, i, i + 1) and toks[i + 1][0].lower() not in _EN_ADJ and _en_adj_noun(lw, toks[i + 1][0].lower()):
             a, p = lw, _en_lemma(toks[i + 1][0])
             if not _EN_ADJ_SUFFIX.search(p) or len(p) <= 4:
                 hits.append((f"{a} {p}", p, a, "adj", "en", f"{lw} {toks[i + 1][0].lower()}", toks[i][1], toks[i + 1][2]))
     return hits + _extract_en_nn(text, toks, {h[6] for h in hits if h[3] == "adj"})
+
+
+def _en_adj_noun(adj: str, noun: str) -> bool:
+    """The adjective-suffix guess is an adjective and its next word a noun: "a file named X" is
+    not «file» (-ile) + «name» (lemma of "named") — the key of the compound "file name" —, nor
+    "file using", "file called". Words the lexicon does not know keep the guess."""
+    pos = _en_pos(adj)
+    return (adj in _EN_ADJ or not pos or "ADJ" in pos) and not _en_verb_form(noun)
 
 
 @lru_cache(maxsize=100_000)

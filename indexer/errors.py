@@ -149,6 +149,8 @@ def explain(exc: BaseException, index_dir: Path | None, *, writing: bool = False
             return VaultError(f"cannot access {where} ({reason}); check its permissions (or choose another path)")
         if exc.errno == errno.EIO:
             return VaultError(f"cannot read or write {where} ({reason}); the disk may be failing: check it")
+        if exc.filename:  # a path that is not what it should be (a file where a folder goes, …)
+            return VaultError(f"cannot use {where} ({reason}); check the path and run the command again")
         return None
     if isinstance(exc, RuntimeError) and "faiss" in str(exc):
         # "Error in … at …: Error: '…' failed: write error in PATH: 9955 != 64000 (File too large)"

@@ -146,3 +146,13 @@ def test_stale_temporaries_of_a_killed_save_are_removed(tmp_path: Path) -> None:
     curation.append_entry(tmp_path, "track", phrase="сад памяти")
     assert not stale.exists()
     assert fsutil.remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_an_index_folder_under_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    from indexer.store import open_index
+    from vault_schema.errors import VaultError
+
+    (tmp_path / "f").write_text("a file, not a folder")
+    with pytest.raises(VaultError) as exc:
+        open_index(tmp_path / "f" / "ix", create=True)
+    assert str(exc.value) == f"cannot use {tmp_path / 'f' / 'ix'} (Not a directory); check the path and run the command again"

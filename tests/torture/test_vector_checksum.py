@@ -162,3 +162,39 @@ def test_a_file_that_stays_wrong_is_still_called_damaged(tmp_path: Path) -> None
     messages: list[str] = []
     assert same(results(ix, emb, messages), clean)
     assert any("is damaged (its checksum does not match)" in m for m in messages), messages
+
+
+def test_a_reader_during_saves_never_sees_a_damaged_cache(tmp_path: Path) -> None:
+    """The same race with real, repeated saves on another thread (every ~10 ms, far more often
+    than a watcher's): 150 loads, never a "damaged" message, always the full index."""
+    import threading
+    import time
+
+    from indexer.vectors import VectorCache, build_index
+
+    rng = np.random.default_rng(2)
+    mats = [rng.standard_normal((3000, 32), dtype=np.float32) for _ in range(2)]
+    versions = [build_index(32, "flat", np.arange(1 + 5000 * i, 3001 + 5000 * i), m) for i, m in enumerate(mats)]
+    messages: list[str] = []
+    cache = VectorCache(tmp_path, messages.append)
+    cache.save(versions[0], "m", "flat")
+    stop = threading.Event()
+
+    def saver() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            cache.save(versions[i % 2], "m", "flat")
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=saver)
+    thread.start()
+    try:
+        loaded = 0
+        for _ in range(150):
+            index, _ = cache._read_file(cache._read_meta(), "m", 32, "flat")
+            loaded += index is not None and index.ntotal == 3000
+    finally:
+        stop.set()
+        thread.join()
+    assert messages == [] and loaded == 150

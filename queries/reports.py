@@ -7,10 +7,14 @@ they carry ``tropegraph: report`` in their frontmatter, so a user's own note is 
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from indexer.fsutil import atomic_write, remove_stale_temps
 from vault_schema import files
@@ -19,6 +23,9 @@ from vault_schema.errors import VaultError
 DEFAULT_REPORT_DIR = "Tropegraph"
 INDEX_NOTE = "Metaphors.md"
 GRAPH_FILE = "graph.html"
+STATE_KEY = "report_state"
+"""Frontmatter key of the index note: what the report was made from and what it wrote (see
+:func:`report_state`), so a report over an unchanged index is recognised without recomputing it."""
 _REPORT_MARK = re.compile(r"\A---\r?\n(?:.*\r?\n)*?tropegraph:\s*[\"']?report[\"']?\s*\r?\n", re.MULTILINE)
 
 
@@ -142,3 +149,59 @@ def note_names(items: Sequence[tuple[str, str]]) -> dict[str, str]:
         used.add(name.casefold())
         names[mid] = name
     return names
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def inputs_digest(*parts: Any) -> str:
+    """sha256 of everything a report is computed from (options, metaphors, occurrences, …), each
+    part as canonical JSON (dataclasses as dicts), hashed part by part to keep memory flat."""
+    h = hashlib.sha256()
+    for part in parts:
+        items = part.items() if isinstance(part, Mapping) else [part]
+        for item in sorted(items, key=lambda kv: str(kv[0])) if isinstance(part, Mapping) else items:
+            h.update(json.dumps(item, default=_plain, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+def files_digest(files: Mapping[str, str | bytes]) -> str:
+    """sha256 over (name, content) of the given report files, by name."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        h.update(name.encode("utf-8") + b"\0" + (data.encode("utf-8") if isinstance(data, str) else data) + b"\0")
+    return h.hexdigest()
+
+
+def report_state(inputs: str, files: Mapping[str, str | bytes]) -> str:
+    """The index note's ``report_state``: the inputs digest and the digest of the other files."""
+    return f"{inputs}:{files_digest(files)}"
+
+
+def report_is_current(vault: Path, rel_root: str, index_note: str, names: Sequence[str], inputs: str) -> bool:
+    """True when the report folder already holds what a report of ``inputs`` writes: the index note
+    records these inputs and the digest of ``names``, and those files are there, unchanged. Reading
+    a few files is all a report over an unchanged index then costs (no timeline is recomputed)."""
+    root = vault / rel_root
+    try:
+        head = files.read_head(root / index_note, 4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    m = re.search(rf"^{STATE_KEY}:\s*[\"']?([0-9a-f]{{64}}):([0-9a-f]{{64}})[\"']?\s*$", head.split("\n---", 1)[0],
+                  re.MULTILINE)
+    if m is None or m.group(1) != inputs:
+        return False
+    current: dict[str, bytes] = {}
+    for name in names:
+        try:
+            current[name] = files.read_bytes(root / name, max_bytes=256 * 1024 * 1024)
+        except (OSError, files.TooLarge):
+            return False
+    return files_digest(current) == m.group(2)

@@ -923,7 +923,15 @@ class IndexSource:
         return any(s.id == metaphor_id for s in self.summaries())
 
     def embed_contexts(self, texts: list[str]) -> np.ndarray:
-        return self.embedder().embed_passages(texts)
+        """Context vectors, from the disk cache next to the index when there (``queries.contexts``):
+        the model is loaded only for contexts never embedded before."""
+        model = getattr(self.index, "model", None)
+        folder = getattr(self.index, "dir", None)
+        if not model or folder is None:
+            return self.embedder().embed_passages(texts)
+        from queries.contexts import ContextCache
+
+        return ContextCache(folder, model).cached(texts, lambda missing: self.embedder().embed_passages(missing))
 
     def similarity(self, phrase: str, texts: list[str]) -> np.ndarray:
         emb = self.embedder()

@@ -152,13 +152,26 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, show_all: 
     """Write Obsidian notes for the top metaphors, an index note and graph.html into the report folder.
 
     Only files whose content changed are rewritten, so re-running over an unchanged index touches
-    nothing. Old report notes (frontmatter ``tropegraph: report``) of metaphors no longer in the
+    nothing; such a re-run is recognised from the index note (what the report was made from) and
+    recomputes nothing. Old report notes (frontmatter ``tropegraph: report``) of metaphors no longer in the
     top are removed; no other file is ever touched.
     """
+    from importlib.metadata import version
+
     from queries.render.html import GraphEdge, GraphNode, graph_html
     from queries.render.links import obsidian_uri
     from queries.render.markdown import index_note, timeline_data, timeline_note
-    from queries.reports import GRAPH_FILE, INDEX_NOTE, note_names, report_root, write_files
+    from queries.reports import (
+        GRAPH_FILE,
+        INDEX_NOTE,
+        WriteResult,
+        inputs_digest,
+        note_names,
+        report_is_current,
+        report_root,
+        report_state,
+        write_files,
+    )
     from queries.timeline import build_timeline
 
     with _open_source(vault, index_dir, show_all) as src:
@@ -167,15 +180,27 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, show_all: 
         conv_map = src.conversation_metaphors()
         chosen = summaries[:top]
         names = note_names([(s.id, s.label) for s in chosen])
+        occurrences = {s.id: src.occurrences(s.id) for s in summaries}
+        raw_edges = src.edges()
+        # everything the files are computed from: when it and the files are as the last report left
+        # them, nothing is recomputed (no context embedding, no timeline): a no-op takes a moment
+        inputs = inputs_digest(version("tropegraph"), top, by, no_drift, show_all, rel, src.vault.name,
+                               summaries, occurrences, conv_map, raw_edges)
+        others = sorted([*names.values(), GRAPH_FILE])
+        if summaries and report_is_current(src.vault, rel, INDEX_NOTE, others, inputs):
+            result = WriteResult(unchanged=[f"{rel}/{n}" for n in sorted([*others, INDEX_NOTE])])
+            current = True
+        else:
+            current = False
         files: dict[str, str] = {}
         rows: list[dict[str, Any]] = []
         links: dict[str, str] = {}
         nodes = []
-        with click.progressbar(summaries, label="Timelines", file=sys.stderr, show_pos=True,
-                               hidden=not sys.stderr.isatty()) as bar:
+        with click.progressbar([] if current else summaries, label="Timelines", file=sys.stderr,
+                               show_pos=True, hidden=not sys.stderr.isatty()) as bar:
             for i, s in enumerate(bar):
                 embed = None if (no_drift or i >= top) else src.embed_contexts
-                tl = build_timeline(src.ref(s), src.occurrences(s.id), by=by, embed=embed, cooccurring=conv_map)
+                tl = build_timeline(src.ref(s), occurrences[s.id], by=by, embed=embed, cooccurring=conv_map)
                 rows.append(timeline_data(tl))
                 href = ""
                 if s.id in names:
@@ -185,16 +210,17 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, show_all: 
                 c = tl.counts
                 nodes.append(GraphNode(s.id, s.label, c["total"], c["user"], c["assistant"], href, s.score,
                                        s.figurative))
-        empty = None
-        if not summaries:
-            from queries.metaphors import list_status
+        if not current:
+            empty = None
+            if not summaries:
+                from queries.metaphors import list_status
 
-            empty = list_status(src.index).message()
-        files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE, empty=empty,
-                                       literal_too=show_all)
-        edges = [GraphEdge(a, b, n) for a, b, n in src.edges()]
-        files[GRAPH_FILE] = graph_html(nodes, edges, title=f"Metaphors in {src.vault.name}")
-        result = write_files(src.vault, rel, files, prune=True)
+                empty = list_status(src.index).message()
+            edges = [GraphEdge(a, b, n) for a, b, n in raw_edges]
+            files[GRAPH_FILE] = graph_html(nodes, edges, title=f"Metaphors in {src.vault.name}")
+            files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE, empty=empty,
+                                           literal_too=show_all, state=report_state(inputs, files))
+            result = write_files(src.vault, rel, files, prune=True)
     if as_json:
         print_json({"report_dir": rel, "written": result.written, "unchanged": result.unchanged,
                     "removed": result.removed, "metaphors": len(summaries), "notes": len(chosen)})

@@ -169,7 +169,7 @@ def timeline_note(tl: Timeline) -> str:
 
 def index_note(
     rows: Sequence[Mapping[str, Any]], *, links: Mapping[str, str], report_dir: str, graph_file: str = "graph.html",
-    empty: str | None = None, literal_too: bool = False,
+    empty: str | None = None, literal_too: bool = False, state: str | None = None,
 ) -> str:
     """The index of all metaphors: a static table plus a Dataview query over the notes' frontmatter.
 
@@ -185,6 +185,8 @@ def index_note(
         "notes": len(links),
         "top": [r["label"] for r in rows if r["metaphor_id"] in links],
     }
+    if state:  # what the report was made from (queries.reports.report_state): unchanged → not recomputed
+        fm["report_state"] = state
     out = [frontmatter(fm), "# Metaphors", ""]
     if not rows:
         out.append(md_text(empty or "No recurring images in this vault."))

@@ -1,0 +1,99 @@
+"""A disk cache of context embeddings, so a timeline or report answers without re-embedding.
+
+Drift compares the contexts an image was used in, embedded with the index's model. Embedding
+them is the whole cost of ``tropegraph timeline`` and ``report`` (measured: 231 contexts of one
+metaphor, 65 s of a 67 s timeline on a busy 2-core machine), and the same contexts come back on
+every call. Vectors are kept by (model, sha256 of the exact text embedded) in ``contexts.db``,
+next to the index (not in it: the index database stays the writer's; this file is a disposable
+cache any reader may fill, and deleting it only costs re-embedding). When the folder cannot be
+written (a read-only index), the cache is simply not used.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+CACHE_NAME = "contexts.db"
+
+_LOCK = threading.Lock()
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ContextCache:
+    """``cached(texts, embed)``: rows for ``texts``, embedding only those not cached for ``model``."""
+
+    def __init__(self, index_dir: Path, model: str) -> None:
+        self.path = Path(index_dir) / CACHE_NAME
+        self.model = model
+
+    def _connect(self) -> sqlite3.Connection | None:
+        try:
+            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS contexts (model TEXT NOT NULL, hash TEXT NOT NULL, "
+                       "vector BLOB NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID")
+            return db
+        except (sqlite3.Error, OSError):
+            return None
+
+    def get(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        if not self.path.exists():
+            return {}
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        except (sqlite3.Error, OSError, ValueError):
+            return {}
+        out: dict[str, np.ndarray] = {}
+        try:
+            wanted = list(dict.fromkeys(hashes))
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                rows = db.execute(f"SELECT hash, vector FROM contexts WHERE model = ? AND hash IN "
+                                  f"({','.join('?' * len(part))})", [self.model, *part])
+                out.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
+        except sqlite3.Error:
+            return {}
+        finally:
+            db.close()
+        return out
+
+    def put(self, items: dict[str, np.ndarray]) -> None:
+        if not items:
+            return
+        with _LOCK:
+            db = self._connect()
+            if db is None:
+                return
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT OR IGNORE INTO contexts (model, hash, vector) VALUES (?, ?, ?)",
+                               [(self.model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()])
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            finally:
+                db.close()
+
+    def cached(self, texts: Sequence[str], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Rows for ``texts`` in order: from the cache, the rest from ``embed`` (then stored)."""
+        keys = [_key(t) for t in texts]
+        have = self.get(keys)
+        missing = list(dict.fromkeys(k for k in keys if k not in have))
+        if missing:
+            text_of = dict(zip(keys, texts, strict=True))
+            rows = np.asarray(embed([text_of[k] for k in missing]), dtype=np.float32)
+            fresh = dict(zip(missing, rows, strict=True))
+            self.put(fresh)
+            have.update(fresh)
+        if not keys:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.vstack([have[k] for k in keys])

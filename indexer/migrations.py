@@ -448,6 +448,19 @@ def m007_figurative(db: sqlite3.Connection) -> None:
     )
 
 
+def m008_conversation_utc_offset(db: sqlite3.Connection) -> None:
+    """Conversation times made comparable with turn times: ``conversations.created``/``updated`` are
+    now local (they were UTC for ISO frontmatter) and ``utc_offset`` (minutes east of UTC, when the
+    note shows it) is kept. Conversation notes are marked for one re-read (parsing only: passages
+    are content-addressed, so nothing is re-embedded) to fill both."""
+    run_script(db,
+        """
+        ALTER TABLE conversations ADD COLUMN utc_offset INTEGER;
+        UPDATE notes SET mtime_ns = 0, sha256 = '' WHERE kind = 'conversation';
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_core", m001_core),
     ("m002_metaphors", m002_metaphors),
@@ -456,6 +469,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m005_embed_queue", m005_embed_queue),
     ("m006_partial_turns", m006_partial_turns),
     ("m007_figurative", m007_figurative),
+    ("m008_conversation_utc_offset", m008_conversation_utc_offset),
 ]
 
 

@@ -946,12 +946,14 @@ class Pipeline:
             conv.created.isoformat(timespec="seconds") if conv and conv.created else None,
             conv.updated.isoformat(timespec="seconds") if conv and conv.updated else None,
             conv.url if conv else None,
+            conv.utc_offset if conv else None,
         )
-        db.execute(
-            "INSERT INTO conversations (note_id, title, provider, plugin_version, created, updated, url, id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET note_id = excluded.note_id, "
+        db.execute(  # created/updated are local like turns.time; utc_offset when the note shows it
+            "INSERT INTO conversations (note_id, title, provider, plugin_version, created, updated, url, utc_offset, id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET note_id = excluded.note_id, "
             "title = excluded.title, provider = excluded.provider, plugin_version = excluded.plugin_version, "
-            "created = excluded.created, updated = excluded.updated, url = excluded.url",
+            "created = excluded.created, updated = excluded.updated, url = excluded.url, "
+            "utc_offset = excluded.utc_offset",
             (*conv_values, conv_id),
         )
         existing = {}

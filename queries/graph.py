@@ -174,9 +174,11 @@ def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conve
         if nid in path_of:
             _node(g, f"tag:{name}", type="tag", name=name)
             _edge(g, f"note:{path_of[nid]}", f"tag:{name}", "tagged")
-    for cid, nid, title, provider, created in db.execute(
-            "SELECT id, note_id, title, provider, created FROM conversations ORDER BY id"):
-        _node(g, f"conversation:{cid}", type="conversation", title=title, provider=provider, created=created)
+    for cid, nid, title, provider, created, offset in db.execute(
+            "SELECT id, note_id, title, provider, created, utc_offset FROM conversations ORDER BY id"):
+        # times are local, as in the notes (turn times too); utc_offset in minutes when known
+        _node(g, f"conversation:{cid}", type="conversation", title=title, provider=provider, created=created,
+              utc_offset=offset)
         if nid in path_of:
             _edge(g, f"note:{path_of[nid]}", f"conversation:{cid}", "contains")
     conv_of: dict[int, str] = {}

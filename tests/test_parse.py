@@ -130,6 +130,14 @@ def test_planted_vault_matches_truth(planted_source: tuple[Path, dict]) -> None:
             assert got.text == want["text"], (conv["path"], got.uid)
             assert got.time == dt.datetime.fromisoformat(want["time"]), (conv["path"], got.uid)  # as written
             assert not got.uid_derived
+        # created is local like the turn times (the first message starts the conversation); the UTC
+        # offset is known exactly when the frontmatter has ISO UTC times (>= 1.3.0)
+        c = note.conversation
+        assert c.created == note.turns[0].time, conv["path"]
+        iso = conv["style"] in ("1.3.0", "1.3.2", "1.6.3")
+        assert c.utc_offset == (conv["utc_offset"] * 60 if iso else None), conv["path"]
+        if iso:
+            assert c.created_utc == note.turns[0].time - dt.timedelta(hours=conv["utc_offset"])
     # every layout and locale family the generator knows is in the planted vault
     assert {s for s, _ in styles} >= {"1.0.2", "1.0.8", "1.0.x", "1.2.0", "1.3.0", "1.3.2", "1.6.3"}
     assert {loc for _, loc in styles} >= {"ru", "en", "de", "nl", "ko", "hu", "sv", "fr", "ja", "zh", "id", "ar"}
@@ -193,7 +201,10 @@ def test_1_3_nested_callouts_no_content_and_code(stub: Path) -> None:
     assert all(link.target != "not a link" for link in note.links)
     assert all(tag.name != "nottag" for tag in note.tags)
     assert note.conversation is not None
-    assert note.conversation.created == dt.datetime(2025, 10, 26, 11, 57, 56)  # ISO UTC
+    # ISO UTC frontmatter, local header (ja, UTC+9): created is local like the turns, the offset is kept
+    assert note.conversation.created_utc == dt.datetime(2025, 10, 26, 11, 57, 56)
+    assert note.conversation.utc_offset == 9 * 60
+    assert note.conversation.created == dt.datetime(2025, 10, 26, 20, 57, 56) == note.turns[0].time
     assert dalle.time == dt.datetime(2025, 10, 26, 20, 57, 56)  # local
 
 

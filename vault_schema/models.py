@@ -163,8 +163,17 @@ class Conversation:
     provider: str | None = None
     plugin_version: str | None = None
     created: dt.datetime | None = None
-    """Creation time, naive UTC when the frontmatter is ISO (≥1.3.0), else naive local."""
+    """Creation time, naive **local** wall-clock time like ``Turn.time`` (comparable with it): read
+    from a locale frontmatter/header, or the ISO UTC frontmatter (≥1.3.0) shifted by ``utc_offset``.
+    None when only a UTC time is known and the offset cannot be told."""
     updated: dt.datetime | None = None
+    """Last update, local like ``created``."""
+    created_utc: dt.datetime | None = None
+    """Creation time in UTC (naive): the ISO frontmatter, or ``created`` minus ``utc_offset``."""
+    updated_utc: dt.datetime | None = None
+    utc_offset: int | None = None
+    """Minutes east of UTC of the note's local times, when the note shows one moment both ways
+    (ISO frontmatter vs ``Created:`` header or first turn); None when it cannot be told (≤1.2.0)."""
     url: str | None = None
     models: tuple[str, ...] = ()
     turns: tuple[Turn, ...] = ()
@@ -210,7 +219,10 @@ class Note:
             "conversation_id": conv.conversation_id if conv else None,
             "provider": conv.provider if conv else None,
             "plugin_version": conv.plugin_version if conv else None,
-            "created": conv.created.isoformat(timespec="seconds") if conv and conv.created else None,
+            "created": _local_iso(conv.created, conv.utc_offset) if conv and conv.created else None,
+            "created_utc": conv.created_utc.isoformat(timespec="seconds") + "Z" if conv and conv.created_utc else None,
+            "utc_offset": _offset_text(conv.utc_offset) if conv else None,
+            "times": "local",
             "url": conv.url if conv else None,
             "aliases": list(self.aliases),
             "turns": [t.to_dict() for t in self.turns],
@@ -221,3 +233,16 @@ class Note:
             "mojibake_repaired": self.mojibake_repaired,
             "warnings": [w.to_dict() for w in self.warnings],
         }
+
+
+def _offset_text(minutes: int | None) -> str | None:
+    """``+03:00`` for 180 minutes east of UTC; None when unknown."""
+    if minutes is None:
+        return None
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _local_iso(value: dt.datetime, minutes: int | None) -> str:
+    """A local time in ISO form, with its UTC offset when known (``2025-07-24T14:45:12+03:00``)."""
+    return value.isoformat(timespec="seconds") + (_offset_text(minutes) or "")

@@ -328,10 +328,14 @@ def _parse_conversation(
 
     created = fm_time("create_time")
     updated = fm_time("update_time")
-    if created is None and "created" in header:
-        created = when(header["created"][1], header["created"][0], header_order, "Created")
+    header_created = when(header["created"][1], header["created"][0], header_order, "Created") \
+        if "created" in header else None
+    if created is None:
+        created = header_created
     if updated is None and "updated" in header:
         updated = when(header["updated"][1], header["updated"][0], header_order, "Last Updated")
+    created_utc = created if iso.get("create_time") and iso["create_time"].value else None
+    updated_utc = updated if iso.get("update_time") and iso["update_time"].value else None
 
     conv_id = next((str(fm[k]).strip() for k in _ID_KEYS if fm.get(k) not in (None, "")), "")
     id_derived = not conv_id
@@ -365,6 +369,15 @@ def _parse_conversation(
                  f"day/month order of {sample!r} cannot be told from this note; read as day/month "
                  f"({len(ambiguous)} timestamp(s) affected)")
 
+    # ISO frontmatter times are UTC, header and turn times local: the same instant seen both ways
+    # gives the UTC offset, and created/updated become local like the turns (comparable).
+    first_turn = next((t.time for t in turns if t.time is not None), None)
+    offset = utc_offset(created_utc, header_created) or utc_offset(created_utc, first_turn, slack=300)
+    if created_utc is not None:
+        created = created_utc + dt.timedelta(minutes=offset) if offset is not None else None
+    if updated_utc is not None:
+        updated = updated_utc + dt.timedelta(minutes=offset) if offset is not None else None
+
     title = header["title"][1] if "title" in header else str(fm.get("title") or "").strip() or _stem(ctx.path)
     conv = Conversation(
         conversation_id=conv_id,
@@ -373,12 +386,32 @@ def _parse_conversation(
         plugin_version=str(fm["plugin_version"]) if fm.get("plugin_version") else None,
         created=created,
         updated=updated,
+        created_utc=created_utc if created_utc is not None else _minus(created, offset),
+        updated_utc=updated_utc if updated_utc is not None else _minus(updated, offset),
+        utc_offset=offset,
         url=header["url"][1] if "url" in header else None,
         models=tuple(models),
         turns=tuple(turns),
         id_derived=id_derived,
     )
     return conv, outside, turn_scans
+
+
+def utc_offset(utc: dt.datetime | None, local: dt.datetime | None, *, slack: int = 120) -> int | None:
+    """Minutes east of UTC that turn ``utc`` into ``local`` (the same moment), when they plausibly
+    are one: a multiple of 15 minutes within ±14 h, give or take ``slack`` seconds (minute-precision
+    headers, a first message a little after the conversation started)."""
+    if utc is None or local is None:
+        return None
+    seconds = (local - utc).total_seconds()
+    minutes = round(seconds / 900) * 15
+    if abs(minutes) > 14 * 60 or abs(seconds - minutes * 60) > slack:
+        return None
+    return minutes
+
+
+def _minus(local: dt.datetime | None, offset: int | None) -> dt.datetime | None:
+    return local - dt.timedelta(minutes=offset) if local is not None and offset is not None else None
 
 
 # ----------------------------------------------------------------------------- notes

@@ -16,6 +16,14 @@ def _vault_root(note: Path) -> Path:
     return note.resolve().parent
 
 
+def _zone(minutes: int | None) -> str:
+    """``UTC+03:00``, or why it is not known (notes before Nexus 1.3.0 carry no UTC time)."""
+    if minutes is None:
+        return "UTC offset not in the note"
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 def _one_line(text: str, width: int = 100) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -73,10 +81,12 @@ def parse(note: Path, vault: str | None, as_json: bool) -> None:
     conv = parsed.conversation
     click.echo(f"{parsed.path}: {parsed.kind} — {parsed.title}")
     if conv:
+        zone = _zone(conv.utc_offset)
+        created = f"{conv.created:%Y-%m-%d %H:%M:%S} local" if conv.created else "-"
         click.echo(f"  conversation {conv.conversation_id}{' (derived)' if conv.id_derived else ''}"
                    f"  provider={conv.provider or '-'}  plugin={conv.plugin_version or '-'}"
-                   f"  created={conv.created.isoformat(timespec='seconds') if conv.created else '-'}")
-        click.echo(f"  {len(conv.turns)} turns")
+                   f"  created={created}")
+        click.echo(f"  {len(conv.turns)} turns (times are local, {zone})")
         for t in conv.turns:
             when = t.time.isoformat(sep=" ", timespec="seconds") if t.time else "?"
             who = t.role + (f" ({t.model})" if t.model else "")

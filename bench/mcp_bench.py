@@ -144,13 +144,19 @@ def samples(index_dir: Path, n: int) -> dict[str, list[Any]]:
         uids = [r[0] for r in idx.db.execute(
             "SELECT t.conversation_id || ':' || t.uid FROM turns t WHERE t.role != 'note'").fetchall()]
         paths = [r[0] for r in idx.db.execute("SELECT path FROM notes").fetchall()]
-        metaphors = [m.id for m in list_metaphors(idx, limit=max(1, n))]
+        listed = list_metaphors(idx)
+        metaphors = [m.id for m in listed[: max(1, n)]]
+        # drift by default only up to DRIFT_AUTO_USES uses: time the largest such metaphors (the worst case)
+        from interfaces.mcp_server import DRIFT_AUTO_USES
+
+        drifting = sorted((m for m in listed if m.occurrences <= DRIFT_AUTO_USES), key=lambda m: -m.occurrences)[:5]
         queries = list(dict.fromkeys(sample_queries(idx, 4 * n, seed=5)))
         return {
             "queries": queries,
             "uids": [rng.choice(uids) for _ in range(n)],
             "paths": [rng.choice(paths) for _ in range(n)],
             "metaphors": metaphors,
+            "drifting": [(m.id, m.occurrences) for m in drifting],
         }
 
 
@@ -205,8 +211,10 @@ def bench_tools(vault: Path, index_dir: Path, calls: int, log: Path, figures: di
     ]
     if label:
         mids = (s["metaphors"] * calls)[:calls]
-        plan += [("timeline (drift off)", [{"phrase": m, "drift": False} for m in mids]),
-                 ("timeline (with drift)", [{"phrase": m} for m in mids[: max(3, calls // 4)]])]
+        plan.append(("timeline (drift off)", [{"phrase": m, "drift": False} for m in mids]))
+    if s["drifting"]:
+        uses = statistics.median(n for _, n in s["drifting"])
+        plan.append((f"timeline (drift on, ~{uses:g} uses)", [{"phrase": m, "drift": True} for m, _ in s["drifting"]]))
     for name, arglist in plan:
         tool = name.split()[0]
         times = [server.call(tool, **args)[1] * 1000 for args in arglist]

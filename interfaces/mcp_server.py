@@ -44,6 +44,9 @@ NOTE_PAGE = 20_000
 NOTE_PAGE_MAX = 100_000
 #: Metaphors listed by ``resources/list`` (best first); any other is reachable by its id.
 LISTED_METAPHORS = 100
+#: ``timeline`` measures drift by default only up to this many uses: it embeds every use's context
+#: (~20-40 per second on 2 cores), and an assistant should not wait a minute unasked.
+DRIFT_AUTO_USES = 200
 #: Uses included in a ``tropegraph://metaphor/{id}`` resource (``uses_total`` gives all).
 RESOURCE_USES = 500
 
@@ -260,6 +263,9 @@ def _timeline_text(full: Any, page: list[Any], data: dict[str, Any]) -> str:
     lines.append(f"  matched by {data['matched_by']}" + (
         "; also matches " + ", ".join(f"{m['label']} [{m['id']}]" for m in data["also_matches"])
         if data["also_matches"] else ""))
+    if not data["drift_measured"]:
+        lines.append(f"  drift not measured ({full.counts['total']} uses): call again with drift=true to measure it "
+                     "(embeds every use's context: slow for many uses)")
     lines.append("periods (uses, user, assistant, drift from the first period, characteristic words):")
     for p in full.periods:
         lines.append(f"  {p.period}: {p.count} ({p.user}/{p.assistant}), drift {p.drift_note}; {', '.join(p.terms)}")
@@ -505,8 +511,9 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
         = "month",
         role: Annotated[Literal["user", "assistant"] | None, Field(description=(
             "List only this speaker's occurrences (counts, first use and uptake still use both)."))] = None,
-        drift: Annotated[bool, Field(description=(
-            "Measure how the contexts of use drifted per period (embeds each context; slower)."))] = True,
+        drift: Annotated[bool | None, Field(description=(
+            "Measure how the contexts of use drifted per period (embeds every use's context: seconds for a "
+            f"few hundred uses). Default: on for metaphors with at most {DRIFT_AUTO_USES} uses."))] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_K * 4, description="Occurrences listed per call, oldest first.")]
         = 50,
         offset: Annotated[int, Field(ge=0, description="Skip this many occurrences (the previous `next_offset`).")]
@@ -529,11 +536,15 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
                     + (f"Closest: {hint}; call timeline with one of these ids." if hint
                        else "The index has no metaphors yet: run `tropegraph index`.")
                 )
-            full = src.timeline(res.chosen, by=by, drift=drift)
+            with_drift = drift
+            if with_drift is None:
+                with_drift = len(src.occurrences(res.chosen.id)) <= DRIFT_AUTO_USES
+            full = src.timeline(res.chosen, by=by, drift=with_drift)
             listed = full.for_role(role).occurrences
             page, nxt = _page(list(listed), offset, limit)
             data = {**replace(full, occurrences=tuple(page)).to_dict(), "counts": full.counts,
                     "matched_by": res.how, "also_matches": [m.to_dict() for m in res.matches[1:]],
+                    "drift_measured": with_drift,
                     "occurrences_total": len(listed), "offset": offset, "next_offset": nxt}
             return data, _timeline_text(full, page, data)
 

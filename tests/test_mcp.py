@@ -161,8 +161,11 @@ def test_metaphors_and_timelines_match_the_truth(planted_source: tuple, planted_
             m = by_label[image["canonical"]]
             assert (m["first_role"], minute(m["first_seen"])) == (uses[0]["role"], minute(uses[0]["time"]))
 
-            tl = await ok(client, "timeline", phrase=image["canonical"], by="quarter", drift=False)
+            r = await client.call_tool("timeline", {"phrase": image["canonical"], "by": "quarter", "drift": False})
+            tl = r.structured_content
             assert tl["metaphor"]["id"] == m["id"] and tl["matched_by"] == "label"
+            assert tl["drift_measured"] is False and all(p["drift"] is None for p in tl["periods"])
+            assert "drift not measured" in r.content[0].text
             assert (tl["first"]["uid"], tl["first"]["role"]) == (uses[0]["uid"], uses[0]["role"])
             assert [o["uid"] for o in tl["occurrences"]] == [o["uid"] for o in uses]
             assert tl["counts"]["total"] == len(uses)
@@ -179,6 +182,7 @@ def test_metaphors_and_timelines_match_the_truth(planted_source: tuple, planted_
         uses = truth_uses(truth, "I1")
         first = await ok(client, "timeline", phrase=image["en"], limit=2)
         assert first["metaphor"]["label"] == image["canonical"]
+        assert first["drift_measured"] is True  # by default for a metaphor of a few uses
         assert any(p["drift"] is not None for p in first["periods"])
         assert len(first["occurrences"]) == 2 and first["next_offset"] == 2
         rest = await ok(client, "timeline", phrase=first["metaphor"]["id"], offset=2, limit=50)

@@ -461,6 +461,15 @@ def m008_conversation_utc_offset(db: sqlite3.Connection) -> None:
     )
 
 
+def m009_turn_uid(db: sqlite3.Connection) -> None:
+    """Find a turn by its UID alone (``get_turn``/``similar`` with a UID from a search result).
+
+    ``UNIQUE (conversation_id, uid)`` serves only lookups that also name the conversation; a bare
+    UID scanned every turn (measured: 8.5 ms per lookup at 16k turns, linear in the vault).
+    """
+    run_script(db, "CREATE INDEX turns_uid ON turns(uid);")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_core", m001_core),
     ("m002_metaphors", m002_metaphors),
@@ -470,6 +479,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m006_partial_turns", m006_partial_turns),
     ("m007_figurative", m007_figurative),
     ("m008_conversation_utc_offset", m008_conversation_utc_offset),
+    ("m009_turn_uid", m009_turn_uid),
 ]
 
 

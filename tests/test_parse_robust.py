@@ -1,7 +1,6 @@
 """Bad input never crashes: each yields a Note plus warnings that name the path and line."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -139,13 +138,20 @@ def test_load_note_errors(tmp_path: Path) -> None:
         load_note(tmp_path, "dir.md")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read anything")
 def test_load_note_permission_denied(tmp_path: Path) -> None:
-    p = tmp_path / "locked.md"
-    p.write_text("x")
-    p.chmod(0)
-    with pytest.raises(NoteReadError, match="permission"):
-        load_note(tmp_path, "locked.md")
+    """As root (CI) the read runs as ``nobody``: root reads any file whatever its mode."""
+    from as_nobody import IS_ROOT, as_nobody, cleanup, shared_dir
+
+    root = shared_dir(owner_nobody=False) if IS_ROOT else tmp_path
+    try:
+        p = root / "locked.md"
+        p.write_text("x")
+        p.chmod(0)
+        with pytest.raises(NoteReadError, match="permission"):
+            (as_nobody if IS_ROOT else lambda f, *a: f(*a))(load_note, root, "locked.md")
+    finally:
+        if IS_ROOT:
+            cleanup(root)
 
 
 def test_load_note_size_cap(tmp_path: Path) -> None:

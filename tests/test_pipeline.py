@@ -165,22 +165,43 @@ def test_deleting_notes_removes_their_rows_and_unused_vectors(
     assert counts["vectors"] == _distinct_passages(index_dir)
 
 
-def test_unreadable_note_is_reported_and_retried(indexed: tuple[Path, Path, FakeEmbedder]) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file")
-    vault, index_dir, emb = indexed
-    bad = vault / "Broken.md"
-    bad.write_text("# a note\n\nsome text\n", encoding="utf-8")
-    bad.chmod(0)
-    try:
-        report = run_index(vault, index_dir, emb)
-    finally:
-        bad.chmod(0o644)
-    assert report.notes_failed == 1
-    assert report.failures[0].path == "Broken.md"
-    assert "permission denied" in report.failures[0].message
+def _index_as_is(vault: Path, index_dir: Path, emb: FakeEmbedder) -> tuple[int, list[tuple[str, str]]]:
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # in a forked child: no OpenMP pool
     report = run_index(vault, index_dir, emb)
-    assert (report.notes_failed, report.notes_changed) == (0, 1)
+    return report.notes_failed, [(f.path, f.message) for f in report.failures]
+
+
+def test_unreadable_note_is_reported_and_retried(indexed: tuple[Path, Path, FakeEmbedder]) -> None:
+    """As root (CI) the run that meets the unreadable note runs as ``nobody`` (root reads any file)."""
+    from as_nobody import IS_ROOT, as_nobody, cleanup, give_to_nobody, shared_dir
+
+    vault, index_dir, emb = indexed
+    base = shared_dir() if IS_ROOT else None
+    if base is not None:  # a copy nobody may write (pytest's tmp_path is 0700 root)
+        shutil.copytree(vault, base / "vault")
+        shutil.copytree(index_dir, base / "index")
+        vault, index_dir = base / "vault", base / "index"
+        give_to_nobody(base)
+    try:
+        bad = vault / "Broken.md"
+        bad.write_text("# a note\n\nsome text\n", encoding="utf-8")
+        if base is not None:
+            os.chown(bad, 0, 0)  # root's, mode 0: nobody cannot read it
+        bad.chmod(0)
+        try:
+            failed, failures = (as_nobody if IS_ROOT else lambda f, *a: f(*a))(_index_as_is, vault, index_dir, emb)
+        finally:
+            bad.chmod(0o644)
+        assert failed == 1
+        assert failures[0][0] == "Broken.md"
+        assert "permission denied" in failures[0][1]
+        report = run_index(vault, index_dir, emb)
+        assert (report.notes_failed, report.notes_changed) == (0, 1)
+    finally:
+        if base is not None:
+            cleanup(base)
 
 
 def test_failing_note_never_recorded_as_indexed(indexed: tuple[Path, Path, FakeEmbedder]) -> None:

@@ -492,24 +492,30 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
         role: Annotated[Literal["user", "assistant"] | None, Field(description=(
             "Only images this speaker used, counting only their uses."))] = None,
         include_all: Annotated[bool, Field(description=(
-            "Also images seen in one conversation only, and ones the user rejected."))] = False,
+            "Also phrases judged literal, images seen in one conversation only, and ones the user rejected."))]
+        = False,
         offset: Annotated[int, Field(ge=0, description="Skip this many (the previous `next_offset`).")] = 0,
     ) -> CallToolResult:
         """The vault's recurring images (metaphors) by score: uses, conversations, first use and by whom.
 
         The JSON is `tropegraph metaphors --json`; follow one with timeline(id)."""
-        from queries.metaphors import list_metaphors, metaphors_result
+        from queries.metaphors import list_metaphors, list_status, metaphors_result
 
         def run() -> tuple[dict[str, Any], int]:
             items = reader.cached(("metaphors", role, include_all), lambda: list_metaphors(
-                reader.index(), role=role, min_conversations=1 if include_all else 2, include_rejected=include_all))
+                reader.index(), role=role, min_conversations=1 if include_all else 2, include_rejected=include_all,
+                include_literal=include_all))
+            status = reader.cached(("metaphor status",), lambda: list_status(reader.index()))
             page, nxt = _page(items, offset, limit)
-            return {**metaphors_result(page), "total": len(items), "offset": offset, "next_offset": nxt}, len(items)
+            data = metaphors_result(page, status)
+            if items and not page:  # past the end: say so, not why the vault has no images
+                data.pop("message", None)
+            return {**data, "total": len(items), "offset": offset, "next_offset": nxt}, len(items)
 
         data, total = reader.call(run)
         lines = [f"{len(data['metaphors'])} of {total} metaphors{_more(data['next_offset'])}"]
         if not total:
-            lines = ["No recurring metaphors yet (an image must recur in 2+ conversations; include_all lists the rest)."]
+            lines = [data.get("message") or "No recurring metaphors yet."]
         for i, m in enumerate(data["metaphors"], offset + 1):
             lines.append(f"{i}. {m['label']} [{m['id']}] — {m['occurrences']} uses in {m['conversations']} "
                          f"conversations; first {_when(m['first_seen'])[:10]} by {m['first_role']}; "

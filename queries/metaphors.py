@@ -629,13 +629,16 @@ def list_candidates(index: Any, *, min_uses: int = 1, limit: int | None = None) 
 def metaphors_result(items: list[MetaphorSummary], status: ListStatus | None = None) -> dict[str, Any]:
     """The ``tropegraph metaphors --json`` document (also ``/api/metaphors`` and the MCP tool).
 
-    With ``status``: what the list leaves out (``hidden``) and the cut-off it applied.
+    With ``status``: what the list leaves out (``hidden``) and the cut-off it applied, and for an
+    empty list the ``message`` saying why and what to do.
     """
     out: dict[str, Any] = {"metaphors": [m.to_dict() for m in items]}
     if status is not None:
         out["use"] = USE
         out["threshold"] = status.threshold
         out["hidden"] = status.to_dict()
+        if not items:
+            out["message"] = status.message()
     return out
 
 

@@ -152,8 +152,21 @@ def test_search_finds_the_needles_as_the_library_does(planted_source: tuple, pla
 def test_metaphors_and_timelines_match_the_truth(planted_source: tuple, planted_index: Path, tmp_path: Path) -> None:
     vault, truth = planted_source
 
+    from click.testing import CliRunner
+
+    from interfaces.cli import cli
+
+    res = CliRunner().invoke(cli, ["metaphors", "--limit", "50", "--json", "--vault", str(vault),
+                                   "--index-dir", str(planted_index)])
+    assert res.exit_code == 0, res.output
+    cli_doc = json.loads(res.stdout)
+
     async def scenario(client: Any) -> None:
-        listed = (await ok(client, "metaphors", limit=50))["metaphors"]
+        doc = await ok(client, "metaphors", limit=50)
+        assert {k: doc[k] for k in cli_doc} == cli_doc  # the CLI's --json document
+        listed = doc["metaphors"]
+        everything = await ok(client, "metaphors", limit=50, include_all=True)
+        assert everything["total"] > doc["total"]
         by_label = {m["label"]: m for m in listed}
         for image_id in IMAGES:
             image = truth["images"][image_id]

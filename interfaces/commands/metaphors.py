@@ -111,10 +111,7 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
                                include_literal=show_all)
         status = list_status(idx)
     if as_json:
-        out = metaphors_result(items, status)
-        if not items:
-            out["message"] = status.message()
-        print_json(out)
+        print_json(metaphors_result(items, status))
     else:
         _print_table(items, status, show_all)
 

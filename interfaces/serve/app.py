@@ -345,11 +345,7 @@ def api_metaphors(request: Request) -> Any:
                            role=_choice(request, "role", ("user", "assistant")),  # type: ignore[arg-type]
                            min_conversations=1 if show_all else 2, include_rejected=show_all,
                            include_literal=show_all)
-    status = list_status(index)
-    out = metaphors_result(items, status)
-    if not items:
-        out["message"] = status.message()
-    return out
+    return metaphors_result(items, list_status(index))
 
 
 @_endpoint

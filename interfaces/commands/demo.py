@@ -83,6 +83,10 @@ def demo(demo_dir: Path | None, fresh: bool, as_json: bool) -> None:
         for n, m in enumerate(metaphors, 1):
             say(f"  {n}. {m.label}: {m.occurrences} uses in {m.conversations} conversations, "
                 f"first by {m.first_role} on {(m.first_seen or '')[:10]}")
+        if not metaphors:
+            from queries.metaphors import list_status
+
+            say(list_status(idx).message())
 
     if as_json:
         print_json({

@@ -494,6 +494,21 @@ def _get_meta(db: Any, key: str) -> str | None:
     return row[0] if row else None
 
 
+def _clear(db: Any) -> None:
+    """Empty every derived metaphor table (cached vectors and scores stay). The occurrence
+    triggers are set aside meanwhile: they would update counts about to be emptied, row by row
+    (10 s of a 37 s full recompute at 100k turns)."""
+    triggers = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                          "AND tbl_name = 'metaphor_occurrences'").fetchall()
+    for name, _ in triggers:
+        db.execute(f'DROP TRIGGER "{name}"')
+    for table in ("metaphor_occurrences", "metaphor_done", "metaphor_keys", "metaphors", "metaphor_members",
+                  "metaphor_edges", "metaphor_counts", "metaphor_dirty"):
+        db.execute(f"DELETE FROM {table}")
+    for _, sql in triggers:
+        db.execute(sql)
+
+
 def _may_have_missed(db: Any) -> bool:
     """False when the tables caught up with every batch but the one being applied (whose turns
     the caller passes), so no other turn can be waiting: the usual watcher batch. True otherwise
@@ -527,9 +542,7 @@ def update(index: Any, added: Iterable[int] = (), removed: Iterable[int] = (), *
         model_changed = _get_meta(db, META_MODEL) not in (None, scorer.model_id)
         reset = full or model_changed or (_get_meta(db, META_TRACKED) or "[]") != tracked_fp
         if reset:
-            for table in ("metaphor_occurrences", "metaphor_done", "metaphor_keys", "metaphors",
-                          "metaphor_members", "metaphor_edges", "metaphor_counts", "metaphor_dirty"):
-                db.execute(f"DELETE FROM {table}")
+            _clear(db)
             _set_meta(db, META_TRACKED, tracked_fp)
         _set_meta(db, META_MODEL, scorer.model_id)
         _set_meta(db, META_THRESHOLD, repr(scorer.threshold))

@@ -265,3 +265,18 @@ def test_with_lists_hold_images_only(small):
     assert withs == {"карта смысла"}
     data = json.loads(run(small, "timeline", "мост между мирами", "--json", "--no-drift", "--all").stdout)
     assert "нейронная сеть" in {c["label"] for p in data["periods"] for c in p["co_occurring"]}
+
+
+def test_an_index_from_before_per_use_scores_says_to_reindex(small):
+    """A reader meeting metaphor tables older than m007 (no per-key counts) gets the fix, not a traceback."""
+    import sqlite3
+
+    _, index_dir = small
+    db = sqlite3.connect(index_dir / "index.db")
+    db.execute("DROP TABLE metaphor_counts")
+    db.commit()
+    db.close()
+    r = run(small, "metaphors")
+    assert r.exit_code == 1
+    assert r.output == ("Error: this index was built by an older tropegraph; run `tropegraph index` to update "
+                        "its metaphors (nothing is re-embedded)\n")

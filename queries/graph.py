@@ -263,7 +263,8 @@ GRAPH_TOP = 40
 
 
 def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None, until: str | None = None,
-                   kinds: tuple[str, ...] | list[str] = ("metaphor",), vault_name: str | None = None) -> dict[str, Any]:
+                   kinds: tuple[str, ...] | list[str] = ("metaphor",), vault_name: str | None = None,
+                   show_all: bool = False) -> dict[str, Any]:
     """The ``top`` metaphors by score that were used between ``since`` (inclusive) and ``until``
     (exclusive ISO bounds, see ``queries.search.parse_when``), as node-link JSON with the node ids,
     types and edge types of :func:`build_graph` (``graph export FILE.json``).
@@ -273,6 +274,8 @@ def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None
     (plain notes) count too. ``kinds`` may add
     ``conversation`` nodes (linked by ``uses``, weight = uses) and ``tag`` nodes (``tagged``, weight
     = uses in notes with that tag), each capped at ``top`` by how many shown metaphors they touch.
+    Only recurring images are drawn unless ``show_all`` (as ``graph export --all``: literal phrases and
+    phrases of one conversation too).
     No networkx and no vectors: it is a few SQL reads, so the explorer can redraw on every filter.
     """
     from queries.metaphors import has_metaphors, list_metaphors
@@ -284,11 +287,13 @@ def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None
     top = max(1, int(top))
     out: dict[str, Any] = {"directed": False, "multigraph": False, "nodes": [], "links": [],
                            "graph": {"since": since, "until": until, "top": top, "kinds": list(kinds),
+                                     "all": show_all,
                                      "metaphors_in_period": 0, "first_month": None, "last_month": None}}
     db = index.db
     if not has_metaphors(db):
         return out
-    summaries = {s.id: s for s in list_metaphors(index)}
+    summaries = {s.id: s for s in list_metaphors(index, min_conversations=1 if show_all else 2,
+                                                 include_literal=show_all)}
     where, args = ["1"], []  # undated uses (plain notes) count unless a period is asked for
     if since:
         where.append("t.time >= ?")
@@ -323,7 +328,7 @@ def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None
     for mid in ranked:
         s = summaries[mid]
         out["nodes"].append({"id": f"metaphor:{mid}", "type": "metaphor", "metaphor_id": mid, "label": s.label,
-                             "score": s.score, "rank": rank[mid], "status": s.status,
+                             "score": s.score, "rank": rank[mid], "status": s.status, "image": s.image,
                              "conversations": len(convs[mid]), "first_seen": s.first_seen,
                              "first_role": s.first_role, "variants": list(s.variants[:6]), **uses[mid]})
     pairs: dict[tuple[str, str], int] = defaultdict(int)

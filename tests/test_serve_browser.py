@@ -199,16 +199,33 @@ def check_graph(tab: Page, top_labels: list[str]) -> dict:
     return geo
 
 
-def test_graph_page_draws_the_top_images_with_labels_that_overlap_nothing(tab: Page, site: tuple) -> None:
+def ranked_labels(site: tuple, *extra: str) -> list[str]:
+    """The metaphor list as the CLI ranks it (``--all`` adds literal phrases)."""
     import json
 
-    res = CliRunner().invoke(cli, ["metaphors", "--limit", "500", "--json", "--vault", str(site[2]),
+    res = CliRunner().invoke(cli, ["metaphors", "--limit", "500", "--json", *extra, "--vault", str(site[2]),
                                    "--index-dir", str(site[3])])
-    ranked = [m["label"] for m in json.loads(res.stdout)["metaphors"]]
+    assert res.exit_code == 0, res.output
+    return [m["label"] for m in json.loads(res.stdout)["metaphors"]]
+
+
+def api_graph(site: tuple, query: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{site[0]}/api/graph?{query}") as r:
+        return json.load(r)
+
+
+def test_graph_page_draws_the_top_images_with_labels_that_overlap_nothing(tab: Page, site: tuple) -> None:
+    ranked = ranked_labels(site)
     tab.goto("/graph", "body[data-ready]")
     geo = check_graph(tab, ranked)
     assert len([c for c in geo["circles"] if c["id"].startswith("metaphor:")]) == min(40, len(ranked))
-    assert tab.page.locator("#graph line.link").count() > 10
+    doc = api_graph(site, "top=40")
+    assert not doc["graph"]["all"]
+    assert tab.page.locator("#graph line.link").count() == len(doc["links"]) > 0
+    assert f"of {len(ranked)} metaphors used" in tab.page.locator("#graph-info").inner_text()
     tab.shot("graph")
     # zoom in twice: everything scales together, so labels still overlap nothing
     tab.page.click("#zoom-in")
@@ -228,18 +245,22 @@ def test_graph_page_draws_the_top_images_with_labels_that_overlap_nothing(tab: P
     tab.page.check("#kind-conversation")
     tab.page.wait_for_selector("#graph g.node.conversation")
     check_graph(tab, ranked)
+    # literal phrases too: the --all ranking, still without overlaps, and the choice kept in the URL
+    everything = ranked_labels(site, "--all")
+    assert len(everything) > len(ranked)
+    tab.page.check("#show-all")
+    tab.wait_for("() => document.querySelectorAll('#graph g.node.metaphor').length === 20")
+    check_graph(tab, everything)
+    assert "all=1" in tab.page.url
     tab.check_clean()
 
 
 def test_a_big_graph_keeps_labels_apart(tab: Page, site: tuple) -> None:
-    tab.goto("/graph?top=300&kinds=conversation,tag", "body[data-ready]")
+    tab.goto("/graph?top=300&kinds=conversation,tag&all=1", "body[data-ready]")
+    assert tab.page.is_checked("#show-all")
     geo = tab.page.evaluate(GEOMETRY)
     assert len(geo["circles"]) > 60
-    import json
-
-    res = CliRunner().invoke(cli, ["metaphors", "--limit", "500", "--json", "--vault", str(site[2]),
-                                   "--index-dir", str(site[3])])
-    check_graph(tab, [m["label"] for m in json.loads(res.stdout)["metaphors"]])
+    check_graph(tab, ranked_labels(site, "--all"))
     tab.check_clean()
 
 

@@ -291,7 +291,7 @@ def api_index(request: Request) -> Any:
         "GET /api/search?q=…&mode=&k=&role=&since=&until=&provider=&tag=&path=&collapse=": "tropegraph search --json",
         "GET /api/metaphors?limit=&role=&all=": "tropegraph metaphors --json",
         "GET /api/timeline?phrase=…&by=&role=&drift=": "tropegraph timeline --json",
-        "GET /api/graph?top=&since=&until=&kinds=": "node-link JSON, like tropegraph graph export FILE.json",
+        "GET /api/graph?top=&since=&until=&kinds=&all=": "node-link JSON, like tropegraph graph export FILE.json",
         "POST /api/metaphors/track|reject|merge|split": "tropegraph metaphors track|reject|merge|split",
     }, "docs": "docs/API.md"}
 
@@ -381,7 +381,8 @@ def api_graph(request: Request) -> Any:
     since, until = _text(request, "since"), _text(request, "until")
     return metaphor_graph(ex.index, top=_int(request, "top", GRAPH_TOP, 1, MAX_TOP),
                           since=parse_when(since), until=parse_when(until, end=True),
-                          kinds=tuple(dict.fromkeys(["metaphor", *kinds])), vault_name=ex.vault_name)
+                          kinds=tuple(dict.fromkeys(["metaphor", *kinds])), vault_name=ex.vault_name,
+                          show_all=_flag(request, "all", False))
 
 
 # --- curation (POST, token) ----------------------------------------------------------------------

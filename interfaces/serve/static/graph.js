@@ -18,14 +18,14 @@
     var kinds = ["conversation", "tag"].filter(function (k) { return document.getElementById("kind-" + k).checked; });
     var month = function (id) { return filled ? document.getElementById(id).value : (TG.params().get(id) || ""); };
     return { top: document.getElementById("top").value, since: month("since"), until: month("until"),
-      kinds: kinds.join(",") };
+      kinds: kinds.join(","), all: document.getElementById("show-all").checked ? "1" : "" };
   }
 
   function load() {
     var v = form();
-    TG.setParams({ top: v.top === "40" ? "" : v.top, since: v.since, until: v.until, kinds: v.kinds });
+    TG.setParams({ top: v.top === "40" ? "" : v.top, since: v.since, until: v.until, kinds: v.kinds, all: v.all });
     var mine = ++seq;
-    TG.api("/api/graph", { top: v.top, since: v.since, until: v.until, kinds: v.kinds }).then(function (g) {
+    TG.api("/api/graph", { top: v.top, since: v.since, until: v.until, kinds: v.kinds, all: v.all }).then(function (g) {
       if (mine !== seq) return;
       TG.showError("error", null);
       draw(g);
@@ -44,11 +44,13 @@
     var metaphors = nodes.filter(function (n) { return n.type === "metaphor"; });
     var info = g.graph;
     document.getElementById("graph-info").textContent = metaphors.length
-      ? "Showing the top " + metaphors.length + " of " + info.metaphors_in_period + " metaphors used" +
+      ? "Showing the top " + metaphors.length + " of " + info.metaphors_in_period +
+        (info.all ? " phrases (literal and one-off ones included) used" : " metaphors used") +
         (info.since || info.until ? " in the chosen period" : "") + " (best score first)" +
         (nodes.length > metaphors.length ? ", with " + (nodes.length - metaphors.length) + " other nodes" : "") +
         "; " + links.filter(function (l) { return l.type === "cooccurs"; }).length + " co-occurrence links."
-      : "No metaphors in this period.";
+      : "No metaphors in this period" +
+        (info.all ? "." : " (tick \u201cliteral and one-off phrases too\u201d to see every candidate phrase).");
     if (info.first_month) months(info.first_month, info.last_month);
     var maxUses = d3.max(metaphors, function (n) { return n.uses; }) || 1;
     var maxOther = d3.max(nodes, function (n) { return n.type === "metaphor" ? 0 : n.uses; }) || 1;
@@ -209,6 +211,7 @@
   TG.onIndexChange.push(load);
   var p = TG.params();
   if (p.get("top")) document.getElementById("top").value = p.get("top");
+  document.getElementById("show-all").checked = p.get("all") === "1";
   (p.get("kinds") || "").split(",").forEach(function (k) {
     var el = document.getElementById("kind-" + k);
     if (el) el.checked = true;

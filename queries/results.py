@@ -58,7 +58,8 @@ class Hit:
 def obsidian_uri(vault_name: str, path: str) -> str:
     """The link Obsidian opens: the vault by name, the file by path without ``.md``."""
     path = path.removesuffix(".md")
-    return f"obsidian://open?vault={quote(vault_name, safe='')}&file={quote(path, safe='')}"
+    return (f"obsidian://open?vault={quote(vault_name, safe='', errors='surrogateescape')}"
+            f"&file={quote(path, safe='', errors='surrogateescape')}")
 
 
 def make_snippet(

@@ -48,12 +48,19 @@ def _engine_options(f: Any) -> Any:
     return f
 
 
+def _t(text: Any) -> str:
+    """A note's path or a message quoting a note, as one terminal line without escape sequences."""
+    from queries.render.escape import terminal_text
+
+    return terminal_text(str(text))
+
+
 def _echo_problems(report: Any) -> None:
     for failure in report.failures:
-        click.echo(f"warning: {failure.path}: {failure.message} (skipped; retried next run)", err=True)
+        click.echo(f"warning: {_t(failure.path)}: {_t(failure.message)} (skipped; retried next run)", err=True)
     shown = report.warnings[:MAX_WARNINGS_SHOWN]
     for message in shown:
-        click.echo(f"warning: {message}", err=True)
+        click.echo(f"warning: {_t(message)}", err=True)
     if len(report.warnings) > len(shown):
         click.echo(
             f"warning: … and {len(report.warnings) - len(shown)} more warnings "
@@ -392,9 +399,9 @@ def _echo_last_run(run: dict[str, Any] | None, warnings: list[dict[str, Any]], a
         click.echo(f"Last run:       {_when(run.get('finished'))}: {run.get('notes_seen', 0)} notes seen, "
                    f"{run.get('notes_changed', 0)} changed, {len(failed)} failed, {total} warnings")
         for f in failed[:MAX_WARNINGS_SHOWN]:
-            click.echo(f"  failed: {f['path']}: {f['message']} (retried by `{again}`)")
+            click.echo(f"  failed: {_t(f['path'])}: {_t(f['message'])} (retried by `{again}`)")
         for w in said[: max(0, MAX_WARNINGS_SHOWN - len(failed))]:
-            click.echo(f"  warning: {w}")
+            click.echo(f"  warning: {_t(w)}")
         if len(failed) + total > MAX_WARNINGS_SHOWN:
             click.echo("  … `tropegraph status --json` lists them all")
     if warnings:
@@ -403,7 +410,7 @@ def _echo_last_run(run: dict[str, Any] | None, warnings: list[dict[str, Any]], a
                    "the note changes)")
         for w in warnings[:MAX_WARNINGS_SHOWN]:
             where = f"{w['path']}:{w['line']}" if w.get("line") else w["path"]
-            click.echo(f"  {where}: {w['message']}")
+            click.echo(f"  {_t(where)}: {_t(w['message'])}")
         if len(warnings) > MAX_WARNINGS_SHOWN:
             click.echo(f"  … and {len(warnings) - MAX_WARNINGS_SHOWN} more (`tropegraph status --json` lists them all)")
 

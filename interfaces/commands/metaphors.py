@@ -52,7 +52,7 @@ def _print_table(items: list[Any], status: Any, show_all: bool) -> None:
         click.echo(status.message())
         return
     for i, m in enumerate(items, 1):
-        click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all, status.threshold)}  ({m.id})  "
+        click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all, status.threshold)}  ({_t(m.id)})  "
                    f"score {m.score:.2f} = figurative {m.figurative:.2f} × recurrence {m.recurrence:.2f}")
         first = f"{m.first_seen or '?'} by {m.first_role or '?'}"
         click.echo(f"     {m.occurrences} uses in {m.conversations} conversations; first {first}; last {m.last_seen or '?'}")

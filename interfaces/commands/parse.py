@@ -24,9 +24,13 @@ def _zone(minutes: int | None) -> str:
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def _one_line(text: str, width: int = 100) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _one_line(text: object, width: int = 0) -> str:
+    """Note text as one terminal line (``queries.render.escape.terminal_text``: no escape
+    sequences reach the terminal), cut at ``width`` characters when given."""
+    from queries.render.escape import terminal_text
+
+    text = terminal_text(str(text))
+    return text if not width or len(text) <= width else text[: width - 1] + "…"
 
 
 def _locate(note: Path, vault: str | None) -> tuple[Path, str]:
@@ -78,31 +82,32 @@ def parse(note: Path, vault: str | None, as_json: bool) -> None:
     if as_json:
         print_json(parsed.to_dict())
         return
+    _t = _one_line
     conv = parsed.conversation
-    click.echo(f"{parsed.path}: {parsed.kind} — {parsed.title}")
+    click.echo(f"{_t(parsed.path)}: {parsed.kind} — {_t(parsed.title)}")
     if conv:
         zone = _zone(conv.utc_offset)
         created = f"{conv.created:%Y-%m-%d %H:%M:%S} local" if conv.created else "-"
-        click.echo(f"  conversation {conv.conversation_id}{' (derived)' if conv.id_derived else ''}"
-                   f"  provider={conv.provider or '-'}  plugin={conv.plugin_version or '-'}"
+        click.echo(f"  conversation {_t(conv.conversation_id)}{' (derived)' if conv.id_derived else ''}"
+                   f"  provider={_t(conv.provider or '-')}  plugin={_t(conv.plugin_version or '-')}"
                    f"  created={created}")
         click.echo(f"  {len(conv.turns)} turns (times are local, {zone})")
         for t in conv.turns:
             when = t.time.isoformat(sep=" ", timespec="seconds") if t.time else "?"
-            who = t.role + (f" ({t.model})" if t.model else "")
-            click.echo(f"  [{t.position}] {when}  {who:<10} {t.uid}{' (derived)' if t.uid_derived else ''}")
-            click.echo(f"       {_one_line(t.text) or '(empty)'}")
+            who = t.role + (f" ({_t(t.model)})" if t.model else "")
+            click.echo(f"  [{t.position}] {when}  {who:<10} {_t(t.uid)}{' (derived)' if t.uid_derived else ''}")
+            click.echo(f"       {_t(t.text, 100) or '(empty)'}")
             for a in t.attachments:
-                click.echo(f"       + {a.kind}: {_one_line(a.title, 80)}")
+                click.echo(f"       + {_t(a.kind)}: {_t(a.title, 80)}")
     if parsed.aliases:
-        click.echo(f"  aliases: {', '.join(parsed.aliases)}")
+        click.echo(f"  aliases: {_t(', '.join(map(str, parsed.aliases)))}")
     if parsed.tags:
-        click.echo(f"  tags: {' '.join('#' + t.name for t in parsed.tags)}")
+        click.echo(f"  tags: {_t(' '.join('#' + t.name for t in parsed.tags))}")
     if parsed.links:
         click.echo(f"  links ({len(parsed.links)}):")
         for link in parsed.links[:20]:
             frag = f"#{link.heading}" if link.heading else f"#^{link.block}" if link.block else ""
-            click.echo(f"    {'!' if link.embed else ''}{link.target}{frag}  (line {link.line})")
+            click.echo(f"    {'!' if link.embed else ''}{_t(link.target + frag)}  (line {link.line})")
         if len(parsed.links) > 20:
             click.echo(f"    … {len(parsed.links) - 20} more")
     if parsed.headings:
@@ -110,4 +115,4 @@ def parse(note: Path, vault: str | None, as_json: bool) -> None:
     if parsed.mojibake_repaired:
         click.echo("  mojibake repaired")
     for w in parsed.warnings:
-        click.echo(f"  warning: {w}")
+        click.echo(f"  warning: {_t(w)}")

@@ -34,24 +34,29 @@ def _open(vault: str | None, index_dir: str | None) -> Any:
 
 
 def _render(hits: list[Any], header: str) -> None:
-    """Numbered results; on a terminal with colours, the title links to the note and matches are bold."""
+    """Numbered results; on a terminal with colours, the title links to the note and matches are bold.
+
+    Everything taken from a note (title, path, model, UID, snippet) goes through the terminal
+    escaping of ``queries.render.escape``: a note holding ``\\x1b[2J`` cannot clear the screen."""
     from rich.console import Console
     from rich.text import Text
 
+    from queries.render.escape import terminal_chars, terminal_text
+
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     if not hits:
-        console.print(f"No results for {header}.")
+        console.print(Text(f"No results for {terminal_text(header)}."))
         return
     for i, h in enumerate(hits, 1):
         when = (h.time or "").replace("T", " ")[:16]
         line = Text(f"{i:>2}. ", style="bold")
-        line.append(h.title or h.note, style=f"bold link {h.uri}")
-        details = " · ".join(x for x in (h.role, h.model, when) if x)
+        line.append(terminal_text(h.title or h.note), style=f"bold link {h.uri}")
+        details = " · ".join(terminal_text(x) for x in (h.role, h.model, when) if x)
         line.append(f"  {details}  ", style="cyan")
         line.append(f"score {h.score:.3f}", style="dim")
         console.print(line)
-        console.print(Text(f"    {h.note}  uid {h.uid}", style="dim"))
-        snippet = Text("    " + h.snippet)
+        console.print(Text(f"    {terminal_text(h.note)}  uid {terminal_text(h.uid)}", style="dim"))
+        snippet = Text("    " + terminal_chars(h.snippet))  # same length: the highlight offsets hold
         for start, end in h.highlights:
             snippet.stylize("bold yellow", start + 4, end + 4)
         console.print(snippet)

@@ -47,6 +47,13 @@ def _writing(path: Path) -> Iterator[None]:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}; choose another path") from exc
 
 
+def _t(text: str) -> str:
+    """A metaphor label as one terminal line without escape sequences (labels come from notes)."""
+    from queries.render.escape import terminal_text
+
+    return terminal_text(text)
+
+
 def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
@@ -83,7 +90,7 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
     with _open_source(vault, index_dir, show_all) as src:
         res = src.resolve(phrase)
         if res.chosen is None:
-            hint = "; ".join(f"{m.label} [{m.id}]" for m in res.suggestions)
+            hint = "; ".join(f"{_t(m.label)} [{_t(m.id)}]" for m in res.suggestions)
             msg = f"Error: no metaphor matches {phrase!r} and the vault's text does not hold it."
             empty = (" The index has no metaphors yet: run `tropegraph index`." if not src.has_candidates()
                      else " The vault has no recurring images yet: see `tropegraph metaphors --all`.")
@@ -94,14 +101,14 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
                "words": "shared words", "similarity": "similar meaning",
                "text": "its own occurrences in the text"}[res.how]
         if res.how == "text":
-            _say(f"Phrase: {chosen.label} (not an extracted metaphor; timeline of {how})")
+            _say(f"Phrase: {_t(chosen.label)} (not an extracted metaphor; timeline of {how})")
         else:
-            _say(f"Metaphor: {chosen.label} [{chosen.id}] (matched by {how})")
+            _say(f"Metaphor: {_t(chosen.label)} [{_t(chosen.id)}] (matched by {how})")
             if not src.listed(chosen.id):
-                _say(f"note: «{chosen.label}» is not in the metaphors list ({src.why_unlisted(chosen.id)}); "
+                _say(f"note: «{_t(chosen.label)}» is not in the metaphors list ({src.why_unlisted(chosen.id)}); "
                      "showing its uses anyway")
         if len(res.matches) > 1:
-            _say("Also matches: " + ", ".join(f"{m.label} [{m.id}]" for m in res.matches[1:])
+            _say("Also matches: " + ", ".join(f"{_t(m.label)} [{_t(m.id)}]" for m in res.matches[1:])
                  + " (give the id to choose)")
         tl = src.timeline(chosen, by=by, drift=not no_drift)
         shown = tl.for_role(role)

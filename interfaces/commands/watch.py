@@ -4,6 +4,7 @@ Imported at CLI start: watchdog, the pipeline and the embedder are imported insi
 """
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -53,6 +54,16 @@ def _add_watch_options(f: Any, defaults: bool) -> Any:
     return f
 
 
+class _TerminalFormatter(logging.Formatter):
+    """The watcher's human log line with its message through ``queries.render.escape.terminal_text``."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from queries.render.escape import terminal_text
+
+        record.message = terminal_text(record.message)
+        return super().formatMessage(record)
+
+
 @click.command()
 @vault_options
 @_watch_options(defaults=True)
@@ -90,6 +101,8 @@ def watch(vault: str | None, index_dir: str | None, debounce: float, reconcile_i
         timer.start()
 
     handler = configure_logging(json_log=json_log, stream=sys.stderr)
+    if not json_log:  # log lines name notes: no escape sequence from a file name reaches the terminal
+        handler.setFormatter(_TerminalFormatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         run_watch(vault_path, index_path, debounce=debounce, reconcile_interval=reconcile_interval, stop=stop)

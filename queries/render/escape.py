@@ -13,7 +13,8 @@ page or a terminal goes through exactly one function here, so a note named
 - :func:`yaml_scalar` — a YAML scalar that loads back to the same string.
 - :func:`mermaid_label` — a quoted label inside a Mermaid chart.
 - :func:`html_text` — HTML text or attribute value.
-- :func:`terminal_text` — one line for a terminal, without escape sequences.
+- :func:`terminal_text` — one line for a terminal, without escape sequences
+  (:func:`terminal_chars`: the same, one character for one, for text with highlight offsets).
 """
 from __future__ import annotations
 
@@ -167,3 +168,13 @@ def terminal_text(text: str) -> str:
     """One line for a terminal: whitespace collapsed, escape sequences and other controls
     shown as ``�`` (a title holding ``\\x1b]…`` must not drive the user's terminal)."""
     return _SURROGATE.sub("\ufffd", _TERMINAL_DROP.sub("\ufffd", _SPACE.sub(" ", text))).strip()
+
+
+_ONE_SPACE = re.compile(r"\s")
+
+
+def terminal_chars(text: str) -> str:
+    """:func:`terminal_text` character for character: each whitespace character one space, each
+    control, bidi override or lone surrogate one ``�``, nothing collapsed or stripped, so offsets
+    into ``text`` (a snippet's highlighted matches) still point at the same characters."""
+    return _SURROGATE.sub("\ufffd", _TERMINAL_DROP.sub("\ufffd", _ONE_SPACE.sub(" ", text)))

@@ -68,7 +68,7 @@ def render_text(tl: Timeline) -> str:
 def explanation_lines(ex: Any) -> list[str]:
     """``tropegraph metaphors explain``: why a metaphor is (not) listed (``queries.metaphors.Explanation``)."""
     s = ex.summary
-    lines = [f"{_t(s.label)}  [{s.id}]"]
+    lines = [f"{_t(s.label)}  [{_t(s.id)}]"]
     lines.append(f"listed: {'yes' if ex.listed else 'no'} — " + "; ".join(ex.reasons))
     lines.append(f"score {s.score:.2f} = figurative {s.figurative:.2f} × recurrence {s.recurrence:.2f}"
                  + (f"  (model {ex.model})" if ex.model else ""))
@@ -92,10 +92,10 @@ def explanation_lines(ex: Any) -> list[str]:
     for k in ex.keys:
         how = "founding key" if k.source == "lemma" else k.source
         over = f", literal by {k.override} in tropegraph.toml" if k.override else ""
-        lines.append(f"  {k.key}  ({k.lang} {k.construction})  {k.uses} use{'s' if k.uses != 1 else ''}, "
+        lines.append(f"  {_t(k.key)}  ({k.lang} {k.construction})  {k.uses} use{'s' if k.uses != 1 else ''}, "
                      f"figurative {k.figurative:.2f}{over} — {how}")
     for link in ex.links:
-        lines.append(f"    {link.a} + {link.b}: {link.reason}")
+        lines.append(f"    {_t(link.a)} + {_t(link.b)}: {_t(link.reason)}")
     if ex.variants:
         lines.append("Variants: " + ", ".join(f"{_t(v)} ({n})" for v, n in ex.variants.items()))
     return lines

@@ -23,6 +23,7 @@ from queries.render.escape import (
     mermaid_label,
     note_link,
     one_line,
+    terminal_chars,
     terminal_text,
     yaml_scalar,
 )
@@ -173,3 +174,12 @@ def test_html_text_is_text_in_content_and_attributes(s: str) -> None:
 def test_terminal_text_has_no_escape_sequences(s: str) -> None:
     out = terminal_text(s)
     assert no_controls(out) and "\n" not in out and "\u202e" not in out
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts)
+def test_terminal_chars_keeps_offsets_and_drops_escape_sequences(s: str) -> None:
+    out = terminal_chars(s)
+    assert len(out) == len(s)  # highlight offsets into s still point at the same characters
+    assert no_controls(out) and "\n" not in out and "\u202e" not in out
+    assert " ".join(out.split()) == terminal_text(s)

@@ -138,7 +138,9 @@ def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conve
     from vault_schema.names import Resolver
 
     db = index.db
-    g = nx.MultiDiGraph()
+    from vault_schema.models import TIMES
+
+    g = nx.MultiDiGraph(times=TIMES)  # every time attribute: local, as the notes show it
     notes = db.execute("SELECT id, path, title, kind, aliases FROM notes ORDER BY path").fetchall()
     path_of = {nid: path for nid, path, *_ in notes}
     aliases = {}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vault_schema.errors import VaultError
+from vault_schema.models import TIMES
 
 Role = Literal["user", "assistant"]
 
@@ -632,7 +633,7 @@ def metaphors_result(items: list[MetaphorSummary], status: ListStatus | None = N
     With ``status``: what the list leaves out (``hidden``) and the cut-off it applied, and for an
     empty list the ``message`` saying why and what to do.
     """
-    out: dict[str, Any] = {"metaphors": [m.to_dict() for m in items]}
+    out: dict[str, Any] = {"metaphors": [m.to_dict() for m in items], "times": TIMES}
     if status is not None:
         out["use"] = USE
         out["threshold"] = status.threshold

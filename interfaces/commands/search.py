@@ -60,6 +60,7 @@ def _render(hits: list[Any], header: str) -> None:
         for start, end in h.highlights:
             snippet.stylize("bold yellow", start + 4, end + 4)
         console.print(snippet)
+    console.print(Text("(times are local, as the notes show them)", style="dim"))
 
 
 @click.command("search")

@@ -58,7 +58,7 @@ def render_text(tl: Timeline) -> str:
     if any(p.p_value is None and p.drift for p in tl.periods):
         lines.append(f"(p-values need at least 3 uses in both periods; '{TOO_FEW}' otherwise)")
     lines.append("")
-    lines.append("occurrences:")
+    lines.append("occurrences (local times, as the notes show them):")
     for o in tl.occurrences:
         lines.append(f"  {_day(o.time)}  {o.role:<9} {_t(o.title)}  ({_t(o.note)})")
         lines.append(f"              {_one_line(o.sentence)}")

@@ -236,9 +236,9 @@ def test_json_shape_matches_the_issue() -> None:
                         embed=bag_embed)
     d = tl.to_dict()
     # the issue's shape, plus what says how to read it: the definition of a use, the --role filter,
-    # and whether the timeline is of a metaphor or of a phrase found in the text
-    assert set(d) == {"metaphor", "occurrences", "first", "uptake", "periods", "use", "role", "source"}
-    assert (d["role"], d["source"]) == (None, "metaphor")
+    # whether the timeline is of a metaphor or of a phrase found in the text, and that times are local
+    assert set(d) == {"metaphor", "occurrences", "first", "uptake", "periods", "use", "role", "source", "times"}
+    assert (d["role"], d["source"], d["times"]) == (None, "metaphor", "local")
     assert set(d["metaphor"]) == {"id", "label", "variants"}
     assert set(d["occurrences"][0]) == {"uid", "conversation_id", "note", "title", "role", "time", "sentence",
                                             "surface"}

@@ -36,6 +36,29 @@ def test_patterns(text: str, key: str, construction: str) -> None:
     assert found[0].construction == construction
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Твой пример стал для меня ключом к пониманию внимания.", "ключ к понимание"),
+        ("Бабушкины письма стали окном в прошлое.", "окно в прошлое"),
+        ("Долгие прогулки — моё лекарство от скуки.", "лекарство от скука"),
+        ("После разговора у меня камень на душе.", "камень на душа"),
+        ("Your example became the key to understanding attention.", "key to understand"),
+        ("Let's open a window into the mind of the reader.", "window into mind"),
+        ("That plan is a recipe for disaster.", "recipe for disaster"),
+    ],
+)
+def test_frequent_prepositions(text: str, key: str) -> None:
+    assert key in keys(text), keys(text)
+
+
+def test_frequent_prepositions_keep_to_nouns() -> None:
+    # a verb before the preposition, an infinitive after "to", a time adverbial of a verb
+    assert keys("I need to find time to go to the store.") == set()
+    assert keys("It works in practice, and I listen to music.") == set()
+    assert not {k for k in keys("Встреча в понедельник, я пошёл на работу в пятницу.") if " в " in k}
+
+
 def test_inflections_share_one_key_and_label() -> None:
     forms = ["карта смысла", "карту смысла", "картой смысла", "карты смысла", "на карте смысла"]
     cands = [c for f in forms for c in extract(f) if c.head == "карта"]

@@ -64,7 +64,7 @@ def read_rows() -> list[Row]:
     with open(DATA / "written-phrases.tsv", encoding="utf-8") as f:
         rows += [Row("written-phrases", r["lang"], int(r["label"] == "met"), r["construction"], r["phrase"], None)
                  for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
-    for path in (DATA / "written-ru.tsv", DATA / "written-en.tsv"):
+    for path in (DATA / "written-ru.tsv", DATA / "written-en.tsv", DATA / "written-ru-2.tsv", DATA / "written-en-2.tsv"):
         rows += read_sentences(path, path.stem)
     return rows
 

@@ -10,9 +10,11 @@ adjective-suffix + noun) with simplemma lemmas.
 Patterns:
 - ``gen``   RU noun + genitive noun (adjectives may sit in between): «карта (нашего) смысла»
 - ``adj``   RU adjective/participle + agreeing noun: «нейронная сеть»
-- ``prep``  RU noun + preposition + [numeral/adjective…] + noun: «мост между (двумя) мирами»
+- ``prep``  RU noun + preposition + [numeral/adjective…] + noun: «мост между (двумя) мирами»,
+  «ключ к пониманию», «окно в прошлое» (в/на/к/для/от only with the case they govern)
 - ``of``    EN "X of Y": "map of meaning"
-- ``prep``  EN "X between/through/… Y": "bridge between worlds"
+- ``prep``  EN "X between/through/… Y": "bridge between worlds"; "X to/into/for/from/in/on/over/
+  under Y" only when X is a noun there and Y a noun (not an idiom: "in mind", "over time")
 - ``adj``   EN adjective + noun: "neural network"
 - ``nn``    EN noun–noun compound: "attention compass" (head = the last noun, dep = the modifier;
   word classes from lemminflect's lexicon, since English has no offline tagger here)
@@ -25,9 +27,24 @@ from functools import lru_cache
 
 from indexer.textproc import is_cyrillic, morph, tokenize
 
-#: Russian prepositions that build figurative "X <prep> Y" images («мост между мирами»).
-RU_PREPS = frozenset({"между", "сквозь", "через", "из", "без", "над", "под", "внутри", "вне"})
+#: Russian prepositions that build figurative "X <prep> Y" images («мост между мирами», «ключ к
+#: пониманию», «окно в прошлое», «лекарство от скуки»), with the cases their noun takes after
+#: them (None: any case but the nominative). The frequent ones (в, на, к, для, от) are held to
+#: their cases so «в понедельник»-like adverbials of a verb do not become noise.
+RU_PREP_CASES: dict[str, frozenset[str] | None] = {
+    "между": None, "сквозь": None, "через": None, "из": None, "без": None, "над": None, "под": None,
+    "внутри": None, "вне": None,
+    "к": frozenset({"datv"}), "ко": frozenset({"datv"}),
+    "для": frozenset({"gent", "gen2"}), "от": frozenset({"gent", "gen2"}),
+    "в": frozenset({"accs", "loct", "loc2"}), "во": frozenset({"accs", "loct", "loc2"}),
+    "на": frozenset({"accs", "loct", "loc2"}),
+}
+RU_PREPS = frozenset(RU_PREP_CASES)
 EN_PREPS = frozenset({"between", "through", "across", "beyond", "without", "inside", "within"})
+#: Frequent English prepositions ("key to understanding", "window into the mind", "recipe for
+#: disaster", "anchor in the chaos"): taken only after a noun that is not a verb here, and before a
+#: noun (after "to", a bare verb is an infinitive: "time to go").
+EN_NOUN_PREPS = frozenset({"to", "into", "for", "from", "in", "on", "over", "under"})
 EN_STOP = frozenset(
     ["a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our", "their", "i", "you", "he", "she", "it", "we", "they", "me", "him", "us", "them", "of", "in", "on", "at", "to", "for", "from", "by", "with", "about", "as", "into", "onto", "between", "through", "across", "beyond", "without", "inside", "within", "and", "or", "but", "if", "then", "so", "not", "no", "nor", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "should", "may", "might", "must", "shall", "there", "here", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "all", "any", "each", "every", "some", "such", "more", "most", "other", "own", "same", "than", "too", "very", "just", "only", "also", "even", "still", "both", "either", "one", "two", "three", "many", "much", "few", "lot", "kind", "sort", "way", "thing", "things", "something", "anything", "nothing", "everything", "rather", "like"]
 )
@@ -40,7 +57,9 @@ _EN_DETS = frozenset(["a", "an", "the", "this", "that", "these", "those", "my", 
 _SENT_END = re.compile(r"[.!?…\n]+")
 #: Russian lemmas that are never the head or dependent of an image (pronoun-like nouns, units).
 RU_STOP_LEMMAS = frozenset(
-    ["это", "что", "кто", "который", "такой", "весь", "сам", "свой", "этот", "тот", "каждый", "любой", "другой", "один", "год", "день", "раз", "время", "час", "минута", "секунда", "неделя", "месяц", "человек", "люди"]
+    ["это", "что", "кто", "который", "такой", "весь", "сам", "свой", "этот", "тот", "каждый", "любой", "другой", "один", "год", "день", "раз", "время", "час", "минута", "секунда", "неделя", "месяц", "человек", "люди",
+     # days of the week («среда» is also an environment): «встреча в понедельник» is a time adverbial
+     "понедельник", "вторник", "четверг", "пятница", "суббота", "воскресенье"]
 )
 
 
@@ -277,7 +296,9 @@ def _extract_ru(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
                 ):
                     j += 1
                 if j < n and is_cyrillic(toks[j][0]) and _joined(text, toks, i, j):
-                    deps = [p for p in _nouns(toks[j][0]) if p.case not in (None, "nomn")]
+                    cases = RU_PREP_CASES[prep]
+                    deps = [p for p in _nouns(toks[j][0]) if p.case not in (None, "nomn")
+                            and (cases is None or p.case in cases)]
                     if deps:
                         h, d = heads[0], deps[0]
                         label = f"{_nominative(w, h.lemma, 'NOUN', None)} {prep} {toks[j][0].lower()}"
@@ -305,11 +326,14 @@ def _extract_en(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
         if not _en_content(w):
             continue
         nxt = toks[i + 1][0].lower()
-        if (nxt == "of" or nxt in EN_PREPS) and i + 2 < n:
+        noun_prep = nxt in EN_NOUN_PREPS
+        if (nxt == "of" or nxt in EN_PREPS or (noun_prep and _en_prep_head(toks, i))) and i + 2 < n:
             j = i + 2
             while j < n and toks[j][0].lower() in ("the", "a", "an", "two", "our", "its", "their", "his", "her", "my", "your"):
                 j += 1
-            if j < n and _en_content(toks[j][0]) and _joined(text, toks, i, j):
+            if j < n and _en_content(toks[j][0]) and _joined(text, toks, i, j) and (
+                    not noun_prep or (_en_prep_dep(toks[j][0].lower(), determiner=j > i + 2, to=nxt == "to")
+                                      and not _en_modifier(toks, j))):
                 h, d = _en_lemma(w), _en_lemma(toks[j][0])
                 if h != d:
                     cons = "of" if nxt == "of" else "prep"
@@ -332,12 +356,48 @@ def _en_adj_noun(adj: str, noun: str) -> bool:
 
 
 @lru_cache(maxsize=100_000)
-def _en_pos(word: str) -> frozenset[str]:
-    """Word classes a lower-cased English word can have (``NOUN``, ``VERB``, ``ADJ``, …), from
-    lemminflect's lexicon; empty for unknown words."""
+def _en_pos(word: str) -> dict[str, tuple[str, ...]]:
+    """Word classes a lower-cased English word can have (``NOUN``, ``VERB``, ``ADJ``, …) with its
+    lemmas in each, from lemminflect's lexicon; empty for unknown words."""
     from lemminflect import getAllLemmas
 
-    return frozenset(getAllLemmas(word))
+    return dict(getAllLemmas(word))
+
+
+def _en_prep_head(toks: list[tuple[str, int, int]], i: int) -> bool:
+    """True when ``toks[i]`` can head "X to/in/for… Y": a noun here, not a verb ("it works in
+    practice", "I listen to music", "looking for"), an adverb or an adjective-only word."""
+    w = toks[i][0].lower()
+    pos = _en_pos(w)
+    if "NOUN" not in pos or w.endswith(("ly", "ing")) or w in _EN_NN_STOP or _en_verb_form(w):
+        return False
+    prev = toks[i - 1][0].lower() if i > 0 else None
+    return not ("VERB" in pos and (prev is None or prev in _EN_VERB_CONTEXT))
+
+
+def _en_prep_dep(w: str, *, determiner: bool, to: bool) -> bool:
+    """True when ``w`` can be the noun after the preposition (after a bare "to", not a verb's base
+    form: "time to go", "need to find")."""
+    pos = _en_pos(w)
+    if "NOUN" not in pos or w in _EN_NN_STOP or (not determiner and w in _EN_PREP_IDIOMS):
+        return False
+    return determiner or not to or "VERB" not in pos or w not in pos["VERB"]
+
+
+#: Nouns that make adverbial idioms after a bare preposition ("in mind", "over time", "in
+#: general", "for example", "from scratch"): never the dependent of an image.
+_EN_PREP_IDIOMS = frozenset(
+    ["time", "mind", "general", "particular", "fact", "order", "case", "terms", "addition", "place", "front",
+     "detail", "advance", "total", "common", "top", "example", "instance", "date", "scratch", "board", "line",
+     "person", "practice", "theory", "return", "turn", "touch", "charge", "control", "use", "contrast", "response",
+     "part", "purpose", "sale", "progress", "hand", "demand", "depth", "summary", "short"])
+
+
+def _en_modifier(toks: list[tuple[str, int, int]], j: int) -> bool:
+    """True when ``toks[j]`` is an adjective-capable word before a noun ("in ethical ways"):
+    the noun after the preposition is further on."""
+    return (j + 1 < len(toks) and "ADJ" in _en_pos(toks[j][0].lower())
+            and "NOUN" in _en_pos(toks[j + 1][0].lower()) and _en_content(toks[j + 1][0]))
 
 
 #: Words after which a noun-or-verb word is a verb («I file reports», "to search engines").
@@ -348,7 +408,8 @@ _EN_VERB_CONTEXT = frozenset(
 #: Adverbs of time and particles that the lexicon also lists as nouns ("matters today", "comes out").
 _EN_NN_STOP = frozenset(
     ["today", "tomorrow", "yesterday", "tonight", "last", "next", "first", "out", "up", "down", "off", "back",
-     "away", "ago", "home", "there", "here", "now", "yet", "else", "way", "while", "once", "times"]
+     "away", "ago", "home", "there", "here", "now", "yet", "else", "way", "while", "once", "times", "forward",
+     "whether", "yourself", "myself", "himself", "herself", "itself", "ourselves", "themselves"]
 )
 
 

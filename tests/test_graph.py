@@ -152,3 +152,25 @@ def test_cli_export(graph_index, tmp_path):
                                    "--index-dir", str(index_dir)])
     assert bad.exit_code == 1
     assert bad.output.startswith("Error: unknown graph format '.png'")
+
+
+def test_cli_json_export_reads_back_with_networkx_defaults_and_attachments_present(graph_index, tmp_path):
+    """What a user does: `graph export g.json`, then `nx.node_link_graph(json.load(f))` on the networkx
+    tropegraph installs; files that exist in the vault are attachment nodes (never missing notes); a file
+    the export left out is written without a link (Nexus's *(missing)* form), so it is no node at all."""
+    import json
+
+    _, vault, index_dir, truth = graph_index
+    out = tmp_path / "g.json"
+    res = CliRunner().invoke(cli, ["graph", "export", str(out), "--vault", str(vault), "--index-dir", str(index_dir)])
+    assert res.exit_code == 0, res.output
+    with out.open(encoding="utf-8") as f:
+        g = nx.node_link_graph(json.load(f))
+    assert res.output == f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {out}.\n"
+    assert {a["exists"] for a in truth["attachments"]} == {True, False}
+    for a in truth["attachments"]:
+        targets = {v: g.nodes[v]["type"] for _, v, d in g.edges(data=True) if d["type"] == "links_to"
+                   and v.endswith("/" + a["path"].rsplit("/", 1)[-1])}
+        assert targets == ({f"file:{a['path']}": "attachment"} if a["exists"] else {}), a
+    assert not any(d.get("kind") == "missing" and "." in d["path"].rsplit("/", 1)[-1]
+                   for _, d in g.nodes(data=True) if d["type"] == "note")

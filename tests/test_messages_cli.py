@@ -7,6 +7,7 @@ and `index --progress json`.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -206,7 +207,7 @@ def test_status_keeps_showing_warnings_and_the_last_runs_failures(env, fixtures_
     assert again.exit_code == 0
     assert "mojibake" not in again.stderr
     assert again.stdout.endswith(
-        f"1 notes were read with warnings; `tropegraph status --vault {vault} --index-dir {ix}` lists them.\n")
+        f"1 note was read with warnings; `tropegraph status --vault {vault} --index-dir {ix}` lists them.\n")
     res = CliRunner().invoke(cli, ["status", "--vault", str(vault), "--index-dir", str(ix), "--json"])
     data = json.loads(res.stdout)
     expected = [dict(w.to_dict(), path="seed.md") for w in load_note(vault, "seed.md").warnings]
@@ -214,9 +215,12 @@ def test_status_keeps_showing_warnings_and_the_last_runs_failures(env, fixtures_
     (failure,) = data["last_run"]["failures"]
     assert failure["path"] == "dup.md" and data["last_run"]["notes_failed"] == 1
     text = CliRunner().invoke(cli, ["status", "--vault", str(vault), "--index-dir", str(ix)]).stdout
+    n = len(_notes(vault))
+    assert re.search(rf"^Last run: {{7}}\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \(local time, UTC[+-]\d\d:\d\d\): {n} notes "
+                     r"seen, 1 changed, 1 failed, 0 warnings$", text, re.MULTILINE), text
     assert f"  failed: dup.md: {failure['message']} (retried by `tropegraph index --vault {vault} --index-dir {ix}`)\n" in text
     w = expected[0]
-    assert "Note warnings:  1 in 1 notes (what parsing noticed; they stay until the note changes)\n" in text
+    assert "Note warnings:  1 in 1 note (what parsing noticed; they stay until the note changes)\n" in text
     assert f"  seed.md:{w['line']}: {w['message']}\n" in text
 
 

@@ -174,8 +174,8 @@ def index(
     _echo_problems(report)
     click.echo(str(report))
     if noted:
-        click.echo(f"{noted} notes were read with warnings; `{vault_command('status', vault_path, index_dir)}` "
-                   "lists them.")
+        said = "1 note was read with warnings" if noted == 1 else f"{noted} notes were read with warnings"
+        click.echo(f"{said}; `{vault_command('status', vault_path, index_dir)}` lists them.")
 
 
 def _not_a_vault(vault: Any, again: str) -> tuple[str, bool] | None:
@@ -390,6 +390,11 @@ def _when(iso: str | None) -> str | None:
     return f"{t:%Y-%m-%d %H:%M:%S} (local time, {zone})"
 
 
+def _n(count: int, noun: str) -> str:
+    """``1 warning``, ``2 warnings``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _echo_last_run(run: dict[str, Any] | None, warnings: list[dict[str, Any]], again: str) -> None:
     """The last run's failures and run warnings, then the notes' parse warnings (up to a limit)."""
     if run is not None:
@@ -397,7 +402,7 @@ def _echo_last_run(run: dict[str, Any] | None, warnings: list[dict[str, Any]], a
         said = run.get("warnings") or []
         total = run.get("warnings_total", len(said))
         click.echo(f"Last run:       {_when(run.get('finished'))}: {run.get('notes_seen', 0)} notes seen, "
-                   f"{run.get('notes_changed', 0)} changed, {len(failed)} failed, {total} warnings")
+                   f"{run.get('notes_changed', 0)} changed, {len(failed)} failed, {_n(total, 'warning')}")
         for f in failed[:MAX_WARNINGS_SHOWN]:
             click.echo(f"  failed: {_t(f['path'])}: {_t(f['message'])} (retried by `{again}`)")
         for w in said[: max(0, MAX_WARNINGS_SHOWN - len(failed))]:
@@ -406,7 +411,7 @@ def _echo_last_run(run: dict[str, Any] | None, warnings: list[dict[str, Any]], a
             click.echo("  … `tropegraph status --json` lists them all")
     if warnings:
         notes = len({w["path"] for w in warnings})
-        click.echo(f"Note warnings:  {len(warnings)} in {notes} notes (what parsing noticed; they stay until "
+        click.echo(f"Note warnings:  {len(warnings)} in {_n(notes, 'note')} (what parsing noticed; they stay until "
                    "the note changes)")
         for w in warnings[:MAX_WARNINGS_SHOWN]:
             where = f"{w['path']}:{w['line']}" if w.get("line") else w["path"]

@@ -47,6 +47,7 @@ def demo(demo_dir: Path | None, fresh: bool, as_json: bool) -> None:
     from indexer.pipeline import index_vault
     from indexer.store import open_index
     from queries.metaphors import list_metaphors
+    from queries.render.escape import terminal_text
     from queries.search import search
 
     base = demo_dir or default_demo_dir()
@@ -75,13 +76,13 @@ def demo(demo_dir: Path | None, fresh: bool, as_json: bool) -> None:
             results[query] = [h.to_dict() for h in hits]
             say(f"\n$ tropegraph search {_quote(query)} -k 3")
             for n, hit in enumerate(hits, 1):
-                when = (hit.time or "")[:10]
-                say(f"  {n}. [{hit.role}, {when}] {hit.title}")
+                who = ", ".join(x for x in (hit.role, (hit.time or "")[:10]) if x)
+                say(f"  {n}. [{who}] {terminal_text(hit.title)}")
                 say(f"     {_short(hit.snippet)}")
         metaphors = list_metaphors(idx, limit=5)
         say("\n$ tropegraph metaphors --limit 5")
         for n, m in enumerate(metaphors, 1):
-            say(f"  {n}. {m.label}: {m.occurrences} uses in {m.conversations} conversations, "
+            say(f"  {n}. {terminal_text(m.label)}: {m.occurrences} uses in {m.conversations} conversations, "
                 f"first by {m.first_role} on {(m.first_seen or '')[:10]}")
         if not metaphors:
             from queries.metaphors import list_status
@@ -111,5 +112,7 @@ def _quote(text: str) -> str:
 
 
 def _short(text: str, width: int = 110) -> str:
-    text = " ".join(text.split())
+    from queries.render.escape import terminal_text
+
+    text = terminal_text(text)
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -43,7 +43,8 @@ def build_vault(out: Path, scale: int, seed: int) -> None:
 
 def passages_to_embed(vault: Path, embedder) -> list[str]:
     """The distinct passage texts a first index of ``vault`` embeds (same walk, parser and chunker)."""
-    from indexer.pipeline import SKIPPED_KINDS, make_chunker, note_sections, walk
+    from indexer.passages import heads, note_turns, turn_passages
+    from indexer.pipeline import SKIPPED_KINDS, make_chunker, walk
     from vault_schema.parse import load_note
 
     chunker = make_chunker(embedder)
@@ -52,15 +53,17 @@ def passages_to_embed(vault: Path, embedder) -> list[str]:
         note = load_note(vault, rel)
         if note.kind in SKIPPED_KINDS:
             continue
+        paths = None
         if note.kind == "conversation" and note.conversation is not None:
-            turns = note.conversation.turns
+            turns = list(note.conversation.turns)
         elif note.kind == "note":
-            turns = tuple(note_sections(note))
+            pairs = note_turns(note)
+            turns, paths = [t for t, _ in pairs], [p for _, p in pairs]
         else:
             continue
-        for turn in turns:
-            for chunk in chunker.split(turn.text):
-                texts.setdefault(chunk.text, None)
+        for turn, head in zip(turns, heads(note, turns, paths), strict=True):
+            for passage in turn_passages(chunker, turn.text, head):
+                texts.setdefault(passage.text, None)
     return list(texts)
 
 

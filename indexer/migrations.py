@@ -470,6 +470,31 @@ def m009_turn_uid(db: sqlite3.Connection) -> None:
     run_script(db, "CREATE INDEX turns_uid ON turns(uid);")
 
 
+def m010_passage_kinds(db: sqlite3.Connection) -> None:
+    """Passages of a turn are its body text (kind 0) or a *head*: a note's title, aliases and
+    description (1), a section's heading path (2), a conversation's title (3); and each records
+    its script (0 none, 1 Cyrillic, 2 Latin; see ``indexer.passages``). Existing passages are body
+    text, their script computed here; the next index run re-cuts every note
+    (``indexer.pipeline.needs_rechunk``). The vector -> turn lookup index now covers kind and
+    script too, so semantic search still reads no passage rows."""
+    from indexer.passages import script_of
+
+    run_script(db,
+        """
+        ALTER TABLE passages ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE passages ADD COLUMN script INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+    rows = db.execute("SELECT id, text FROM passages").fetchall()
+    db.executemany("UPDATE passages SET script = ? WHERE id = ?", [(script_of(t), i) for i, t in rows])
+    run_script(db,
+        """
+        CREATE INDEX passages_lookup ON passages(hash, turn_id, kind, script);
+        DROP INDEX passages_hash_turn;
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_core", m001_core),
     ("m002_metaphors", m002_metaphors),
@@ -480,6 +505,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m007_figurative", m007_figurative),
     ("m008_conversation_utc_offset", m008_conversation_utc_offset),
     ("m009_turn_uid", m009_turn_uid),
+    ("m010_passage_kinds", m010_passage_kinds),
 ]
 
 

@@ -29,7 +29,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -38,9 +37,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from indexer import derived, hooks
-from indexer.chunking import Chunker
+from indexer.chunking import CHUNKER_VERSION, Chunker
 from indexer.embed import Embedder
 from indexer.errors import ModelMismatch
+from indexer.passages import BODY, heads, note_sections, note_turns, script_of, turn_passages  # noqa: F401 (note_sections: re-exported)
 from indexer.report import Report
 from indexer.store import Index
 from indexer.textproc import fts_lemmas
@@ -202,8 +202,22 @@ class Changes:
         return len(self.created) + len(self.modified) + len(self.moved) + self.unchanged
 
 
+def needs_rechunk(index: Index) -> bool:
+    """True when the index's passages were cut by another chunker version (see ``CHUNKER_VERSION``)."""
+    if index.get_meta("chunker") == CHUNKER_VERSION:
+        return False
+    return index.db.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is not None
+
+
 def scan(vault: Path, index: Index, *, full: bool = False) -> Changes:
-    """Compare the vault with the index: size+mtime first, sha256 only to pair moves."""
+    """Compare the vault with the index: size+mtime first, sha256 only to pair moves.
+
+    An index whose passages another chunker version made re-reads every note (``full``); only
+    passages whose text changed are embedded again."""
+    if not full and needs_rechunk(index):
+        index.notify("passages are cut differently since this index was made: re-reading every note "
+                     "(only changed passages are embedded)")
+        full = True
     changes = Changes(full=full)
     disk = walk(vault, changes.warnings)
     known = {
@@ -240,37 +254,6 @@ def scan(vault: Path, index: Index, *, full: bool = False) -> Changes:
     changes.deleted = [p for p in vanished if p not in moved_from]
     changes.modified.sort()
     return changes
-
-
-# -- plain notes ------------------------------------------------------------------------------
-_HEADING = re.compile(r"^#{1,6}[ \t]+(.*?)[ \t#]*$")
-_FENCE = re.compile(r"^[ \t]*(```|~~~)")
-
-
-def note_sections(note: Note) -> list[Turn]:
-    """A plain note as pseudo-turns (role ``note``), one per heading section, uid = heading + ordinal."""
-    sections: list[tuple[str, list[str]]] = [("", [])]
-    in_fence = False
-    for line in note.body.split("\n"):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        m = None if in_fence else _HEADING.match(line)
-        if m:
-            sections.append((m.group(1).strip(), [line]))
-        else:
-            sections[-1][1].append(line)
-    turns: list[Turn] = []
-    seen: dict[str, int] = {}
-    for heading, lines in sections:
-        text = "\n".join(lines).strip()
-        if not text:
-            continue
-        n = seen.get(heading, 0)
-        seen[heading] = n + 1
-        uid = f"{heading or '(top)'}#{n}"
-        role: Any = "note"  # plain-note sections: not a chat role
-        turns.append(Turn(uid=uid, role=role, model=None, time=None, text=text, position=len(turns)))
-    return turns
 
 
 def sections(text: str, size: int | None = None) -> list[tuple[int, int]]:
@@ -338,6 +321,7 @@ def prepare_model(index: Index, embedder: Embedder, *, full: bool = False) -> li
         index.set_meta("model_arg", embedder.model_arg or "")
         index.set_meta("dim", embedder.dim)
         index.set_meta("max_tokens", embedder.max_tokens)
+        index.set_meta("chunker", CHUNKER_VERSION)  # no notes left, so none cut by another version
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -534,6 +518,8 @@ class Pipeline:
         self.db.execute("BEGIN IMMEDIATE")
         self.index.set_meta("updated_at", time.time())
         self.index.set_meta("vault", str(self.vault))
+        if changes.full:  # every note re-read and re-cut
+            self.index.set_meta("chunker", CHUNKER_VERSION)
         self.db.execute("COMMIT")
         report.warnings.extend(hooks.run_after_apply(self.index))  # e.g. a paced metaphor update
         record_last_run(self.index, report)
@@ -874,6 +860,7 @@ class Pipeline:
         # conversation (or a plain note's pseudo-conversation) and its turns
         conv_id: str | None = None
         turns: list[Turn] = []
+        paths: list[tuple[str, ...]] | None = None
         if skipped:
             pass
         elif note.kind == "conversation" and note.conversation is not None:
@@ -881,7 +868,10 @@ class Pipeline:
             turns = list(note.conversation.turns)
         elif note.kind == "note":
             conv_id = f"note:{path}"
-            turns = note_sections(note)
+            turns, paths = [], []
+            for turn, heading_path in note_turns(note):
+                turns.append(turn)
+                paths.append(heading_path)
         for (old_conv,) in db.execute(
             "SELECT id FROM conversations WHERE note_id = ?", (note_id,)
         ).fetchall():
@@ -891,7 +881,9 @@ class Pipeline:
                 )
                 db.execute("DELETE FROM conversations WHERE id = ?", (old_conv,))
         if conv_id is not None:
-            self._write_conversation(note, note_id, conv_id, turns, force, pending, added, removed, report)
+            self._write_conversation(
+                note, note_id, conv_id, turns, heads(note, turns, paths), force, pending, added, removed, report
+            )
         else:
             # no turns any more (kind changed): drop stray turns of this note
             stray = self._note_turn_ids(note_id)
@@ -921,6 +913,7 @@ class Pipeline:
         note_id: int,
         conv_id: str,
         turns: list[Turn],
+        turn_heads: list[tuple[int, str]],
         force: bool,
         pending: dict[str, str],
         added: list[int],
@@ -963,7 +956,15 @@ class Pipeline:
             existing[uid] = (tid, text_hash)
             stamps[uid] = (role, when)
         seen: set[str] = set()
+        had_head = {
+            r[0]
+            for r in db.execute(
+                "SELECT DISTINCT p.turn_id FROM passages p JOIN turns t ON t.id = p.turn_id "
+                "WHERE t.conversation_id = ? AND p.kind != ?", (conv_id, BODY),
+            )
+        }
         for position, turn in enumerate(turns):
+            head = turn_heads[position]
             uid = turn.uid
             n = 1
             while uid in seen:  # a malformed note repeating a UID: keep both turns
@@ -993,7 +994,7 @@ class Pipeline:
                 ).fetchone()[0]
                 report.turns_added += 1
                 added.append(turn_id)
-                self._write_passages(turn_id, text, pending, report, replace=False)
+                self._write_passages(turn_id, text, head, pending, report, replace=False)
                 continue
             turn_id, old_hash = old
             db.execute(
@@ -1004,11 +1005,13 @@ class Pipeline:
             if old_hash != text_hash:
                 report.turns_updated += 1
                 added.append(turn_id)
-                self._write_passages(turn_id, text, pending, report, replace=True)
-            elif stamps[uid] != (values[2], values[4]):
-                added.append(turn_id)
+                self._write_passages(turn_id, text, head, pending, report, replace=True)
             elif force:
-                self._write_passages(turn_id, text, pending, report, replace=True, only_if_changed=True)
+                self._write_passages(turn_id, text, head, pending, report, replace=True, only_if_changed=True)
+            elif head[1] or turn_id in had_head:  # same text; the title or heading path may have changed
+                self._write_head(turn_id, head, pending, report)
+            if old_hash == text_hash and stamps[uid] != (values[2], values[4]):
+                added.append(turn_id)
         gone = [tid for uid, (tid, _) in existing.items() if uid not in seen]
         if gone:
             removed.extend(gone)
@@ -1019,6 +1022,7 @@ class Pipeline:
         self,
         turn_id: int,
         text: str,
+        head: tuple[int, str],
         pending: dict[str, str],
         report: Report,
         *,
@@ -1028,27 +1032,59 @@ class Pipeline:
         db = self.db
         if len(text) > self.huge_turn_chars:
             self._write_huge_passages(turn_id, text, pending, report, replace=replace)
+            self._write_head(turn_id, head, pending, report)
             return
-        chunks = self.chunker.split(text)
-        rows = [(c.start, c.text, _sha(c.text)) for c in chunks]
+        rows = [(p.kind, p.start, p.text, _sha(p.text)) for p in turn_passages(self.chunker, text, head)]
         if replace:
             if only_if_changed:
                 old = db.execute(
-                    "SELECT start, hash FROM passages WHERE turn_id = ? ORDER BY seq", (turn_id,)
+                    "SELECT kind, start, hash FROM passages WHERE turn_id = ? ORDER BY seq", (turn_id,)
                 ).fetchall()
-                if [(s, h) for s, _, h in rows] == [tuple(r) for r in old]:
+                if [(k, s, h) for k, s, _, h in rows] == [tuple(r) for r in old]:
                     return
             db.execute("DELETE FROM passages WHERE turn_id = ?", (turn_id,))
-        for seq, (start, ptext, h) in enumerate(rows):
-            self._insert_passage(turn_id, seq, start, ptext, h, pending, report)
+        self._insert_passages(turn_id, 0, rows, pending, report)
+
+    def _write_head(self, turn_id: int, head: tuple[int, str], pending: dict[str, str], report: Report) -> None:
+        """Bring the head passage of a turn whose text is unchanged up to date (a renamed note)."""
+        db = self.db
+        text = head[1].strip()
+        old = db.execute(
+            "SELECT kind, hash FROM passages WHERE turn_id = ? AND kind != ? ORDER BY seq", (turn_id, BODY)
+        ).fetchall()
+        new = [(head[0], _sha(text))] if text else []
+        if [tuple(r) for r in old] == new:
+            return
+        db.execute("DELETE FROM passages WHERE turn_id = ? AND kind != ?", (turn_id, BODY))
+        if text:
+            seq = db.execute("SELECT coalesce(max(seq) + 1, 0) FROM passages WHERE turn_id = ?", (turn_id,)).fetchone()[0]
+            self._insert_passage(turn_id, seq, 0, text, new[0][1], pending, report, kind=head[0])
+
+    def _insert_passages(
+        self, turn_id: int, first_seq: int, rows: list[tuple[int, int, str, str]], pending: dict[str, str], report: Report
+    ) -> None:
+        """Store passages ``(kind, start, text, hash)`` from ``first_seq`` on (see ``_insert_passage``)."""
+        for seq, (kind, start, ptext, h) in enumerate(rows, first_seq):
+            self._insert_passage(turn_id, seq, start, ptext, h, pending, report, kind=kind)
 
     def _insert_passage(
-        self, turn_id: int, seq: int, start: int, ptext: str, h: str, pending: dict[str, str], report: Report
+        self,
+        turn_id: int,
+        seq: int,
+        start: int,
+        ptext: str,
+        h: str,
+        pending: dict[str, str],
+        report: Report,
+        *,
+        kind: int = BODY,
     ) -> None:
+        """Store one passage and its FTS row; queue its text to embed when no vector has it."""
         db = self.db
         pid = db.execute(
-            "INSERT INTO passages (turn_id, seq, start, text, hash) VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (turn_id, seq, start, ptext, h),
+            "INSERT INTO passages (turn_id, seq, start, text, hash, kind, script) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
+            (turn_id, seq, start, ptext, h, kind, script_of(ptext)),
         ).fetchone()[0]
         db.execute("INSERT INTO passage_fts (rowid, lemmas) VALUES (?, ?)", (pid, fts_lemmas(ptext)))
         if h in pending:
@@ -1075,7 +1111,9 @@ class Pipeline:
             ).fetchone()
             if part is not None and part[0] == text_sha:
                 resume_at = int(part[1])
-                db.execute("DELETE FROM passages WHERE turn_id = ? AND start >= ?", (turn_id, resume_at))
+                db.execute(  # (a head passage is written after the body: none to keep here)
+                    "DELETE FROM passages WHERE turn_id = ? AND (start >= ? OR kind != ?)", (turn_id, resume_at, BODY)
+                )
                 seq = db.execute("SELECT count(*) FROM passages WHERE turn_id = ?", (turn_id,)).fetchone()[0]
             else:
                 db.execute("DELETE FROM passages WHERE turn_id = ?", (turn_id,))

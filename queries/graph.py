@@ -83,7 +83,7 @@ def turn_vectors(index: Any) -> tuple[list[int], np.ndarray]:
     sums: dict[int, np.ndarray] = {}
     for tid, blob in db.execute(
         "SELECT p.turn_id, v.vector FROM passages p JOIN vectors v ON v.hash = p.hash AND v.model = ? "
-        "ORDER BY p.turn_id, p.seq", (model,)):
+        "WHERE p.kind = 0 ORDER BY p.turn_id, p.seq", (model,)):  # body passages: heads are names, not content
         vec = np.frombuffer(blob, dtype="<f4")
         sums[tid] = sums[tid] + vec if tid in sums else vec.astype(np.float32)
     ids = sorted(sums)

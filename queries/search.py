@@ -8,9 +8,14 @@ Why these choices:
   «метафору» finds «метафора» and «метафоры»; a query word with several readings ORs them all.
   Quoted phrases must match as lemma phrases. Results matching every word rank before those
   matching only some (an AND pass, then an OR pass), function words are not ranked on.
-- Semantic search scores passages; a turn scores as its best passage.
+- Semantic search scores passages; a turn scores as its best passage, lifted by its note's or
+  conversation's title (``TITLE_PRIOR``) and corrected for the model's bias towards the query's
+  own language (``OTHER_SCRIPT``). Titles, aliases, descriptions and heading paths are passages
+  too (``indexer.passages``).
 - Hybrid fuses the two ranked turn lists with reciprocal-rank fusion, which needs no score
-  calibration between cosine similarities and BM25.
+  calibration between cosine similarities and BM25; a keyword row counts by how much of the query
+  it covers and less when written in another script than the query, so matching a common word
+  never outranks a strong match by meaning. A quoted phrase must be in every hybrid result.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from indexer import textproc
+from indexer.passages import BODY, HEAD_CONVERSATION, TITLE_KINDS, script_of
 from queries.results import Hit, make_snippet, obsidian_uri
 from vault_schema.errors import VaultError
 from vault_schema.models import TIMES
@@ -49,6 +55,29 @@ ROLES: tuple[str, ...] = ("user", "assistant", "note")
 PER_CONVERSATION = 2
 #: Reciprocal-rank-fusion constant; smaller than the usual 60 so a clear first place in one list counts.
 RRF_K = 10
+#: In hybrid fusion a keyword row counts ``(coverage / best coverage) ** KEYWORD_POWER`` (coverage:
+#: the IDF-weighted share of the query's words it holds, words absent from the vault included): a
+#: row matching only common words of the query weighs little against a strong match by meaning,
+#: while the keyword leg's best row counts fully (a rare word only it can match: measured on the
+#: planted «низкоранговые адаптеры» needle, found by keywords alone, absolute coverage put it 10th).
+KEYWORD_POWER = 1.0
+#: Keyword rows in another script than the query (an English query matching the stray English
+#: words of a Russian note) count this much: across languages, fusion leans on meaning.
+CROSS_LANGUAGE = 0.5
+#: A passage counts as written in the query's script when at least this share of its words is.
+SAME_SCRIPT = 0.3
+#: A keyword match in a head passage (title, aliases, description, heading path) counts this much
+#: more coverage than the same match in body text.
+HEAD_BONUS = 0.25
+#: Semantic score of a turn = (1 - TITLE_PRIOR) * its best passage + TITLE_PRIOR * its note's or
+#: conversation's title head (title, aliases, description): a page or conversation named like the
+#: query lifts all its turns.
+TITLE_PRIOR = 0.2
+#: Cosine added to passages written in another script than the query. The multilingual model
+#: scores a passage in the query's language higher than an equally good one in the other language
+#: (measured on planted chat vaults: a Russian question ranked its English answer 8th or lower;
+#: +0.02 put half of them in the top 5 without losing same-language answers).
+OTHER_SCRIPT = 0.02
 #: Run hybrid's semantic leg on a second thread while the keyword leg runs (see ``search``).
 PARALLEL_LEGS = True
 #: Filters keeping at most this share of turns search only their vectors (a FAISS id selector,
@@ -245,6 +274,14 @@ class KeywordQuery:
     def __bool__(self) -> bool:
         return bool(self.phrases or self.words)
 
+    @property
+    def cyrillic(self) -> bool | None:
+        """True when most query words are Cyrillic, False when most are not, None without words."""
+        words = [v[0] for v in self.words if v[0].isalpha()] + [w for p in self.phrases for w in p if w.isalpha()]
+        if not words:
+            return None
+        return sum(1 for w in words if textproc.is_cyrillic(w)) * 2 > len(words)
+
     @staticmethod
     def _term(lemma: str) -> str:
         return '"' + lemma.replace('"', '""') + '"'
@@ -298,9 +335,10 @@ class _Row:
     passage_id: int
     score: float
     weight: float = 1.0
-    """Keyword coverage of the query (1 for vector rows)."""
+    """How much the row counts in hybrid fusion (keyword rows: by coverage and script; vector rows 1)."""
     tie: bool = False
-    """Rows of equal ``weight`` are equally good (keyword coverage levels): fusion ranks them alike."""
+    """Rows of equal ``level`` are equally good (keyword coverage levels): fusion ranks them alike."""
+    level: float = 0.0
 
 
 def _select_turns(
@@ -313,7 +351,7 @@ def _select_turns(
     rows = db.execute(
         """
         SELECT p.id, p.seq, p.text, t.id, t.uid, t.conversation_id, t.role, t.model, t.time,
-               n.path, coalesce(c.title, n.title)
+               n.path, coalesce(c.title, n.title), p.kind
         FROM passages p
         JOIN turns t ON t.id = p.turn_id
         JOIN notes n ON n.id = t.note_id
@@ -323,12 +361,23 @@ def _select_turns(
         (pids,),
     ).fetchall()
     by_passage = {r[0]: r for r in rows}
+    # a head passage (title, heading path) is not the turn's text: show its first body passage
+    heads = [r[3] for r in rows if r[11] != BODY]
+    body: dict[int, tuple[int, str]] = {}
+    if heads:
+        for tid, seq, text in db.execute(
+            """SELECT turn_id, seq, text FROM passages WHERE turn_id IN (SELECT value FROM json_each(?))
+               AND kind = ? ORDER BY turn_id, seq""",
+            (json.dumps(heads), BODY),
+        ):
+            body.setdefault(tid, (seq, text))
     hits: dict[int, Hit] = {}
     for cand in candidates:
         r = by_passage.get(cand.passage_id)
         if r is None:  # deleted between the two reads
             continue
-        snippet, spans = make_snippet(r[2], match_lemmas)
+        seq, text = body.get(r[3], (r[1], r[2])) if r[11] != BODY else (r[1], r[2])
+        snippet, spans = make_snippet(text, match_lemmas)
         hits[cand.turn_id] = Hit(
             uid=r[4],
             conversation_id=r[5],
@@ -340,7 +389,7 @@ def _select_turns(
             score=cand.score,
             snippet=snippet,
             uri=obsidian_uri(vault, r[9]),
-            passage=r[1],
+            passage=seq,
             highlights=spans,
         )
     return hits
@@ -424,23 +473,64 @@ def keyword_turns(db: sqlite3.Connection, kq: KeywordQuery, filters: Filters, li
                    LEFT JOIN conversations c ON c.id = t.conversation_id"""
         cond = f"AND {where}"
     details = db.execute(
-        f"""SELECT p.id, p.turn_id, f.lemmas FROM passages p JOIN passage_fts f ON f.rowid = p.id {joins}
+        f"""SELECT p.id, p.turn_id, f.lemmas, p.kind FROM passages p JOIN passage_fts f ON f.rowid = p.id {joins}
            WHERE p.id IN (SELECT value FROM json_each(?)) {cond}""",
         (json.dumps(list(ranked)), *(params if broad else [])),
     ).fetchall()
     weights = _word_weights(db, kq) if len(kq.words) > 1 else [1.0] * len(kq.words)
     total_w = sum(weights) or 1.0
+    script = kq.cyrillic
     best: dict[int, _Row] = {}
-    for pid, tid, stored in details:
+    for pid, tid, stored, kind in details:
         present = set(stored.split())
         cover = sum(w for v, w in zip(kq.words, weights, strict=True) if present.intersection(v)) / total_w
         if not kq.words:
             cover = 1.0
+        level = cover * (1.0 + HEAD_BONUS) if kind != BODY else cover
+        # (weight: the coverage for now, negative when the passage is in another script)
+        weight = -cover if script is not None and _script_share(stored, script) < SAME_SCRIPT else cover
         # coverage first; -bm25 (positive, small) only breaks ties within a coverage level
-        score = cover + min(-ranked[pid], 50.0) / 1000.0
+        score = level + min(-ranked[pid], 50.0) / 1000.0
         if tid not in best or score > best[tid].score:
-            best[tid] = _Row(tid, pid, score, cover, tie=True)
-    return sorted(best.values(), key=lambda r: -r.score)[:limit]
+            best[tid] = _Row(tid, pid, score, weight, tie=True, level=level)
+    rows = sorted(best.values(), key=lambda r: -r.score)[:limit]
+    # fusion weight: coverage relative to the best row's (a clear first place counts fully, rows
+    # matching only the query's common words little), less in another script than the query
+    top = max((abs(r.weight) for r in rows), default=0.0) or 1.0
+    for r in rows:
+        r.weight = (abs(r.weight) / top) ** KEYWORD_POWER * (CROSS_LANGUAGE if r.weight < 0 else 1.0)
+    return rows
+
+
+_CYRILLIC_WORD = re.compile(r"(?<!\w)[а-яё]", re.IGNORECASE)
+_LETTER_WORD = re.compile(r"(?<!\w)[^\W\d_]")
+
+
+def _script_share(lemmas: str, cyrillic: bool) -> float:
+    """Share of the words of ``lemmas`` (space-separated) written in the query's script."""
+    words = len(_LETTER_WORD.findall(lemmas))
+    if not words:
+        return 1.0
+    cyr = len(_CYRILLIC_WORD.findall(lemmas)) / words
+    return cyr if cyrillic else 1.0 - cyr
+
+
+def _turns_with_phrases(db: sqlite3.Connection, kq: KeywordQuery, turn_ids: Sequence[int]) -> set[int]:
+    """Those of ``turn_ids`` holding every quoted phrase of ``kq`` (as lemmas, in any passage)."""
+    keep = set(turn_ids)
+    for phrase in kq.phrases:
+        if not keep:
+            break
+        expr = '"' + " ".join(phrase).replace('"', '""') + '"'
+        keep = {
+            tid
+            for (tid,) in db.execute(
+                """SELECT p.turn_id FROM passages p JOIN passage_fts f ON f.rowid = p.id
+                   WHERE p.turn_id IN (SELECT value FROM json_each(?)) AND passage_fts MATCH ?""",
+                (json.dumps(sorted(keep)), expr),
+            )
+        }
+    return keep
 
 
 # -------------------------------------------------------------------------------------- semantic
@@ -546,13 +636,26 @@ def embedding_coverage(index: Any) -> Coverage:
 
 
 def require_indexed(index: Any) -> None:
-    """Raise unless the index has been filled at least once."""
+    """Raise unless the index has been filled at least once by this version of tropegraph."""
     if not _index_model(index):
         raise SearchError("nothing is indexed yet; run `tropegraph index` first")
+    from indexer.migrations import MIGRATIONS, schema_version
+
+    try:
+        current = schema_version(index.db) >= len(MIGRATIONS)
+    except sqlite3.Error:
+        current = True  # not a full index (a test double): nothing to check
+    if not current:
+        raise SearchError(
+            "this index was made by an older tropegraph; run `tropegraph index` once to update it "
+            "(nothing is embedded again except changed passages)"
+        )
 
 
-def _allowed_passages(db: sqlite3.Connection, filters: Filters, model: str | None) -> dict[int, list[tuple[int, int]]]:
-    """``vector id -> [(passage id, turn id)]`` for the turns the filters keep.
+def _allowed_passages(
+    db: sqlite3.Connection, filters: Filters, model: str | None
+) -> dict[int, list[tuple[int, int, int, int]]]:
+    """``vector id -> [(passage id, turn id, kind, script)]`` for the turns the filters keep.
 
     The CROSS JOINs make SQLite start from the filtered turns (time, conversation and tag
     filters have indexes), not from every vector of the model. The result also maps FAISS hits
@@ -561,7 +664,7 @@ def _allowed_passages(db: sqlite3.Connection, filters: Filters, model: str | Non
     where, params = filters.where()
     rows = db.execute(
         f"""
-        SELECT v.id, p.id, t.id FROM turns t
+        SELECT v.id, p.id, t.id, p.kind, p.script FROM turns t
         JOIN notes n ON n.id = t.note_id
         LEFT JOIN conversations c ON c.id = t.conversation_id
         CROSS JOIN passages p ON p.turn_id = t.id
@@ -570,9 +673,9 @@ def _allowed_passages(db: sqlite3.Connection, filters: Filters, model: str | Non
         """,
         ([model] if model else []) + params,
     ).fetchall()
-    out: dict[int, list[tuple[int, int]]] = {}
-    for vid, pid, tid in rows:
-        out.setdefault(vid, []).append((pid, tid))
+    out: dict[int, list[tuple[int, int, int, int]]] = {}
+    for vid, *row in rows:
+        out.setdefault(vid, []).append(tuple(row))  # type: ignore[arg-type]
     return out
 
 
@@ -605,15 +708,21 @@ def vector_turns(
     model: str | None = None,
     exclude: Iterable[int] = (),
     exclude_conversation: str | None = None,
+    script: int | None = None,
+    heads: bool = True,
 ) -> list[_Row]:
-    """Turns ranked by the best cosine between any query vector and any of their passages."""
+    """Turns ranked by the best cosine between any query vector and any of their passages.
+
+    ``script``: the query's (``indexer.passages.script_of``); passages in another one get
+    ``OTHER_SCRIPT``. ``heads=False`` ranks body passages only (``similar``). Conversation titles
+    never stand for a turn (see ``TITLE_PRIOR``)."""
     from indexer.vectors import knn
 
     ntotal = int(vindex.ntotal)
     if ntotal == 0 or limit <= 0:
         return []
     queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, vindex.d)
-    allowed: dict[int, list[tuple[int, int]]] | None = None
+    allowed: dict[int, list[tuple[int, int, int, int]]] | None = None
     selector: np.ndarray | None = None
     if filters and _is_selective(db, filters):
         allowed = _allowed_passages(db, filters, model)
@@ -634,7 +743,7 @@ def vector_turns(
     # (only the new vectors are mapped to turns).
     post_filtered = allowed is None and bool(filters or exclude_conversation)
     fetch = min(ntotal, max(64, limit * (8 if post_filtered else 2)))
-    vid_rows: dict[int, list[tuple[int, int]]] = {}  # vector id -> its (passage, turn) rows kept
+    vid_rows: dict[int, list[tuple[int, int, int, int]]] = {}  # vector id -> (passage, turn, kind, script)
     while True:
         try:
             sims, vids = knn(vindex, queries, fetch, allowed=selector)
@@ -655,19 +764,22 @@ def vector_turns(
             for v in new:
                 vid_rows[v] = allowed.get(v, [])
         elif new:
-            for vid, pid, tid in db.execute(
+            for vid, *row in db.execute(
                 f"""
-                SELECT v.id, p.id, p.turn_id FROM vectors v
+                SELECT v.id, p.id, p.turn_id, p.kind, p.script FROM vectors v
                 JOIN passages p ON p.hash = v.hash {joins}
                 WHERE v.id IN (SELECT value FROM json_each(?)) AND {where} {cond}
                 """,
                 (json.dumps(new), *fparams),
             ):
-                vid_rows[vid].append((pid, tid))
+                vid_rows[vid].append(tuple(row))  # type: ignore[arg-type]
         best: dict[int, _Row] = {}
-        for vid, s in best_vec.items():
-            for pid, tid in vid_rows[vid]:
-                if tid not in excluded and (tid not in best or s > best[tid].score):
+        for vid, sim in best_vec.items():
+            for pid, tid, kind, pscript in vid_rows[vid]:
+                if kind == HEAD_CONVERSATION or (kind != BODY and not heads) or tid in excluded:
+                    continue
+                s = sim + OTHER_SCRIPT if script and pscript and pscript != script else sim
+                if tid not in best or s > best[tid].score:
                     best[tid] = _Row(tid, pid, s)
         if len(best) >= limit or fetch >= ntotal:
             return heapq.nlargest(limit, best.values(), key=lambda r: r.score)
@@ -687,7 +799,7 @@ def _tied_ranks(rows: Sequence[_Row]) -> list[float]:
     i = 0
     while i < len(rows):
         j = i
-        while j + 1 < len(rows) and rows[i].tie and abs(rows[j + 1].weight - rows[i].weight) < 1e-9:
+        while j + 1 < len(rows) and rows[i].tie and abs(rows[j + 1].level - rows[i].level) < 1e-9:
             j += 1
         ranks += [(i + j) / 2 + 1] * (j - i + 1)
         i = j + 1
@@ -697,23 +809,46 @@ def _tied_ranks(rows: Sequence[_Row]) -> list[float]:
 def rrf(*ranked: Sequence[_Row], k: int | None = None) -> list[_Row]:
     """Reciprocal-rank fusion of ranked turn lists (the passage from the first list wins).
 
-    Each row adds ``1 / (k + rank)``, rows of tied keyword coverage sharing a rank.
+    Each row adds ``weight / (k + rank)``, rows of tied keyword coverage sharing a rank.
     """
     k = RRF_K if k is None else k
     fused: dict[int, _Row] = {}
     for rows in ranked:
         for r, rank in zip(rows, _tied_ranks(rows), strict=True):
             if r.turn_id in fused:
-                fused[r.turn_id].score += 1.0 / (k + rank)
+                fused[r.turn_id].score += r.weight / (k + rank)
             else:
-                fused[r.turn_id] = _Row(r.turn_id, r.passage_id, 1.0 / (k + rank))
+                fused[r.turn_id] = _Row(r.turn_id, r.passage_id, r.weight / (k + rank))
     return sorted(fused.values(), key=lambda r: -r.score)
 
 
 def _semantic_leg(
     db: sqlite3.Connection, emb: Any, text: str, vindex: Any, filters: Filters, depth: int, model: str | None
 ) -> list[_Row]:
-    return vector_turns(db, vindex, _query_vector(emb, text), filters, depth, model=model)
+    query = _query_vector(emb, text)
+    rows = vector_turns(db, vindex, query, filters, depth, model=model, script=script_of(text) or None)
+    if TITLE_PRIOR and rows:
+        rows = _title_prior(db, rows, query, model)
+    return rows
+
+
+def _title_prior(db: sqlite3.Connection, rows: list[_Row], query: np.ndarray, model: str | None) -> list[_Row]:
+    """Blend each turn's score with how well its note's title head matches the query."""
+    got = db.execute(
+        f"""SELECT t.id, v.vector FROM turns t
+            JOIN turns f ON f.conversation_id = t.conversation_id AND f.position = 0
+            JOIN passages p ON p.turn_id = f.id AND p.kind IN {TITLE_KINDS}
+            JOIN vectors v ON v.hash = p.hash {"AND v.model = ?" if model else ""}
+            WHERE t.id IN (SELECT value FROM json_each(?))""",
+        ([model] if model else []) + [json.dumps([r.turn_id for r in rows])],
+    ).fetchall()
+    if not got:
+        return rows
+    q = query.reshape(-1)
+    title = {tid: float(np.frombuffer(blob, dtype="<f4") @ q) for tid, blob in got}
+    lam = TITLE_PRIOR
+    out = [_Row(r.turn_id, r.passage_id, (1 - lam) * r.score + lam * title.get(r.turn_id, r.score)) for r in rows]
+    return sorted(out, key=lambda r: -r.score)
 
 
 class _Leg(threading.Thread):
@@ -808,6 +943,9 @@ def search(
     elif mode == "semantic":
         ranked = sem
     else:
+        if kq.phrases:  # a quoted phrase must be in every result, found by meaning or by words
+            keep = _turns_with_phrases(db, kq, [r.turn_id for r in sem])
+            sem = [r for r in sem if r.turn_id in keep]
         ranked = rrf(kw, sem)
         # snippet from the keyword passage when there is one (it holds the highlighted words)
     conv_of = _conversations_of(db, (r.turn_id for r in ranked))
@@ -866,8 +1004,8 @@ def similar(
     model = _index_model(index)
     rows = db.execute(
         f"""SELECT v.vector FROM passages p JOIN vectors v ON v.hash = p.hash {"AND v.model = ?" if model else ""}
-            WHERE p.turn_id = ? ORDER BY p.seq""",
-        ([model] if model else []) + [turn_id],
+            WHERE p.turn_id = ? AND p.kind = ? ORDER BY p.seq""",
+        ([model] if model else []) + [turn_id, BODY],
     ).fetchall()
     if not rows:
         raise SearchError(
@@ -878,7 +1016,7 @@ def similar(
     depth = max(50, k * 5)
     ranked = vector_turns(
         db, vectors_of(index), vecs, Filters(), depth, model=model,
-        exclude=[turn_id], exclude_conversation=conv if other_conversations else None,
+        exclude=[turn_id], exclude_conversation=conv if other_conversations else None, heads=False,
     )
     conv_of = _conversations_of(db, (r.turn_id for r in ranked))
     chosen = _collapse(ranked, conv_of, per_conv, k)

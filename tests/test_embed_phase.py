@@ -114,7 +114,7 @@ def test_embed_new_leaves_an_older_backlog_queued(tmp_path: Path) -> None:
     with open_index(ix, notify=lambda m: None) as idx:
         pipeline = Pipeline(idx, vault, emb, embed_window=8)
         report = pipeline.apply(scan(vault, idx), embed="new", gc=False)
-        assert emb.embedded == ["# Fresh\n\nСовсем новая мысль о маяке."]
+        assert sorted(emb.embedded) == ["# Fresh\n\nСовсем новая мысль о маяке.", "fresh"]  # its text and its title
         assert report.passages_pending == backlog == pending_embeddings(idx.db)
         # the backlog, a slice at a time (as the watcher does between bursts)
         assert pipeline.embed_pending(max_seconds=0.0) == 8

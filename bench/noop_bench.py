@@ -15,16 +15,19 @@ as a fresh process, the way a user does, and prints wall times:
   warm (target < 1 s on a 100k-turn index), for a planted image and for the busiest metaphor;
 - ``search`` in a fresh process, hybrid and keyword (target < 1.5 s).
 
-Figures go to stdout (``--json FILE`` also writes them); nothing is asserted. The machine is
-shared: compare figures measured in one run.
+Each figure is the wall time and, in brackets, the CPU time (user + system) of the process: on a
+busy shared machine the wall time waits for a core, the CPU time does not, so it is the better
+guess of a quiet machine's wall time. ``tropegraph status`` (start-up, open the index, count) is
+measured first as the floor every command pays. Figures go to stdout (``--json FILE`` also writes
+them, with the load average); nothing is asserted. Compare figures measured in one run.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,9 +46,13 @@ TROPEGRAPH = Path(sys.executable).with_name("tropegraph")
 
 
 def say(figures: dict[str, Any], key: str, value: Any, unit: str = "") -> None:
+    """One figure; a (wall, cpu) pair prints as ``wall s (cpu s CPU)``."""
     figures[key] = value
-    shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-    print(f"{key:<58} {shown} {unit}".rstrip(), flush=True)
+    if isinstance(value, tuple):
+        shown = f"{value[0]:.2f} {unit} ({value[1]:.2f} {unit} CPU)"
+    else:
+        shown = (f"{value:.2f}" if isinstance(value, float) else str(value)) + f" {unit}"
+    print(f"{key:<58} {shown}".rstrip(), flush=True)
 
 
 def build(scale: int, base: Path) -> tuple[Path, Path, dict[str, Any]]:
@@ -74,14 +81,25 @@ def build(scale: int, base: Path) -> tuple[Path, Path, dict[str, Any]]:
     return vault, index_dir, counts
 
 
-def run(args: list[str], vault: Path, index_dir: Path) -> float:
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run(args: list[str], vault: Path, index_dir: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one fresh ``tropegraph`` process."""
+    t0, c0 = time.perf_counter(), _children_cpu()
     done = subprocess.run([str(TROPEGRAPH), *args, "--vault", str(vault), "--index-dir", str(index_dir)],
                           check=False, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if done.returncode != 0:
         print(f"  ! {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[:300]}", flush=True)
-    return wall
+    return wall, cpu
+
+
+def median(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The run with the median wall time (its own CPU time alongside)."""
+    return sorted(runs)[len(runs) // 2]
 
 
 def busiest(index_dir: Path) -> tuple[str, int]:
@@ -108,8 +126,11 @@ def main() -> None:
         vault, index_dir, counts = build(a.scale, base)
         say(figures, "turns", counts["turns"])
         say(figures, "passages", counts["passages"])
-        med = lambda f: statistics.median(f() for _ in range(a.runs))
+        say(figures, "load average (1 min) at start", round(os.getloadavg()[0], 1))
+        med = lambda f: median([f() for _ in range(a.runs)])
         say(figures, "index, nothing changed", med(lambda: run(["index"], vault, index_dir)), "s")
+        say(figures, "status (the floor: start-up, open the index)", med(lambda: run(["status"], vault, index_dir)),
+            "s")
         report_dir = vault / "Tropegraph"  # the default: the indexer skips it
         shutil.rmtree(report_dir, ignore_errors=True)
         say(figures, "report, first run", run(["report"], vault, index_dir), "s")
@@ -123,6 +144,7 @@ def main() -> None:
         for mode in ("hybrid", "keyword"):
             say(figures, f"search --mode {mode}, fresh process (target < 1.5 s)",
                 med(lambda mode=mode: run(["search", "карта смысла", "--mode", mode], vault, index_dir)), "s")
+        say(figures, "load average (1 min) at the end", round(os.getloadavg()[0], 1))
     if a.json:
         a.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
 

@@ -40,7 +40,7 @@ THRESHOLD = 0.46
 
 #: Changes whenever the weights or the features change (the engine keys its per-use score cache
 #: by it). Written by the training script: feature version + a digest of the weights.
-MODEL_ID = "figurative-v2-2a76e16b5b"
+MODEL_ID = "figurative-v2-924e8bab8c"
 
 CONSTRUCTIONS = ("gen", "adj", "prep", "nn")
 FEATURE_VERSION = 2

@@ -214,13 +214,17 @@ def bench_start(vault: Path, index_dir: Path, starts: int, log: Path, figures: d
             if values:
                 say(figures, f"{prefix}: {label}, p50", 1000 * statistics.median(values), "ms")
                 if key == "listed":
-                    say(figures, f"{prefix}: {label}, each", " ".join(f"{1000 * v:.0f}" for v in values), "ms")
+                    say(figures, f"{prefix}: {label}, min / max", f"{1000 * min(values):.0f} / {1000 * max(values):.0f}",
+                        "ms")
+                    figures[f"{prefix}: {label}, each ms"] = [round(1000 * v) for v in values]
     if runs["baseline"]:
         for key in ("init", "listed", "serving", "cpu_init", "cpu_serving"):
             now = [m[key] for m in runs[""] if key in m]
             before = [m[key] for m in runs["baseline"] if key in m]
             if now and before:
-                say(figures, f"ratio now / baseline: {labels[key]} (p50)", statistics.median(now) / statistics.median(before))
+                ratio = statistics.median(now) / statistics.median(before)
+                say(figures, f"ratio now / baseline: {labels[key]} (p50)", f"{ratio:.2f}")
+                figures[f"ratio {key}"] = ratio
     say(figures, "python -c pass (bare interpreter start), p50", 1000 * statistics.median(bare), "ms")
 
 

@@ -534,7 +534,8 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
         by: Annotated[Literal["month", "quarter", "week"], Field(description="Period length for counts and drift.")]
         = "month",
         role: Annotated[Literal["user", "assistant"] | None, Field(description=(
-            "List only this speaker's occurrences (counts, first use and uptake still use both)."))] = None,
+            "Only this speaker's uses, in the occurrences and the periods (as `tropegraph timeline --role`); "
+            "first use, uptake and `counts` still look at both."))] = None,
         drift: Annotated[bool | None, Field(description=(
             "Measure how the contexts of use drifted per period (embeds every use's context: seconds for a "
             f"few hundred uses). Default: on for metaphors with at most {DRIFT_AUTO_USES} uses."))] = None,
@@ -559,19 +560,22 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
                 raise ToolError(
                     f"no metaphor matches {phrase!r}. "
                     + (f"Closest: {hint}; call timeline with one of these ids." if hint
-                       else "The index has no metaphors yet: run `tropegraph index`.")
+                       else "The index has no metaphors yet: run `tropegraph index`." if not src.has_candidates()
+                       else "The vault has no recurring images yet: the metaphors tool with include_all=true "
+                            "lists every candidate phrase.")
                 )
             with_drift = drift
             if with_drift is None:
                 with_drift = len(src.occurrences(res.chosen.id)) <= DRIFT_AUTO_USES
             full = src.timeline(res.chosen, by=by, drift=with_drift)
-            listed = full.for_role(role).occurrences
+            shown = full.for_role(role)  # periods recomputed from that role's uses, as the CLI's --role
+            listed = shown.occurrences
             page, nxt = _page(list(listed), offset, limit)
-            data = {**replace(full, occurrences=tuple(page)).to_dict(), "counts": full.counts,
+            data = {**replace(shown, occurrences=tuple(page)).to_dict(), "counts": full.counts,
                     "matched_by": res.how, "also_matches": [m.to_dict() for m in res.matches[1:]],
                     "drift_measured": with_drift,
                     "occurrences_total": len(listed), "offset": offset, "next_offset": nxt}
-            return data, _timeline_text(full, page, data)
+            return data, _timeline_text(shown, page, data)
 
         data, text = reader.call(run)
         return _result(data, text)

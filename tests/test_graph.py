@@ -147,7 +147,10 @@ def test_cli_export(graph_index, tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     g = nx.read_graphml(out, force_multigraph=True)
-    assert result.output == f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {out}.\n"
+    images = sum(1 for _, d in g.nodes(data=True) if d["type"] == "metaphor")
+    assert images > 0
+    assert result.output == (f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {out} "
+                             f"({images} metaphor nodes: recurring images).\n")
     bad = CliRunner().invoke(cli, ["graph", "export", str(tmp_path / "g.png"), "--vault", str(vault),
                                    "--index-dir", str(index_dir)])
     assert bad.exit_code == 1

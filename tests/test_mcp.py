@@ -189,6 +189,11 @@ def test_metaphors_and_timelines_match_the_truth(planted_source: tuple, planted_
                 c["count"] += 1
                 c[o["role"]] += 1
             assert {p["period"]: {k: p[k] for k in ("count", "user", "assistant")} for p in tl["periods"]} == expected
+            # role: the periods hold that speaker's uses only, as `tropegraph timeline --role`
+            mine = await ok(client, "timeline", phrase=image["canonical"], by="quarter", drift=False, role="user")
+            assert mine["role"] == "user" and mine["counts"] == tl["counts"]
+            assert {p["period"]: (p["count"], p["assistant"]) for p in mine["periods"]} == {
+                k: (c["user"], 0) for k, c in expected.items() if c["user"]}
 
         # a metaphor by its English variant, with drift, a page of its occurrences at a time
         image = truth["images"]["I1"]

@@ -281,3 +281,48 @@ def test_an_index_from_before_per_use_scores_says_to_reindex(small):
     assert r.exit_code == 1
     assert r.output == ("Error: this index was built by an older tropegraph; run `tropegraph index` to update "
                         "its metaphors (nothing is re-embedded)\n")
+
+
+def test_graph_html_and_export_of_a_vault_without_images_say_why(small, fake_model, tmp_path):
+    vault, _ = small
+    fake_model.images.clear()
+    fake_model.model_id = "test-fig-none"
+    assert run(small, "index", "--engine", "fake").exit_code == 0
+    r = run(small, "report", "--no-drift")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[2] == "No recurring images in this vault."
+    html = (vault / "Tropegraph" / "graph.html").read_text(encoding="utf-8")
+    assert '<div id="empty"><p>No recurring images in this vault.</p><p>3 phrases recur in 2+ conversations' in html
+    assert '<table id="metaphors">' not in html
+    data = json.loads(run(small, "report", "--no-drift", "--json").stdout)
+    assert data["metaphors"] == 0 and data["message"].startswith("No recurring images in this vault.")
+    out = tmp_path / "g.json"
+    r = run(small, "graph", "export", str(out))
+    assert r.exit_code == 0
+    first, *rest = r.stdout.splitlines()
+    assert first.endswith(f"to {out} (0 metaphor nodes: recurring images).")
+    assert rest[0] == "No recurring images in this vault."
+
+
+def test_graph_html_with_all_names_what_its_table_holds(small):
+    vault, _ = small
+    assert run(small, "report", "--no-drift", "--all").exit_code == 0
+    html = (vault / "Tropegraph" / "graph.html").read_text(encoding="utf-8")
+    assert "<h2>Every candidate phrase, images and literal ones, by score</h2>" in html
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d.]+)</td>", html[html.index('<table id="metaphors">'):])
+    assert "нейронная сеть" in {label for label, _ in rows}
+    assert [float(s) for _, s in rows] == sorted((float(s) for _, s in rows), reverse=True)
+    assert run(small, "report", "--no-drift").exit_code == 0
+    html = (vault / "Tropegraph" / "graph.html").read_text(encoding="utf-8")
+    assert "<h2>All images, by score</h2>" in html and "нейронная сеть" not in html
+
+
+def test_timeline_role_filters_the_chart_too(small, monkeypatch, tmp_path):
+    from queries.render import chart
+
+    drawn = []
+    monkeypatch.setattr(chart, "write_png", lambda tl, path, **kw: drawn.append(tl))
+    r = run(small, "timeline", "карта смысла", "--no-drift", "--role", "user", "--png", str(tmp_path / "c.png"))
+    assert r.exit_code == 0, r.output
+    assert [(p.period, p.user, p.assistant) for p in drawn[0].periods] == [
+        ("2025-01", 1, 0), ("2025-02", 1, 0), ("2025-03", 1, 0)]

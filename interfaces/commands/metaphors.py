@@ -311,5 +311,15 @@ def export(file: Path, vault: str | None, index_dir: str | None, echo_threshold:
         if show_all:
             kwargs.update(min_conversations=1, include_literal=True)
         g = build_graph(idx, vault=vault_path, **kwargs)
+        images = sum(1 for _, d in g.nodes(data=True) if d.get("type") == "metaphor")
+        empty = None
+        if not images:
+            from queries.metaphors import list_status
+
+            empty = list_status(idx).message()
     write_graph(g, file)
-    click.echo(f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {file}.")
+    what = "phrases" if show_all else "recurring images"
+    click.echo(f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {file} "
+               f"({images} metaphor nodes: {what}).")
+    if empty:
+        click.echo(empty)

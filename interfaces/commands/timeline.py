@@ -122,7 +122,7 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
             from queries.render.chart import write_png
 
             with _writing(png):
-                write_png(tl, png)
+                write_png(shown, png)
             _say(f"Chart: {png}")
         if html_out:
             from queries.render.html import timeline_html
@@ -217,21 +217,25 @@ def report(top: int, by: str, report_dir: str | None, no_drift: bool, show_all: 
                 c = tl.counts
                 nodes.append(GraphNode(s.id, s.label, c["total"], c["user"], c["assistant"], href, s.score,
                                        s.figurative))
-        if not current:
-            empty = None
-            if not summaries:
-                from queries.metaphors import list_status
+        empty = None
+        if not summaries:
+            from queries.metaphors import list_status
 
-                empty = list_status(src.index).message()
+            empty = list_status(src.index).message()
+        if not current:
             edges = [GraphEdge(a, b, n) for a, b, n in raw_edges]
-            files[GRAPH_FILE] = graph_html(nodes, edges, title=f"Metaphors in {src.vault.name}")
+            files[GRAPH_FILE] = graph_html(nodes, edges, title=f"Metaphors in {src.vault.name}", empty=empty,
+                                           literal_too=show_all)
             files[INDEX_NOTE] = index_note(rows, links=links, report_dir=rel, graph_file=GRAPH_FILE, empty=empty,
                                            literal_too=show_all, state=report_state(inputs, files))
             result = write_files(src.vault, rel, files, prune=True)
     if as_json:
-        print_json({"report_dir": rel, "written": result.written, "unchanged": result.unchanged,
-                    "removed": result.removed, "metaphors": len(summaries), "notes": len(chosen)})
+        doc = {"report_dir": rel, "written": result.written, "unchanged": result.unchanged,
+               "removed": result.removed, "metaphors": len(summaries), "notes": len(chosen)}
+        print_json(doc | ({"message": empty} if empty else {}))
         return
     click.echo(f"Report in {rel}/: {len(chosen)} metaphor notes, index {INDEX_NOTE}, {GRAPH_FILE}")
     click.echo(f"  written {len(result.written)}, unchanged {len(result.unchanged)}, removed {len(result.removed)}")
+    if empty:
+        click.echo(empty)
 

@@ -161,8 +161,14 @@ _GRAPH_SCRIPT = """
 """.strip()
 
 
-def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title: str = "Metaphor graph") -> str:
-    """Metaphors as circles sized by use, co-occurrence as lines; a hand-made SVG plus a tiny script."""
+def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title: str = "Metaphor graph",
+               empty: str | None = None, literal_too: bool = False) -> str:
+    """Metaphors as circles sized by use, co-occurrence as lines; a hand-made SVG plus a tiny script.
+
+    The table below the drawing lists the nodes by score, best first. ``empty`` says why there
+    are no nodes (no recurring images, and what to do); ``literal_too``: the nodes also hold
+    phrases judged literal (``report --all``).
+    """
     width = 960
     max_uses = max((n.uses for n in nodes), default=1) or 1
     radius = {n.id: 5 + 18 * math.sqrt(n.uses / max_uses) for n in nodes}
@@ -222,7 +228,13 @@ def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title:
         '<table id="metaphors"><thead><tr><th>Metaphor</th><th>Score</th><th>Figurative</th><th>Uses</th>'
         f"<th>User</th><th>Assistant</th></tr></thead><tbody>{rows}</tbody></table>"
     )
-    body = f'<h1>{escape(title)}</h1>{style}{legend}<p id="info"></p>{"".join(svg)}<h2>All images, by score</h2>{table}'
+    if not nodes:
+        why = "".join(f"<p>{escape(line.strip())}</p>" for line in
+                      (empty or "No recurring images in this vault.").splitlines() if line.strip())
+        return _page(title, f'<h1>{escape(title)}</h1><div id="empty">{why}</div>')
+    heading = "Every candidate phrase, images and literal ones, by score" if literal_too else "All images, by score"
+    body = (f'<h1>{escape(title)}</h1>{style}{legend}<p id="info"></p>{"".join(svg)}'
+            f"<h2>{heading}</h2>{table}")
     return _page(title, body, script=_GRAPH_SCRIPT)
 
 

@@ -507,7 +507,7 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
                 include_literal=include_all))
             status = reader.cached(("metaphor status",), lambda: list_status(reader.index()))
             page, nxt = _page(items, offset, limit)
-            data = metaphors_result(page, status)
+            data = metaphors_result(page, status, role)
             if items and not page:  # past the end: say so, not why the vault has no images
                 data.pop("message", None)
             return {**data, "total": len(items), "offset": offset, "next_offset": nxt}, len(items)

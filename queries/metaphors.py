@@ -306,8 +306,13 @@ class ListStatus:
     turns: int = 0
     """Turns in the index (0: nothing indexed yet)."""
 
-    def message(self) -> str:
-        """Why the default list is empty, and what to do about it (several lines)."""
+    def message(self, role: str | None = None) -> str:
+        """Why the default list is empty, and what to do about it (several lines). ``role``: the
+        list was of that speaker's uses only (``--role``)."""
+        if role and self.images:
+            which = "its one recurring image is" if self.images == 1 else f"its {self.images} recurring images are"
+            return (f"No recurring image used by the {role} in this vault: {which} the other speaker's. "
+                    "`tropegraph metaphors` without --role lists them.")
         if self.turns == 0:
             return "No recurring images: nothing is indexed yet. Run `tropegraph index` (or check --vault)."
         if self.candidates == 0:
@@ -627,11 +632,12 @@ def list_candidates(index: Any, *, min_uses: int = 1, limit: int | None = None) 
     return [Candidate(*r) for r in rows]
 
 
-def metaphors_result(items: list[MetaphorSummary], status: ListStatus | None = None) -> dict[str, Any]:
+def metaphors_result(items: list[MetaphorSummary], status: ListStatus | None = None,
+                     role: str | None = None) -> dict[str, Any]:
     """The ``tropegraph metaphors --json`` document (also ``/api/metaphors`` and the MCP tool).
 
     With ``status``: what the list leaves out (``hidden``) and the cut-off it applied, and for an
-    empty list the ``message`` saying why and what to do.
+    empty list the ``message`` saying why and what to do (``role``: the list was that speaker's).
     """
     out: dict[str, Any] = {"metaphors": [m.to_dict() for m in items], "times": TIMES}
     if status is not None:
@@ -639,7 +645,7 @@ def metaphors_result(items: list[MetaphorSummary], status: ListStatus | None = N
         out["threshold"] = status.threshold
         out["hidden"] = status.to_dict()
         if not items:
-            out["message"] = status.message()
+            out["message"] = status.message(role)
     return out
 
 

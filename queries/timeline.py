@@ -23,6 +23,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
+from queries.metaphors import USE  # what every timeline, list and report counts as one use (one definition)
 from vault_schema.models import TIMES
 
 Granularity = Literal["month", "quarter", "week"]
@@ -197,9 +198,6 @@ class Period:
             "co_occurring": [c.to_dict() for c in self.co_occurring],
         }
 
-
-#: What every timeline, list and report counts as one use of an image.
-USE = "a use is one turn (message) that uses the image; a turn repeating it counts once"
 
 
 @dataclass(frozen=True)

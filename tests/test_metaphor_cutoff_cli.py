@@ -326,3 +326,20 @@ def test_timeline_role_filters_the_chart_too(small, monkeypatch, tmp_path):
     assert r.exit_code == 0, r.output
     assert [(p.period, p.user, p.assistant) for p in drawn[0].periods] == [
         ("2025-01", 1, 0), ("2025-02", 1, 0), ("2025-03", 1, 0)]
+
+
+def test_a_role_without_images_is_told_the_other_speaker_has_them(tmp_path, fake_model):
+    vault, index_dir = tmp_path / "vault", tmp_path / "index"
+    (vault / ".obsidian").mkdir(parents=True)
+    for n, day in enumerate(("05.01.2025", "07.02.2025")):
+        write_nexus(vault, n, f"Разговор {n}", [("user", f"{day} at 10:00", "Расскажи что-нибудь."),
+                                                ("assistant", f"{day} at 10:01", f"Карта смысла растёт, день {n}.")])
+    small = (vault, index_dir)
+    assert run(small, "index", "--engine", "fake").exit_code == 0
+    assert [m["label"] for m in json.loads(run(small, "metaphors", "--json").stdout)["metaphors"]] == ["карта смысла"]
+    r = run(small, "metaphors", "--role", "user")
+    assert r.exit_code == 0
+    assert r.stdout == ("No recurring image used by the user in this vault: its one recurring image is the other "
+                        "speaker's. `tropegraph metaphors` without --role lists them.\n")
+    data = json.loads(run(small, "metaphors", "--role", "user", "--json").stdout)
+    assert data["metaphors"] == [] and data["message"] == r.stdout.strip()

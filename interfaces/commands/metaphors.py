@@ -45,11 +45,11 @@ def _mark(m: Any, show_all: bool, cut: float) -> str:
     return f" [{'; '.join(marks)}]" if marks else ""
 
 
-def _print_table(items: list[Any], status: Any, show_all: bool) -> None:
+def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None = None) -> None:
     from queries.render.escape import terminal_text as _t
 
     if not items:
-        click.echo(status.message())
+        click.echo(status.message(role))
         return
     for i, m in enumerate(items, 1):
         click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all, status.threshold)}  ({_t(m.id)})  "
@@ -112,9 +112,9 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
                                include_literal=show_all)
         status = list_status(idx)
     if as_json:
-        print_json(metaphors_result(items, status))
+        print_json(metaphors_result(items, status, role))
     else:
-        _print_table(items, status, show_all)
+        _print_table(items, status, show_all, role)
 
 
 def _apply(vault_path: Path, idx_dir: Path) -> str:

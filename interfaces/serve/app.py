@@ -341,11 +341,12 @@ def api_metaphors(request: Request) -> Any:
 
     show_all = _flag(request, "all", False)
     index = _explorer(request).index
+    role = _choice(request, "role", ("user", "assistant"))
     items = list_metaphors(index, limit=_int(request, "limit", 100, 1, 10_000),
-                           role=_choice(request, "role", ("user", "assistant")),  # type: ignore[arg-type]
+                           role=role,  # type: ignore[arg-type]
                            min_conversations=1 if show_all else 2, include_rejected=show_all,
                            include_literal=show_all)
-    return metaphors_result(items, list_status(index))
+    return metaphors_result(items, list_status(index), role)
 
 
 @_endpoint

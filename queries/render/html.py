@@ -215,7 +215,7 @@ def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title:
         ".node.hi circle{stroke:#222;stroke-width:2}#info{min-height:1.4em}</style>"
     )
     legend = (
-        f'<p class="muted">{len(nodes)} metaphors, {len(edges)} co-occurrence links. Circle size: uses; '
+        f'<p class="muted">{len(nodes)} metaphors, {len(edges)} co-occurrence links. Circle size: uses (a use is one turn that uses the image); '
         f'<span class="role-user">blue</span>: mostly the user, <span class="role-assistant">orange</span>: '
         "mostly the assistant; line width: shared conversations.</p>"
     )

@@ -17,6 +17,7 @@ distinct sentences, conversations and months.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -41,6 +42,7 @@ META_CURATION = "metaphors_curation"
 STEP = "metaphors"
 """This engine's name in ``indexer.derived`` (kept up to date, listed by ``status`` when behind)."""
 META_MODEL = "figurative_model"
+META_EXTRACTOR = "metaphor_extractor"
 META_THRESHOLD = "figurative_threshold"
 
 
@@ -509,6 +511,28 @@ def _clear(db: Any) -> None:
         db.execute(sql)
 
 
+_EXTRACTOR_ID: str | None = None
+
+
+def extractor_id() -> str:
+    """Digest of the extraction rules (``extract.py``) and the lemmatisers' versions. When an
+    upgrade changes it, the next ``index``/``watch`` re-extracts every turn once (a fixed
+    lemmatisation or a new construction reaches an existing index); cached word vectors and
+    per-sentence scores are reused, so only new candidates are scored."""
+    global _EXTRACTOR_ID
+    if _EXTRACTOR_ID is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from indexer.metaphors import extract as ex
+
+        h = hashlib.sha1(Path(ex.__file__).read_bytes())
+        for dist in ("pymorphy3", "pymorphy3-dicts-ru", "simplemma", "lemminflect"):
+            with contextlib.suppress(PackageNotFoundError):
+                h.update(f"{dist}={version(dist)}".encode())
+        _EXTRACTOR_ID = h.hexdigest()[:12]
+    return _EXTRACTOR_ID
+
+
 def _may_have_missed(db: Any) -> bool:
     """False when the tables caught up with every batch but the one being applied (whose turns
     the caller passes), so no other turn can be waiting: the usual watcher batch. True otherwise
@@ -540,11 +564,13 @@ def update(index: Any, added: Iterable[int] = (), removed: Iterable[int] = (), *
         db.execute("BEGIN IMMEDIATE")
     try:
         model_changed = _get_meta(db, META_MODEL) not in (None, scorer.model_id)
-        reset = full or model_changed or (_get_meta(db, META_TRACKED) or "[]") != tracked_fp
+        extractor_changed = _get_meta(db, META_EXTRACTOR) != extractor_id()
+        reset = full or model_changed or extractor_changed or (_get_meta(db, META_TRACKED) or "[]") != tracked_fp
         if reset:
             _clear(db)
             _set_meta(db, META_TRACKED, tracked_fp)
         _set_meta(db, META_MODEL, scorer.model_id)
+        _set_meta(db, META_EXTRACTOR, extractor_id())
         _set_meta(db, META_THRESHOLD, repr(scorer.threshold))
         added, removed = set(added), set(removed)
         todo = set(added)
@@ -627,14 +653,18 @@ def after_batch(index: Any, added: list[int], removed: list[int]) -> None:
 
 def behind(index: Any) -> bool:
     """True when the metaphor tables are behind the turns (``indexer.derived``: a paced batch, a
-    kill, a migration that rebuilt them) or the installed figurativeness model is not the one
-    that scored the index."""
+    kill, a migration that rebuilt them), or the installed figurativeness model or extraction
+    rules (:func:`extractor_id`) are not the ones that made them."""
     db = index.db
     if derived.is_behind(db, STEP):
         return True
-    scored = db.execute("SELECT value FROM meta WHERE key = ?", (META_MODEL,)).fetchone()
     has_turns = db.execute("SELECT 1 FROM turns LIMIT 1").fetchone() is not None
-    return has_turns and (scored is None or scored[0] != default_scorer().model_id)
+    if not has_turns:
+        return False
+    if _get_meta(db, META_EXTRACTOR) != extractor_id():
+        return True
+    scored = db.execute("SELECT value FROM meta WHERE key = ?", (META_MODEL,)).fetchone()
+    return scored is None or scored[0] != default_scorer().model_id
 
 
 def after_apply(index: Any) -> None:

@@ -130,3 +130,21 @@ def test_lemmatisation_errors_seen_on_real_notes(text: str, key: str | None, lab
         assert not any("веда" in c.key for c in extract(text)), [c.key for c in extract(text)]
         return
     assert [(c.key, c.label) for c in adj] == [(key, label)]
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        # seen on the Russian Obsidian help vault: the noun of a compound preposition heads nothing
+        ("Установи его с помощью плагина сообщества.", {"плагин сообщество"}),
+        ("Используй имя в качестве псевдонима заметки.", {"псевдоним заметка"}),
+        ("В течение месяца карта смысла росла.", {"карта смысл"}),
+        # the same nouns outside a compound preposition are candidates as usual
+        ("Помощь плагина не нужна.", {"помощь плагин"}),
+        ("Качество псевдонима важно.", {"качество псевдоним"}),
+        ("Мне нужна помощь друга в течение дня.", {"помощь друг"}),
+        ("Мост в течение года держался.", set()),  # no «мост в течение»
+    ],
+)
+def test_a_compound_preposition_heads_no_phrase(text: str, keys: set[str]) -> None:
+    assert {c.key for c in extract(text)} == keys

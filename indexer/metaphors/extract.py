@@ -62,6 +62,26 @@ RU_STOP_LEMMAS = frozenset(
      "понедельник", "вторник", "четверг", "пятница", "суббота", "воскресенье"]
 )
 
+#: Compound prepositions (preposition + a noun form that lost its meaning): «с помощью плагина»,
+#: «в качестве псевдонима» hold no phrase «помощь плагина» / «качество псевдонима». Grammar, not a
+#: word list about figurativeness: the noun after these prepositions never heads a candidate.
+RU_COMPOUND_PREPS = frozenset(
+    (prep, noun)
+    for prep, nouns in (
+        ("в", "качестве течение течении ходе рамках результате случае виде целях процессе отношении силу"),
+        ("в", "пределах связи зависимости роли честь адрес области сфере интересах соответствии направлении"),
+        ("в", "лице условиях"),
+        ("во", "время избежание"),
+        ("с", "помощью целью учётом учетом"),
+        ("при", "помощи"),
+        ("за", "счёт счет"),
+        ("по", "мере поводу причине сравнению отношению части"),
+        ("на", "основе основании протяжении"),
+        ("со", "стороны"),
+    )
+    for noun in nouns.split()
+)
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -273,6 +293,8 @@ def _extract_ru(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
                 )
                 hits.append((f"{a.lemma} {p.lemma}", p.lemma, a.lemma, "adj", "ru", label, toks[i][1], toks[i + 1][2]))
         heads = [] if pair else _nouns(w)  # «старого маяка» is adj + noun, not «старое» + gen
+        if heads and i and (toks[i - 1][0].lower(), w.lower()) in RU_COMPOUND_PREPS and _joined(text, toks, i - 1, i):
+            heads = []  # «с помощью плагина»: a preposition, not the noun «помощь»
         if heads:
             # noun + [adjectives in the genitive…] + genitive noun
             j = i + 1
@@ -295,7 +317,8 @@ def _extract_ru(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
                     p.pos in ("NUMR", "ADJF", "PRTF") for p in _parses(toks[j][0])
                 ):
                     j += 1
-                if j < n and is_cyrillic(toks[j][0]) and _joined(text, toks, i, j):
+                if (j < n and is_cyrillic(toks[j][0]) and _joined(text, toks, i, j)
+                        and (prep, toks[i + 2][0].lower()) not in RU_COMPOUND_PREPS):  # not «имя в качестве»
                     cases = RU_PREP_CASES[prep]
                     deps = [p for p in _nouns(toks[j][0]) if p.case not in (None, "nomn")
                             and (cases is None or p.case in cases)]

@@ -169,7 +169,9 @@ def test_cli_json_export_reads_back_with_networkx_defaults_and_attachments_prese
     assert res.exit_code == 0, res.output
     with out.open(encoding="utf-8") as f:
         g = nx.node_link_graph(json.load(f))
-    assert res.output == f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {out}.\n"
+    images = sum(1 for _, d in g.nodes(data=True) if d["type"] == "metaphor")
+    assert res.output == (f"Wrote {g.number_of_nodes()} nodes and {g.number_of_edges()} edges to {out} "
+                          f"({images} metaphor nodes: recurring images).\n")
     assert {a["exists"] for a in truth["attachments"]} == {True, False}
     for a in truth["attachments"]:
         targets = {v: g.nodes[v]["type"] for _, v, d in g.edges(data=True) if d["type"] == "links_to"

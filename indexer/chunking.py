@@ -38,7 +38,7 @@ MIN_TOKENS = 8
 MIN_WORDS = 3
 SLACK = 1.5
 """A small piece may make its neighbour up to this many times the budget."""
-CHUNKER_VERSION = "2"
+CHUNKER_VERSION = "3"
 """Changes whenever the same text would be split differently (or the passages of a note change
 otherwise): an index made by another version re-chunks its notes (unchanged passages keep their
 vectors, since vectors are keyed by passage text)."""

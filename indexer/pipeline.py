@@ -40,7 +40,7 @@ from indexer import derived, hooks
 from indexer.chunking import CHUNKER_VERSION, Chunker
 from indexer.embed import Embedder
 from indexer.errors import ModelMismatch
-from indexer.passages import BODY, heads, note_sections, note_turns, script_of, turn_passages  # noqa: F401 (note_sections: re-exported)
+from indexer.passages import BODY, head_passages, heads, note_sections, note_turns, script_of, turn_passages  # noqa: F401 (note_sections: re-exported)
 from indexer.report import Report
 from indexer.store import Index
 from indexer.textproc import fts_lemmas
@@ -1046,19 +1046,18 @@ class Pipeline:
         self._insert_passages(turn_id, 0, rows, pending, report)
 
     def _write_head(self, turn_id: int, head: tuple[int, str], pending: dict[str, str], report: Report) -> None:
-        """Bring the head passage of a turn whose text is unchanged up to date (a renamed note)."""
+        """Bring the head passages of a turn whose text is unchanged up to date (a renamed note)."""
         db = self.db
-        text = head[1].strip()
+        rows = [(p.kind, 0, p.text, _sha(p.text)) for p in head_passages(head)]
         old = db.execute(
             "SELECT kind, hash FROM passages WHERE turn_id = ? AND kind != ? ORDER BY seq", (turn_id, BODY)
         ).fetchall()
-        new = [(head[0], _sha(text))] if text else []
-        if [tuple(r) for r in old] == new:
+        if [tuple(r) for r in old] == [(k, h) for k, _, _, h in rows]:
             return
         db.execute("DELETE FROM passages WHERE turn_id = ? AND kind != ?", (turn_id, BODY))
-        if text:
+        if rows:
             seq = db.execute("SELECT coalesce(max(seq) + 1, 0) FROM passages WHERE turn_id = ?", (turn_id,)).fetchone()[0]
-            self._insert_passage(turn_id, seq, 0, text, new[0][1], pending, report, kind=head[0])
+            self._insert_passages(turn_id, seq, rows, pending, report)
 
     def _insert_passages(
         self, turn_id: int, first_seq: int, rows: list[tuple[int, int, str, str]], pending: dict[str, str], report: Report

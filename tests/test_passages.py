@@ -237,3 +237,18 @@ def test_keyword_rows_in_another_script_than_the_query_count_less_in_fusion(tmp_
         notes = dict(idx.db.execute("SELECT t.id, n.path FROM turns t JOIN notes n ON n.id = t.note_id").fetchall())
         weight = {notes[r.turn_id]: r.weight for r in rows}
     assert weight == {"Graph view.md": 1.0, "Plugins/Граф.md": CROSS_LANGUAGE}
+
+
+def test_a_head_of_several_names_is_also_a_passage_per_name() -> None:
+    """An English alias of a Russian page is embedded on its own too, not only drowned in the Russian head."""
+    head = (HEAD_TITLE, "Ежедневные заметки\nDaily notes\nКак открыть заметку на сегодня.")
+    out = turn_passages(CHUNKER, "Текст раздела.", head)
+    assert [(p.kind, p.text) for p in out] == [
+        (BODY, "Текст раздела."),
+        (HEAD_TITLE, head[1]),
+        (HEAD_TITLE, "Ежедневные заметки"),
+        (HEAD_TITLE, "Daily notes"),
+        (HEAD_TITLE, "Как открыть заметку на сегодня."),
+    ]
+    single = turn_passages(CHUNKER, "Текст.", (HEAD_PATH, "Заметка › Раздел"))
+    assert [p.text for p in single if p.kind != BODY] == ["Заметка › Раздел"]

@@ -13,7 +13,9 @@ conversation's two places, so hybrid drops it (hybrid MRR 0.556 vs semantic 0.68
 strict expected failure until the fusion is fixed. (Still so after issue #12: hybrid MRR 0.583 vs
 semantic 0.667; Q5's keyword rows cover about as much of the query as the «низкоранговые
 адаптеры» needle's single keyword match, which must count, so coverage weighting cannot tell them
-apart.)
+apart. Weighting keyword rows by how specific their words are (``KEYWORD_SPECIFICITY``: «делать»
+0.51) lifts Q5 to 5th before collapsing, but three other turns of its conversation, semantic's
+2nd-4th, are still ahead and two of them fill its places.)
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from index_helpers import run_index, snapshot
 
+import queries.search as search_module
 from indexer.chunking import MIN_WORDS, SLACK, Chunker, is_meaningful
 from indexer.embed import FakeEmbedder
 from indexer.passages import BODY, HEAD_CONVERSATION, HEAD_PATH, HEAD_TITLE, heads, note_turns, turn_passages
@@ -227,7 +229,10 @@ def test_an_index_cut_by_another_chunker_version_is_recut_once_reusing_vectors(t
     assert not run_index(vault, tmp_path / "ix", again).full and again.embedded == []
 
 
-def test_keyword_rows_in_another_script_than_the_query_count_less_in_fusion(tmp_path: Path) -> None:
+def test_keyword_rows_in_another_script_than_the_query_count_less_in_fusion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_module, "KEYWORD_SPECIFICITY", 0.0)  # (tested on its own below)
     vault = _vault(tmp_path)
     (vault / "Graph view.md").write_text("The graph view shows how your notes link to each other.\n", encoding="utf-8")
     (vault / "Plugins" / "Граф.md").write_text("Граф (graph view) показывает связи между заметками.\n", encoding="utf-8")
@@ -252,3 +257,30 @@ def test_a_head_of_several_names_is_also_a_passage_per_name() -> None:
     ]
     single = turn_passages(CHUNKER, "Текст.", (HEAD_PATH, "Заметка › Раздел"))
     assert [p.text for p in single if p.kind != BODY] == ["Заметка › Раздел"]
+
+
+def test_keyword_rows_matching_only_words_common_in_their_language_count_less_in_fusion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """"make" is in most English notes: a row holding only it is weak evidence; "kvass" is rare."""
+    vault = tmp_path / "vault"
+    (vault / ".obsidian").mkdir(parents=True)
+    for i, text in enumerate(["We make tea every morning.", "Make a plan for the week.", "They make music together.",
+                              "I make lists of books to read.", "How to make a good first impression."]):
+        (vault / f"en{i}.md").write_text(text + "\n", encoding="utf-8")
+    (vault / "kvass.md").write_text("Kvass is fermented from rye bread, water and a little sugar.\n", encoding="utf-8")
+    (vault / "ru.md").write_text("Квас делают из ржаного хлеба, воды и сахара.\n", encoding="utf-8")
+    run_index(vault, tmp_path / "ix", FakeEmbedder())
+
+    def weights(power: float) -> dict[str, float]:
+        monkeypatch.setattr(search_module, "KEYWORD_SPECIFICITY", power)
+        with open_index(tmp_path / "ix", readonly=True, notify=lambda m: None) as idx:
+            rows = keyword_turns(idx.db, KeywordQuery.parse("how to make kvass"), Filters(), 10)
+            notes = dict(idx.db.execute("SELECT t.id, n.path FROM turns t JOIN notes n ON n.id = t.note_id").fetchall())
+            return {notes[r.turn_id]: r.weight for r in rows}
+
+    plain, specific = weights(0.0), weights(1.0)
+    assert set(plain) == set(specific) == {"kvass.md", *(f"en{i}.md" for i in range(5))}
+    assert plain["kvass.md"] == 1.0  # the best coverage
+    for i in range(5):  # relative to the row holding the rare word, a "make" row counts less
+        assert 0 < specific[f"en{i}.md"] / specific["kvass.md"] < 0.6 * plain[f"en{i}.md"] / plain["kvass.md"], i

@@ -19,6 +19,7 @@ disk (ids intact, so the id check alone passed them) make it rebuild too (issue 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -51,8 +52,10 @@ RETRAIN_GROWTH = 4
 #: k-means trains on at most this many vectors per list (k-means time is linear in the sample).
 TRAIN_PER_LIST = 48
 KMEANS_ITER = 10
-#: How often a reader looks again when the sidecar and the file disagree (a save in progress).
+#: A reader calls the cache damaged when this many looks in a row find the same file (and
+#: sidecar) disagreeing; while looks find new files (saves in progress) it goes on up to SAVE_WAIT s.
 CHECK_ATTEMPTS = 3
+SAVE_WAIT = 5.0
 
 
 def file_checksum(path: str | os.PathLike[str]) -> str:
@@ -290,6 +293,16 @@ class VectorCache:
         self.sidecar = Path(index_dir) / SIDECAR_NAME
         self.notify = notify or (lambda msg: None)
 
+    def _identity(self, fh: Any) -> tuple[int, ...]:
+        """The open file's and the sidecar's identity: a save replaces both (new inodes)."""
+        st = os.fstat(fh.fileno())
+        try:
+            side = os.stat(self.sidecar)
+            side_id: tuple[int, ...] = (side.st_ino, side.st_mtime_ns, side.st_size)
+        except OSError:
+            side_id = ()
+        return (st.st_ino, st.st_mtime_ns, st.st_size, *side_id)
+
     def _read_meta(self) -> dict[str, Any]:
         try:
             meta = json.loads(files.read_text(self.sidecar, max_bytes=1 << 20))  # regular file, capped
@@ -316,18 +329,27 @@ class VectorCache:
                 self.notify(f"vector cache {self.path} has no checksum (an older tropegraph wrote it); "
                             "rebuilding it from the database (no re-embedding)")
                 return None, meta
-            for attempt in range(CHECK_ATTEMPTS):
+            last: tuple[int, ...] | None = None
+            same = 0  # consecutive looks that found this very file (and sidecar) mismatching
+            deadline = time.monotonic() + SAVE_WAIT
+            for attempt in itertools.count(1):
                 with open(self.path, "rb") as fh:
                     if _checksum_of(fh) == meta["checksum"]:
                         fh.seek(0)
                         index = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
                         break
-                if attempt + 1 < CHECK_ATTEMPTS:
-                    time.sleep(0.05 * (attempt + 1))  # a save in progress finishes in milliseconds
-                    fresh = self._read_meta()
-                    if fresh.get("model") != model or fresh.get("kind") != kind or not fresh.get("checksum"):
-                        return None, fresh
-                    meta = fresh
+                    ident = self._identity(fh)
+                # Damage is a mismatch that stays put; a writer saving (even many times over, on
+                # a busy machine) shows a new file each look, so keep looking until SAVE_WAIT.
+                same = same + 1 if ident == last else 1
+                last = ident
+                if same >= CHECK_ATTEMPTS or time.monotonic() > deadline:
+                    break
+                time.sleep(min(0.05 * attempt, 0.2))
+                fresh = self._read_meta()
+                if fresh.get("model") != model or fresh.get("kind") != kind or not fresh.get("checksum"):
+                    return None, fresh
+                meta = fresh
             if index is None:
                 self.notify(f"vector cache {self.path} is damaged (its checksum does not match); "
                             "rebuilding it from the database (no re-embedding)")

@@ -154,6 +154,33 @@ def test_a_reader_between_the_two_replaces_of_a_save_waits_instead_of_rebuilding
     assert same(got, results(ix, emb))
 
 
+def test_a_reader_that_meets_save_after_save_keeps_looking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy machine one load can straddle several saves: every look finds a new (not yet
+    matching) file. That is still saving, not damage: the reader looks until the file settles
+    (here: six new files, more than CHECK_ATTEMPTS looks) and loads it without a rebuild."""
+    import indexer.vectors as vectors
+
+    vault, ix, emb = make_vault(tmp_path), tmp_path / "ix", FakeEmbedder()
+    run_index(vault, ix, emb)
+    clean = results(ix, emb)
+    good = (ix / FAISS_NAME).read_bytes()
+    garble_middle(ix / FAISS_NAME)
+    looks: list[float] = []
+
+    def another_save(seconds: float) -> None:  # the reader's pause: a writer replaces the file
+        looks.append(seconds)
+        nxt = ix / "vectors.faiss.next"
+        nxt.write_bytes(good if len(looks) > 6 else (ix / FAISS_NAME).read_bytes())
+        nxt.replace(ix / FAISS_NAME)  # a new inode each time, as a real save
+
+    monkeypatch.setattr(vectors.time, "sleep", another_save)
+    messages: list[str] = []
+    got = results(ix, emb, messages)
+    assert len(looks) == 7 > vectors.CHECK_ATTEMPTS
+    assert [m for m in messages if "damaged" in m or "rebuild" in m] == []
+    assert same(got, clean)
+
+
 def test_a_file_that_stays_wrong_is_still_called_damaged(tmp_path: Path) -> None:
     vault, ix, emb = make_vault(tmp_path), tmp_path / "ix", FakeEmbedder()
     run_index(vault, ix, emb)

@@ -158,7 +158,7 @@ def test_a_reader_that_meets_save_after_save_keeps_looking(tmp_path: Path, monke
     """On a busy machine one load can straddle several saves: every look finds a new (not yet
     matching) file. That is still saving, not damage: the reader looks until the file settles
     (here: six new files, more than CHECK_ATTEMPTS looks) and loads it without a rebuild."""
-    import indexer.vectors as vectors
+    from indexer import vectors
 
     vault, ix, emb = make_vault(tmp_path), tmp_path / "ix", FakeEmbedder()
     run_index(vault, ix, emb)

@@ -279,6 +279,8 @@ def _timeline_text(full: Any, page: list[Any], data: dict[str, Any]) -> str:
     lines.append(f"  matched by {data['matched_by']}" + (
         "; also matches " + ", ".join(f"{m['label']} [{m['id']}]" for m in data["also_matches"])
         if data["also_matches"] else ""))
+    if data["note"]:
+        lines.append(f"  note: {data['note']}")
     if not data["drift_measured"]:
         lines.append(f"  drift not measured ({full.counts['total']} uses): call again with drift=true to measure it "
                      "(embeds every use's context: slow for many uses)")
@@ -556,14 +558,10 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
             src = reader.cached(("timeline source",), lambda: IndexSource(idx, None, embedder=LazyEmbedder(idx)))
             res = src.resolve(phrase)
             if res.chosen is None:
-                hint = "; ".join(f"{m.label} [{m.id}]" for m in res.suggestions)
-                raise ToolError(
-                    f"no metaphor matches {phrase!r}. "
-                    + (f"Closest: {hint}; call timeline with one of these ids." if hint
-                       else "The index has no metaphors yet: run `tropegraph index`." if not src.has_candidates()
-                       else "The vault has no recurring images yet: the metaphors tool with include_all=true "
-                            "lists every candidate phrase.")
-                )
+                hint = " Call timeline with one of these ids." if res.suggestions else (
+                    " The metaphors tool with include_all=true lists every candidate phrase." if src.has_candidates()
+                    else "")
+                raise ToolError(src.no_match(phrase, res) + hint)
             with_drift = drift
             if with_drift is None:
                 with_drift = len(src.occurrences(res.chosen.id)) <= DRIFT_AUTO_USES
@@ -571,8 +569,7 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
             shown = full.for_role(role)  # periods recomputed from that role's uses, as the CLI's --role
             listed = shown.occurrences
             page, nxt = _page(list(listed), offset, limit)
-            data = {**replace(shown, occurrences=tuple(page)).to_dict(), "counts": full.counts,
-                    "matched_by": res.how, "also_matches": [m.to_dict() for m in res.matches[1:]],
+            data = {**replace(shown, occurrences=tuple(page)).to_dict(), **src.describe(res), "counts": full.counts,
                     "drift_measured": with_drift,
                     "occurrences_total": len(listed), "offset": offset, "next_offset": nxt}
             return data, _timeline_text(shown, page, data)

@@ -10,8 +10,8 @@ Edges (``type`` attribute, also the multigraph key):
 ``links_to`` note→note or note→file (wikilinks and embeds, resolved the Obsidian way by
 ``vault_schema.names`` against every file of the vault, not only notes; ``resolved`` False for a
 missing target), ``contains`` note→conversation, ``has_turn``
-conversation→turn, ``tagged`` note→tag, ``uses`` turn→metaphor (``role``, ``time``,
-``surface``), ``cooccurs`` metaphor↔metaphor (both directions, ``weight`` = conversations
+conversation→turn, ``tagged`` note→tag, ``uses`` turn→metaphor (one per use — a turn repeating the image
+has one edge —, with ``role``, ``time`` and the first ``surface``), ``cooccurs`` metaphor↔metaphor (both directions, ``weight`` = conversations
 sharing both), ``echo`` turn→turn (cosine of stored turn vectors ≥ ``echo_threshold``
 across different conversations, from the earlier turn to the later), ``in_period``
 turn→period.
@@ -202,10 +202,12 @@ def build_graph(index: Any, *, echo_threshold: float = ECHO_THRESHOLD, min_conve
                   figurative=float(m.figurative), image=m.image,
                   curated=m.curated, variants=m.variants, occurrences=m.occurrences,
                   conversations=m.conversations, first_seen=m.first_seen, first_role=m.first_role)
+        seen: set[tuple[str, int]] = set()  # one edge per use: a turn repeating the image counts once
         for mid, tid, role, time, surface in db.execute(
                 "SELECT mm.metaphor_id, o.turn_id, t.role, t.time, o.surface FROM metaphor_members mm "
                 "JOIN metaphor_occurrences o ON o.key = mm.key JOIN turns t ON t.id = o.turn_id ORDER BY o.id"):
-            if mid in ids:
+            if mid in ids and (mid, tid) not in seen:
+                seen.add((mid, tid))
                 _edge(g, f"turn:{tid}", f"metaphor:{mid}", "uses", role=role, time=time, surface=surface)
         for a, b, n in cooccurrences(db, sorted(ids)):
             _edge(g, f"metaphor:{a}", f"metaphor:{b}", "cooccurs", weight=float(n))
@@ -277,7 +279,7 @@ def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None
     ``conversation`` nodes (linked by ``uses``, weight = uses) and ``tag`` nodes (``tagged``, weight
     = uses in notes with that tag), each capped at ``top`` by how many shown metaphors they touch.
     Only recurring images are drawn unless ``show_all`` (as ``graph export --all``: literal phrases and
-    phrases of one conversation too).
+    phrases of one conversation too); when there are none at all, ``graph.message`` says why.
     No networkx and no vectors: it is a few SQL reads, so the explorer can redraw on every filter.
     """
     from queries.metaphors import has_metaphors, list_metaphors
@@ -296,6 +298,10 @@ def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None
         return out
     summaries = {s.id: s for s in list_metaphors(index, min_conversations=1 if show_all else 2,
                                                  include_literal=show_all)}
+    if not summaries:  # nothing to draw in any period: say why, as `tropegraph metaphors` does
+        from queries.metaphors import list_status
+
+        out["graph"]["message"] = list_status(index).message()
     where, args = ["1"], []  # undated uses (plain notes) count unless a period is asked for
     if since:
         where.append("t.time >= ?")
@@ -303,8 +309,8 @@ def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None
     if until:
         where.append("t.time < ?")
         args.append(until)
-    rows = db.execute(
-        "SELECT mm.metaphor_id, t.conversation_id, t.note_id, t.role FROM metaphor_members mm "
+    rows = db.execute(  # one row per use: a turn repeating the image counts once (queries.metaphors.USE)
+        "SELECT DISTINCT mm.metaphor_id, t.conversation_id, t.note_id, t.role, t.id FROM metaphor_members mm "
         "JOIN metaphor_occurrences o ON o.key = mm.key JOIN turns t ON t.id = o.turn_id "
         f"WHERE {' AND '.join(where)} ORDER BY t.time, t.id", args).fetchall()
     span = db.execute("SELECT min(substr(time, 1, 7)), max(substr(time, 1, 7)) FROM turns "
@@ -318,7 +324,7 @@ def metaphor_graph(index: Any, *, top: int = GRAPH_TOP, since: str | None = None
     convs: dict[str, set[str]] = defaultdict(set)      # metaphor -> conversations
     by_conv: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # conversation -> metaphor -> uses
     by_note: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for mid, conv, note_id, role in rows:
+    for mid, conv, note_id, role, _turn in rows:
         if mid not in rank:
             continue
         u = uses[mid]

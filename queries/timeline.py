@@ -37,6 +37,13 @@ N_TERMS = 6
 TOO_FEW = "too few uses"
 MAX_WITH = 5
 """Renderers list this many co-occurring metaphors per period, then "+N more" (the data keeps all)."""
+DRIFT_AXIS = 0.3
+"""Charts draw drift on a fixed 0..DRIFT_AXIS axis (or up to the next tenth above the largest value),
+so equal heights mean equal change on every chart instead of noise filling the axis. Drift is a
+cosine distance of context centroids; with the default model (multilingual-e5-small) two unrelated
+turns are about 0.14 apart (median over the dev vault, ``queries.graph.ECHO_THRESHOLD``'s
+measurement). The timeline document carries it (``drift_axis``), so the explorer's chart
+(``interfaces/serve/static/timeline.js``) draws the same scale as ``queries.render.chart``."""
 
 
 class TimelineError(Exception):
@@ -222,11 +229,13 @@ class Timeline:
             "source": self.source,
             "use": USE,
             "times": TIMES,
+            "by": self.by,
             "role": self.role,
             "occurrences": [o.to_dict() for o in self.occurrences],
             "first": self.first.to_dict() if self.first else None,
             "uptake": self.uptake.to_dict() if self.uptake else None,
             "periods": [p.to_dict() for p in self.periods],
+            "drift_axis": DRIFT_AXIS,
         }
 
     def occurrence(self, uid: str) -> Occurrence | None:
@@ -648,6 +657,7 @@ def _cooccurring(
 
 
 __all__ = [
+    "DRIFT_AXIS",
     "GRANULARITIES",
     "MAX_WITH",
     "MIN_USES",
@@ -904,10 +914,13 @@ class IndexSource:
         return list_status(self.index).candidates > 0
 
     def why_unlisted(self, metaphor_id: str) -> str:
-        """Why ``tropegraph metaphors`` leaves a metaphor out, in a few words."""
+        """Why the default ``tropegraph metaphors`` list leaves a metaphor out, in a few words
+        ("" when it lists it: a recurring image, or tracked)."""
         from queries.metaphors import MIN_CONVERSATIONS, get_metaphor, threshold
 
         s = get_metaphor(self.index, metaphor_id).summary
+        if s.status == "tracked":
+            return ""
         reasons = []
         if s.status == "rejected":
             reasons.append("rejected in tropegraph.toml")
@@ -917,11 +930,37 @@ class IndexSource:
             reasons.append("used in one conversation only")
         elif s.sentences < MIN_CONVERSATIONS:
             reasons.append("one sentence repeated, not a recurring image")
-        return "; ".join(reasons) or "not recurring"
+        return "; ".join(reasons)
 
     def listed(self, metaphor_id: str) -> bool:
-        """True when ``tropegraph metaphors`` lists it (a recurring image, or tracked)."""
-        return any(s.id == metaphor_id for s in self.summaries())
+        """True when the default ``tropegraph metaphors`` list holds it (a recurring image, or tracked)."""
+        return not self.why_unlisted(metaphor_id)
+
+    def describe(self, res: Resolution) -> dict[str, Any]:
+        """How a timeline's phrase was matched and whether ``tropegraph metaphors`` lists it: the
+        fields every interface adds to the timeline document (CLI ``--json``, ``/api/timeline``,
+        the MCP tool) — ``matched_by`` (:attr:`Resolution.how`), ``also_matches``, ``listed`` and
+        ``note`` (why it is shown though the list leaves it out; None when listed)."""
+        chosen = res.chosen
+        assert chosen is not None
+        if res.how == "text":
+            listed, note = False, (f"«{chosen.label}» is not an extracted metaphor: a timeline of its own "
+                                   "occurrences in the text")
+        else:
+            why = self.why_unlisted(chosen.id)
+            listed = not why
+            note = None if listed else f"«{chosen.label}» is not in the metaphors list ({why}); showing its uses anyway"
+        return {"matched_by": res.how, "also_matches": [m.to_dict() for m in res.matches[1:]], "listed": listed,
+                "note": note}
+
+    def no_match(self, phrase: str, res: Resolution) -> str:
+        """The error for a phrase that names nothing: the closest images, or why there are none."""
+        msg = f"no metaphor matches {' '.join(phrase.split())!r} and the vault's text does not hold it."
+        if res.suggestions:
+            return msg + " Closest images: " + "; ".join(f"{m.label} [{m.id}]" for m in res.suggestions)
+        if not self.has_candidates():
+            return msg + " The index has no metaphors yet: run `tropegraph index`."
+        return msg + " The vault has no recurring images yet: `tropegraph metaphors --all` lists every candidate."
 
     def embed_contexts(self, texts: list[str]) -> np.ndarray:
         """Context vectors, from the disk cache next to the index when there (``queries.contexts``):

@@ -276,7 +276,8 @@ def test_bad_arguments_are_tool_errors_that_say_what_to_do(planted_source: tuple
         assert "no such note" in await error(client, "get_note", path="Nowhere/none.md")
         assert "past the end" in await error(client, "get_note", path=any_note(vault), offset=10**9)
         message = await error(client, "timeline", phrase="зелёный слон на велосипеде")
-        assert "no metaphor matches" in message and "Closest:" in message and "[m" in message
+        assert "no metaphor matches" in message and "Closest images:" in message and "[m" in message
+        assert message.endswith("Call timeline with one of these ids.")
         assert "Unknown tool" in await error(client, "delete_everything")
         with pytest.raises(Exception, match="Unknown resource"):
             await client.read_resource("tropegraph://note/../secret.md")

@@ -343,3 +343,94 @@ def test_a_role_without_images_is_told_the_other_speaker_has_them(tmp_path, fake
                         "speaker's. `tropegraph metaphors` without --role lists them.\n")
     data = json.loads(run(small, "metaphors", "--role", "user", "--json").stdout)
     assert data["metaphors"] == [] and data["message"] == r.stdout.strip()
+
+
+def test_graph_counts_a_use_as_a_turn(small, tmp_path):
+    """«Карта смысла, опять карта смысла.» is one use: graph export draws one turn → metaphor edge for
+    it, and the explorer's graph (/api/graph) sizes the node by turns, as `metaphors` counts."""
+    from serve_helpers import get_json, running_server
+
+    from queries.graph import read_graph
+
+    listed = {m["id"]: m for m in json.loads(run(small, "metaphors", "--json").stdout)["metaphors"]}
+    card = next(m for m in listed.values() if m["label"] == "карта смысла")
+    assert card["occurrences"] == 4  # 5 occurrences in 4 turns
+    out = tmp_path / "g.json"
+    r = run(small, "graph", "export", str(out))
+    assert r.exit_code == 0, r.output
+    g = read_graph(out)
+    for mid, m in listed.items():
+        into = [a for a, _, d in g.in_edges(f"metaphor:{mid}", data=True) if d["type"] == "uses"]
+        assert len(into) == len(set(into)) == m["occurrences"], m["label"]
+    vault, index_dir = small
+    with running_server(vault, index_dir) as (url, _):
+        graph = get_json(f"{url}/api/graph?kinds=conversation")
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    for mid, m in listed.items():
+        node = nodes[f"metaphor:{mid}"]
+        assert (node["uses"], node["user"], node["assistant"]) == (
+            m["occurrences"], m["uses_by_role"].get("user", 0), m["uses_by_role"].get("assistant", 0))
+    conv = next(n for n in graph["nodes"] if n["type"] == "conversation" and n["title"] == "Ещё мост")
+    assert conv["uses"] == 2  # one turn: «мост между двумя мирами» once, «карта смысла» twice = 2 uses
+
+
+def test_timeline_documents_say_whether_the_list_holds_it(small):
+    """CLI --json and /api/timeline carry the same match fields (queries.timeline.IndexSource.describe),
+    and an unmatched phrase gets the same message from both (IndexSource.no_match)."""
+    from urllib.parse import quote
+
+    from serve_helpers import get, get_json, running_server
+
+    literal = json.loads(run(small, "timeline", "нейронная сеть", "--json", "--no-drift").stdout)
+    assert (literal["matched_by"], literal["listed"], literal["also_matches"]) == ("label", False, [])
+    assert literal["note"] == ("«нейронная сеть» is not in the metaphors list (judged literal: figurativeness "
+                               "0.20 < 0.50); showing its uses anyway")
+    text = json.loads(run(small, "timeline", "реки времени", "--json", "--no-drift").stdout)
+    assert (text["source"], text["matched_by"], text["listed"]) == ("text", "text", False)
+    assert text["note"] == "«реки времени» is not an extracted metaphor: a timeline of its own occurrences in the text"
+    image = json.loads(run(small, "timeline", "карту смысла", "--json", "--no-drift").stdout)
+    assert (image["matched_by"], image["listed"], image["note"]) == ("variant", True, None)
+    missing = run(small, "timeline", "совсем другое", "--no-drift")
+    assert missing.exit_code == 1
+    vault, index_dir = small
+    with running_server(vault, index_dir) as (url, _):
+        api = get_json(f"{url}/api/timeline?drift=0&phrase=" + quote("нейронная сеть"))
+        status, _, body = get(f"{url}/api/timeline?phrase=" + quote("совсем другое"))
+    assert {k: api[k] for k in ("matched_by", "listed", "note")} == {
+        k: literal[k] for k in ("matched_by", "listed", "note")}
+    assert status == 404
+    assert "Error: " + json.loads(body)["error"] + "\n" == missing.stderr
+
+
+def test_explorer_graph_of_a_vault_without_images_says_why(small, fake_model):
+    from serve_helpers import get_json, running_server
+
+    fake_model.images.clear()
+    fake_model.model_id = "test-fig-none"
+    assert run(small, "index", "--engine", "fake").exit_code == 0
+    listed = json.loads(run(small, "metaphors", "--json").stdout)
+    vault, index_dir = small
+    with running_server(vault, index_dir) as (url, _):
+        graph = get_json(f"{url}/api/graph")
+        every = get_json(f"{url}/api/graph?all=1")
+    assert graph["nodes"] == [] and graph["graph"]["message"] == listed["message"]
+    assert graph["graph"]["message"].startswith("No recurring images in this vault.")
+    assert every["nodes"] and "message" not in every["graph"]
+
+
+def test_all_counts_read_as_english(small, fake_model):
+    """--all lists phrases of one conversation: "1 use in 1 conversation", not "1 uses in 1 conversations";
+    the default list's footer names both reasons a figurative phrase is left out."""
+    r = run(small, "metaphors", "--all")
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    ones = [lines[i + 1] for i, line in enumerate(lines) if "one conversation]" in line]
+    assert ones and all(re.match(r"     1 use in 1 conversation; first ", line) for line in ones), ones
+    assert "     3 uses in 2 conversations; first 2025-03-03T12:00:00 by assistant;" in r.stdout
+    fake_model.images.add("смысл в запись")  # a figurative phrase of one conversation: hidden by default
+    fake_model.model_id = "test-fig-more"
+    assert run(small, "index", "--engine", "fake").exit_code == 0
+    r = run(small, "metaphors")
+    assert r.stdout.splitlines()[-1] == (
+        "(A use is one turn that uses the image; times are local, as the notes show them. Not shown: 1 judged "
+        "literal, 1 in one conversation or one repeated sentence; `tropegraph metaphors --all` lists them.)")

@@ -143,6 +143,12 @@ def test_timeline_page_shows_the_first_use_and_highlights_the_image(tab: Page) -
     assert tab.page.locator("#first-use").inner_text().startswith(f"{when[:10]} by {role}")
     assert tab.page.locator("#first-role").inner_text() == role
     assert PLANTED_TITLE in tab.page.locator("#first-use a").inner_text()
+    # the lag in human units, as the CLI prints it; what a use is; a listed image needs no note
+    import re
+
+    assert re.search(r"\(\d+ (min|h|days|months?) later\)", tab.page.locator("#uptake").inner_text())
+    assert "a use is one turn (message) that uses the image" in tab.page.locator("#uses").inner_text()
+    assert tab.page.locator("#match-note").is_hidden()
     first_row = tab.page.locator("#occurrences tr.occurrence").first
     assert first_row.locator("td").first.inner_text() == when[:16].replace("T", " ")
     assert "Я рисую карту смысла <script>window" in first_row.inner_text()  # the sentence's markup is text

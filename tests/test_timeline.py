@@ -236,9 +236,11 @@ def test_json_shape_matches_the_issue() -> None:
                         embed=bag_embed)
     d = tl.to_dict()
     # the issue's shape, plus what says how to read it: the definition of a use, the --role filter,
-    # whether the timeline is of a metaphor or of a phrase found in the text, and that times are local
-    assert set(d) == {"metaphor", "occurrences", "first", "uptake", "periods", "use", "role", "source", "times"}
-    assert (d["role"], d["source"], d["times"]) == (None, "metaphor", "local")
+    # whether the timeline is of a metaphor or of a phrase found in the text, that times are local,
+    # the period length and the fixed drift scale every chart draws (CLI PNG/SVG and the explorer)
+    assert set(d) == {"metaphor", "occurrences", "first", "uptake", "periods", "use", "role", "source", "times",
+                      "by", "drift_axis"}
+    assert (d["role"], d["source"], d["times"], d["by"], d["drift_axis"]) == (None, "metaphor", "local", "month", 0.3)
     assert set(d["metaphor"]) == {"id", "label", "variants"}
     assert set(d["occurrences"][0]) == {"uid", "conversation_id", "note", "title", "role", "time", "sentence",
                                             "surface"}

@@ -138,7 +138,9 @@ def test_phrase_resolution_messages(planted_index: Path, planted_source: tuple) 
 
     by_id = run(planted_index, vault, "timeline", mid, "--json", "--no-drift")
     assert "(matched by id)" in by_id.stderr
-    assert json.loads(by_id.stdout) == json.loads(by_variant.stdout)
+    id_doc, variant_doc = json.loads(by_id.stdout), json.loads(by_variant.stdout)
+    assert (id_doc.pop("matched_by"), variant_doc.pop("matched_by")) == ("id", "variant")
+    assert id_doc == variant_doc and id_doc["listed"] is True and id_doc["note"] is None
 
     lemma_phrase = run(planted_index, vault, "timeline", "карты смыслов", "--json", "--no-drift")
     assert lemma_phrase.exit_code == 0

@@ -45,6 +45,10 @@ def _mark(m: Any, show_all: bool, cut: float) -> str:
     return f" [{'; '.join(marks)}]" if marks else ""
 
 
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None = None) -> None:
     from queries.render.escape import terminal_text as _t
 
@@ -55,13 +59,14 @@ def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None
         click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all, status.threshold)}  ({_t(m.id)})  "
                    f"score {m.score:.2f} = figurative {m.figurative:.2f} × recurrence {m.recurrence:.2f}")
         first = f"{m.first_seen or '?'} by {m.first_role or '?'}"
-        click.echo(f"     {m.occurrences} uses in {m.conversations} conversations; first {first}; last {m.last_seen or '?'}")
+        click.echo(f"     {_n(m.occurrences, 'use')} in {_n(m.conversations, 'conversation')}; first {first}; "
+                   f"last {m.last_seen or '?'}")
         others = [v for v in m.variants if v != m.label.lower()]
         if others:
             click.echo(f"     variants: {_t(', '.join(others[:8]))}")
     hidden = [] if show_all else [
         f"{n} {what}" for n, what in ((status.literal, "judged literal"),
-                                      (status.single, "in one conversation only")) if n]
+                                      (status.single, "in one conversation or one repeated sentence")) if n]
     use = "(A use is one turn that uses the image; times are local, as the notes show them."
     click.echo(f"{use} Not shown: {', '.join(hidden)}; `tropegraph metaphors --all` lists them.)" if hidden
                else f"{use})")

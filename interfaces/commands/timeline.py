@@ -90,30 +90,26 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
     with _open_source(vault, index_dir, show_all) as src:
         res = src.resolve(phrase)
         if res.chosen is None:
-            hint = "; ".join(f"{_t(m.label)} [{_t(m.id)}]" for m in res.suggestions)
-            msg = f"Error: no metaphor matches {phrase!r} and the vault's text does not hold it."
-            empty = (" The index has no metaphors yet: run `tropegraph index`." if not src.has_candidates()
-                     else " The vault has no recurring images yet: see `tropegraph metaphors --all`.")
-            click.echo(msg + (f" Closest images: {hint}" if hint else empty), err=True)
+            click.echo(f"Error: {_t(src.no_match(phrase, res))}", err=True)
             sys.exit(1)
         chosen = res.chosen
         how = {"id": "id", "label": "label", "variant": "variant", "lemmas": "same lemmas",
                "words": "shared words", "similarity": "similar meaning",
                "text": "its own occurrences in the text"}[res.how]
+        match = src.describe(res)
         if res.how == "text":
             _say(f"Phrase: {_t(chosen.label)} (not an extracted metaphor; timeline of {how})")
         else:
             _say(f"Metaphor: {_t(chosen.label)} [{_t(chosen.id)}] (matched by {how})")
-            if not src.listed(chosen.id):
-                _say(f"note: «{_t(chosen.label)}» is not in the metaphors list ({src.why_unlisted(chosen.id)}); "
-                     "showing its uses anyway")
+            if match["note"]:
+                _say(f"note: {_t(match['note'])}")
         if len(res.matches) > 1:
             _say("Also matches: " + ", ".join(f"{_t(m.label)} [{_t(m.id)}]" for m in res.matches[1:])
                  + " (give the id to choose)")
         tl = src.timeline(chosen, by=by, drift=not no_drift)
         shown = tl.for_role(role)
         if as_json:
-            print_json(shown.to_dict())
+            print_json(shown.to_dict() | match)
         else:
             from queries.render.text import render_text
 

@@ -363,10 +363,10 @@ def api_timeline(request: Request) -> Any:
     src = ex.source()
     res = src.resolve(phrase)
     if res.chosen is None:
-        raise ApiError(404, f"no metaphor matches {phrase!r}", suggestions=[m.to_dict() for m in res.suggestions])
+        raise ApiError(404, src.no_match(phrase, res), suggestions=[m.to_dict() for m in res.suggestions])
     chosen = res.chosen
     full = ex.cached_timeline((chosen.id, by, drift), lambda: {"tl": src.timeline(chosen, by=by, drift=drift)})["tl"]
-    return full.for_role(role).to_dict()
+    return full.for_role(role).to_dict() | src.describe(res)
 
 
 @_endpoint

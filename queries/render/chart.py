@@ -7,18 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from queries.render.escape import html_text as escape
-from queries.timeline import Timeline, period_range
+from queries.timeline import DRIFT_AXIS, Timeline, period_range  # DRIFT_AXIS: also imported from here
 
 USER_COLOUR = "#4c72b0"
 ASSISTANT_COLOUR = "#dd8452"
 NOTE_COLOUR = "#8c8c8c"
 DRIFT_COLOUR = "#c44e52"
-DRIFT_AXIS = 0.3
-"""The drift axis is fixed at 0..DRIFT_AXIS (or the next tenth above the largest value), so equal
-heights mean equal change on every chart instead of noise filling the axis. Drift is a cosine
-distance of context centroids; with the default model (multilingual-e5-small) two unrelated turns
-are about 0.14 apart (median over the dev vault, ``queries.graph.ECHO_THRESHOLD``'s measurement).
-The explorer's chart (``interfaces/serve/static/timeline.js``) uses the same value."""
 SIGNIFICANT = 0.05
 """A drift point with a permutation p-value below this is drawn filled; others hollow."""
 

@@ -49,6 +49,7 @@
         (info.since || info.until ? " in the chosen period" : "") + " (best score first)" +
         (nodes.length > metaphors.length ? ", with " + (nodes.length - metaphors.length) + " other nodes" : "") +
         "; " + links.filter(function (l) { return l.type === "cooccurs"; }).length + " co-occurrence links."
+      : info.message ? info.message
       : "No metaphors in this period" +
         (info.all ? "." : " (tick \u201cliteral and one-off phrases too\u201d to see every candidate phrase).");
     if (info.first_month) months(info.first_month, info.last_month);

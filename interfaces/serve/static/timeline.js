@@ -1,11 +1,9 @@
 /* Timeline page: GET /api/timeline (the `tropegraph timeline --json` document) drawn with d3. */
 (function () {
   "use strict";
-  /* Drift is a cosine distance of context centroids. The axis is fixed (0 to DRIFT_AXIS, or the next
-   * tenth above the largest value) so that the same height means the same change on every metaphor:
-   * with the default model two unrelated turns are about 0.14 apart. Keep in step with
-   * queries/render/chart.py DRIFT_AXIS. */
-  var DRIFT_AXIS = 0.3;
+  /* Drift is a cosine distance of context centroids. The axis is fixed (0 to the document's
+   * drift_axis, queries.timeline.DRIFT_AXIS, or the next tenth above the largest value) so that the
+   * same height means the same change on every metaphor and on the CLI's charts. */
   var form = document.getElementById("pick");
   var current = null;
 
@@ -63,13 +61,19 @@
     document.title = m.label + " · timeline · tropegraph";
     document.getElementById("label").textContent = m.label;
     var others = m.variants.filter(function (v) { return v !== m.label; });
-    document.getElementById("variants").textContent = (others.length ? "variants: " + others.join(", ") + " · " : "") + "id " + m.id;
+    document.getElementById("variants").textContent = (others.length ? "variants: " + others.join(", ") + " · " : "") +
+      (tl.source === "text" ? "a phrase of the notes" : "id " + m.id);
+    var note = document.getElementById("match-note");
+    note.textContent = tl.note || "";
+    note.hidden = !tl.note;
     var dl = TG.clear(document.getElementById("facts"));
     var byUid = {};
     tl.occurrences.forEach(function (o) { byUid[o.uid] = o; });
     var counts = tl.periods.reduce(function (a, p) { a.total += p.count; a.user += p.user; a.assistant += p.assistant; return a; },
       { total: 0, user: 0, assistant: 0 });
-    fact(dl, "Uses", counts.total + " (user " + counts.user + ", assistant " + counts.assistant + ")");
+    fact(dl, "Uses", TG.el("span", { id: "uses" }, counts.total + " (user " + counts.user + ", assistant " +
+      counts.assistant + (tl.role ? "; only the " + tl.role + "'s uses" : "") + ")",
+      TG.el("span", { class: "muted", text: " · " + tl.use })));
     if (tl.first) {
       var o = byUid[tl.first.uid];
       fact(dl, "First use", TG.el("span", { id: "first-use" },
@@ -81,7 +85,7 @@
       var u = byUid[tl.uptake.uid];
       fact(dl, "Uptake", TG.el("span", { id: "uptake" }, "the ",
         TG.el("strong", { class: "role-" + tl.uptake.role, text: tl.uptake.role }),
-        " on " + TG.day(tl.uptake.time) + (tl.uptake.lag_days !== null ? " (" + tl.uptake.lag_days + " days later)" : ""),
+        " on " + TG.day(tl.uptake.time) + (tl.uptake.lag ? " (" + tl.uptake.lag + " later)" : ""),
         u ? [" in ", TG.el("a", { href: uri(u.note), text: u.title || u.note })] : null));
     } else if (tl.first && (tl.first.role === "user" || tl.first.role === "assistant")) {
       fact(dl, "Uptake", "the " + (tl.first.role === "user" ? "assistant" : "user") + " has not used it");
@@ -116,7 +120,7 @@
     var yMax = d3.max(rows, function (r) { return r.user + r.assistant + r.note; }) || 1;
     var y = d3.scaleLinear().domain([0, yMax]).nice().range([height - margin.bottom, margin.top]);
     var dMax = d3.max(rows, function (r) { return r.drift; }) || 0;
-    var y2 = d3.scaleLinear().domain([0, Math.max(DRIFT_AXIS, Math.ceil(dMax * 10) / 10)])
+    var y2 = d3.scaleLinear().domain([0, Math.max(tl.drift_axis, Math.ceil(dMax * 10) / 10)])
       .range([height - margin.bottom, margin.top]);
     var stack = d3.stack().keys(["user", "assistant", "note"])(rows);
     svg.append("g").selectAll("g").data(stack).join("g").attr("class", function (s) { return "series " + s.key; })

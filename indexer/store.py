@@ -288,7 +288,7 @@ def _connect(path: Path, readonly: bool, *, immutable: bool = False) -> sqlite3.
     if readonly:
         flags = "mode=ro&immutable=1" if immutable else "mode=ro"
         db = sqlite3.connect(
-            f"{path.as_uri()}?{flags}", uri=True, isolation_level=None, check_same_thread=False
+            f"{path.absolute().as_uri()}?{flags}", uri=True, isolation_level=None, check_same_thread=False
         )
     else:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

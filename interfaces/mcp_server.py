@@ -519,12 +519,19 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
         if not total:
             lines = [data.get("message") or "No recurring metaphors yet."]
         for i, m in enumerate(data["metaphors"], offset + 1):
-            lines.append(f"{i}. {m['label']} [{m['id']}] — {m['occurrences']} uses in {m['conversations']} "
+            why = f" (not a recurring image: {'; '.join(m['hidden_because'])})" if m["hidden_because"] else ""
+            lines.append(f"{i}. {m['label']} [{m['id']}]{why} — {m['occurrences']} uses in {m['conversations']} "
                          f"conversations; first {_when(m['first_seen'])[:10]} by {m['first_role']}; "
                          f"last {_when(m['last_seen'])[:10]}")
             others = [v for v in m["variants"] if v != m["label"].lower()][:6]
             if others:
                 lines.append(f"   variants: {', '.join(others)}")
+        hidden = data["hidden"]
+        single = "in one conversation or one repeated sentence"
+        left = [f"{n} {what}" for n, what in ((hidden["literal"], "judged literal"),
+                                              (hidden["single_conversation"], single)) if n]
+        if total and left and not include_all:
+            lines.append(f"Not shown: {', '.join(left)}; include_all=true lists them. {data['use'].capitalize()}.")
         return _result(data, "\n".join(lines))
 
     # ----------------------------------------------------------------------------- timeline
@@ -558,10 +565,8 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
             src = reader.cached(("timeline source",), lambda: IndexSource(idx, None, embedder=LazyEmbedder(idx)))
             res = src.resolve(phrase)
             if res.chosen is None:
-                hint = " Call timeline with one of these ids." if res.suggestions else (
-                    " The metaphors tool with include_all=true lists every candidate phrase." if src.has_candidates()
-                    else "")
-                raise ToolError(src.no_match(phrase, res) + hint)
+                hint = " Call timeline with one of these ids." if res.suggestions else ""
+                raise ToolError(src.no_match(phrase, res, every="the metaphors tool with include_all=true") + hint)
             with_drift = drift
             if with_drift is None:
                 with_drift = len(src.occurrences(res.chosen.id)) <= DRIFT_AUTO_USES

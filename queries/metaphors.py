@@ -77,10 +77,13 @@ class MetaphorSummary:
     recurrence: float = 0.0
     sentences: int = 0
     months: int = 0
+    hidden_because: tuple[str, ...] = ()
+    """Why the default list leaves it out ("literal 0.20 < 0.46", "one conversation", "one repeated
+    sentence", "rejected"); empty when the default list holds it (what ``--all`` marks)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape of the issue, plus ``status``, ``keys``, ``languages``,
-        ``uses_by_role`` and the ranking figures."""
+        ``uses_by_role``, the ranking figures and ``hidden_because``."""
         return {
             "id": self.id,
             "label": self.label,
@@ -101,6 +104,7 @@ class MetaphorSummary:
             "recurrence": self.recurrence,
             "sentences": self.sentences,
             "months": self.months,
+            "hidden_because": list(self.hidden_because),
         }
 
 
@@ -220,7 +224,24 @@ def _members(db: Any, ids: list[str]) -> tuple[dict[str, list[str]], dict[str, l
     return keys, variants
 
 
-def _summary(row: tuple, keys: list[str], variants: list[str], cut: float) -> MetaphorSummary:
+def hidden_because(status: str, figurative: float, conversations: int, sentences: int, cut: float,
+                   min_conversations: int = MIN_CONVERSATIONS) -> tuple[str, ...]:
+    """Why the default list leaves a metaphor out, in a few words each (empty: it lists it). The one
+    rule behind the list's SQL, ``--all``'s marks, the timeline's note and the explorer's status."""
+    if status == "tracked":
+        return ()
+    out = ["rejected"] if status == "rejected" else []
+    if figurative < cut:
+        out.append(f"literal {figurative:.2f} < {cut:.2f}")
+    if conversations < min_conversations:
+        out.append("one conversation")
+    elif sentences < min_conversations:
+        out.append("one repeated sentence")
+    return tuple(out)
+
+
+def _summary(row: tuple, keys: list[str], variants: list[str], cut: float,
+             hidden: tuple[str, ...] | None = None) -> MetaphorSummary:
     (mid, label, status, curated, fig, rec, score, uses, sentences, convs, months, user, asst, note,
      first, first_role, last, langs) = row
     roles = {r: n for r, n in (("user", user), ("assistant", asst), ("note", note)) if n}
@@ -228,7 +249,8 @@ def _summary(row: tuple, keys: list[str], variants: list[str], cut: float) -> Me
         id=mid, label=label, variants=tuple(variants), occurrences=uses, conversations=convs, first_seen=first,
         first_role=first_role, last_seen=last, score=score, curated=bool(curated), status=status,
         keys=tuple(keys), languages=tuple(langs.split()), uses_by_role=roles, figurative=fig,
-        image=fig >= cut, recurrence=rec, sentences=sentences, months=months)
+        image=fig >= cut, recurrence=rec, sentences=sentences, months=months,
+        hidden_because=hidden_because(status, fig, convs, sentences, cut) if hidden is None else hidden)
 
 
 def _by_role(db: Any, ids: list[str], role: str) -> dict[str, tuple]:
@@ -270,6 +292,8 @@ def list_metaphors(index: Any, *, limit: int | None = None, role: Role | None = 
         where.append("status != 'rejected'")
     rows = db.execute(f"SELECT {_COLS} FROM metaphors WHERE {' AND '.join(where)} ORDER BY score DESC, id",
                       args).fetchall()
+    # judged on every speaker's uses, as the list's filter is (a --role view counts one speaker's)
+    hidden = {r[0]: hidden_because(r[2], r[4], r[9], r[8], cut) for r in rows}
     if role:
         stats = _by_role(db, [r[0] for r in rows], role)
         picked = []
@@ -283,7 +307,7 @@ def list_metaphors(index: Any, *, limit: int | None = None, role: Role | None = 
         rows = picked
     rows = rows[:limit] if limit else rows
     keys, variants = _members(db, [r[0] for r in rows])
-    return [_summary(r, keys[r[0]], variants[r[0]], cut) for r in rows]
+    return [_summary(r, keys[r[0]], variants[r[0]], cut, hidden[r[0]]) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from queries.results import obsidian_uri
+from queries.render.links import obsidian_uri
 from vault_schema.errors import NoteReadError
 from vault_schema.files import outside_link
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from indexer import textproc
 
@@ -53,13 +52,6 @@ class Hit:
             "passage": self.passage,
             "highlights": [list(span) for span in self.highlights],
         }
-
-
-def obsidian_uri(vault_name: str, path: str) -> str:
-    """The link Obsidian opens: the vault by name, the file by path without ``.md``."""
-    path = path.removesuffix(".md")
-    return (f"obsidian://open?vault={quote(vault_name, safe='', errors='surrogateescape')}"
-            f"&file={quote(path, safe='', errors='surrogateescape')}")
 
 
 def make_snippet(

@@ -37,7 +37,8 @@ import numpy as np
 
 from indexer import textproc
 from indexer.passages import BODY, HEAD_CONVERSATION, TITLE_KINDS, script_of
-from queries.results import Hit, make_snippet, obsidian_uri
+from queries.render.links import obsidian_uri
+from queries.results import Hit, make_snippet
 from vault_schema.errors import VaultError
 from vault_schema.models import TIMES
 

@@ -915,22 +915,14 @@ class IndexSource:
 
     def why_unlisted(self, metaphor_id: str) -> str:
         """Why the default ``tropegraph metaphors`` list leaves a metaphor out, in a few words
-        ("" when it lists it: a recurring image, or tracked)."""
-        from queries.metaphors import MIN_CONVERSATIONS, get_metaphor, threshold
+        ("" when it lists it: a recurring image, or tracked); the list's own rule
+        (``queries.metaphors.hidden_because``)."""
+        from queries.metaphors import get_metaphor
 
-        s = get_metaphor(self.index, metaphor_id).summary
-        if s.status == "tracked":
-            return ""
-        reasons = []
-        if s.status == "rejected":
-            reasons.append("rejected in tropegraph.toml")
-        if not s.image:
-            reasons.append(f"judged literal: figurativeness {s.figurative:.2f} < {threshold(self.index):.2f}")
-        if s.conversations < MIN_CONVERSATIONS:
-            reasons.append("used in one conversation only")
-        elif s.sentences < MIN_CONVERSATIONS:
-            reasons.append("one sentence repeated, not a recurring image")
-        return "; ".join(reasons)
+        words = {"rejected": "rejected in tropegraph.toml", "one conversation": "used in one conversation only",
+                 "one repeated sentence": "one sentence repeated, not a recurring image"}
+        hidden = get_metaphor(self.index, metaphor_id).summary.hidden_because
+        return "; ".join(words.get(h) or h.replace("literal ", "judged literal: figurativeness ") for h in hidden)
 
     def listed(self, metaphor_id: str) -> bool:
         """True when the default ``tropegraph metaphors`` list holds it (a recurring image, or tracked)."""
@@ -953,14 +945,15 @@ class IndexSource:
         return {"matched_by": res.how, "also_matches": [m.to_dict() for m in res.matches[1:]], "listed": listed,
                 "note": note}
 
-    def no_match(self, phrase: str, res: Resolution) -> str:
-        """The error for a phrase that names nothing: the closest images, or why there are none."""
+    def no_match(self, phrase: str, res: Resolution, *, every: str = "`tropegraph metaphors --all`") -> str:
+        """The error for a phrase that names nothing: the closest images, or why there are none
+        (``every``: how this interface lists every candidate)."""
         msg = f"no metaphor matches {' '.join(phrase.split())!r} and the vault's text does not hold it."
         if res.suggestions:
             return msg + " Closest images: " + "; ".join(f"{m.label} [{m.id}]" for m in res.suggestions)
         if not self.has_candidates():
             return msg + " The index has no metaphors yet: run `tropegraph index`."
-        return msg + " The vault has no recurring images yet: `tropegraph metaphors --all` lists every candidate."
+        return msg + f" The vault has no recurring images yet: {every} lists every candidate."
 
     def embed_contexts(self, texts: list[str]) -> np.ndarray:
         """Context vectors, from the disk cache next to the index when there (``queries.contexts``):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from queries.results import obsidian_uri
+from queries.render.links import obsidian_uri
 
 
 @dataclass(frozen=True)

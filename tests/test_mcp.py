@@ -167,6 +167,14 @@ def test_metaphors_and_timelines_match_the_truth(planted_source: tuple, planted_
         listed = doc["metaphors"]
         everything = await ok(client, "metaphors", limit=50, include_all=True)
         assert everything["total"] > doc["total"]
+        # the text the model reads marks what the default list leaves out, with the list's reason
+        text = (await client.call_tool("metaphors", {"limit": 50, "include_all": True})).content[0].text
+        hidden = [m for m in everything["metaphors"] if m["hidden_because"]]
+        assert hidden and all(f"[{m['id']}] (not a recurring image: {'; '.join(m['hidden_because'])})" in text
+                              for m in hidden)
+        assert all(not m["hidden_because"] for m in listed)
+        short = (await client.call_tool("metaphors", {"limit": 50})).content[0].text
+        assert "include_all=true lists them. A use is one turn (message) that uses the image" in short
         by_label = {m["label"]: m for m in listed}
         for image_id in IMAGES:
             image = truth["images"][image_id]

@@ -434,3 +434,29 @@ def test_all_counts_read_as_english(small, fake_model):
     assert r.stdout.splitlines()[-1] == (
         "(A use is one turn that uses the image; times are local, as the notes show them. Not shown: 1 judged "
         "literal, 1 in one conversation or one repeated sentence; `tropegraph metaphors --all` lists them.)")
+
+
+def test_every_list_says_why_a_phrase_is_hidden(small):
+    """--json (also /api/metaphors and the MCP tool) carries the list's own reason per phrase, the one
+    --all prints in brackets and the timeline's note words (queries.metaphors.hidden_because)."""
+    every = {m["label"]: m for m in json.loads(run(small, "metaphors", "--all", "--json").stdout)["metaphors"]}
+    assert every["карта смысла"]["hidden_because"] == []
+    assert every["нейронная сеть"]["hidden_because"] == ["literal 0.20 < 0.50"]
+    assert every["смысл в записях"]["hidden_because"] == ["literal 0.20 < 0.50", "one conversation"]
+    text = run(small, "metaphors", "--all").stdout
+    assert re.search(r"  4\. смысл в записях \[literal 0\.20 < 0\.50; one conversation\]  \(m[0-9a-f]{8}\)", text)
+    # a speaker's view keeps the list's judgement: the assistant said «карта смысла» in one conversation
+    # only, but the image recurs (3 conversations) and stays listed, with nothing to hide
+    card = next(m for m in json.loads(run(small, "metaphors", "--role", "assistant", "--json").stdout)["metaphors"]
+                if m["label"] == "карта смысла")
+    assert card["conversations"] == 1 and card["hidden_because"] == []
+
+
+def test_timeline_in_a_vault_without_images_says_so(small, fake_model):
+    fake_model.images.clear()
+    fake_model.model_id = "test-fig-none"
+    assert run(small, "index", "--engine", "fake").exit_code == 0
+    r = run(small, "timeline", "совсем другое", "--no-drift")
+    assert r.exit_code == 1
+    assert r.stderr == ("Error: no metaphor matches 'совсем другое' and the vault's text does not hold it. The vault "
+                        "has no recurring images yet: `tropegraph metaphors --all` lists every candidate.\n")

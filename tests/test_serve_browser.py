@@ -331,3 +331,28 @@ def test_readme_screenshots_are_small() -> None:
         assert image.exists(), f"{image} is missing: run the browser tests with TROPEGRAPH_README_SHOTS=1"
         assert image.stat().st_size < 250_000
 
+
+
+def test_pages_of_a_vault_without_images_say_why(browser: object, tmp_path: Path) -> None:
+    """The Metaphors and Graph pages of a vault whose notes hold no recurring image say so and why
+    (the API's message, as `tropegraph metaphors` prints it), instead of an empty table or canvas."""
+    vault, index = tmp_path / "vault", tmp_path / "index"
+    (vault / ".obsidian").mkdir(parents=True)
+    (vault / "Дневник.md").write_text("# Дневник\n\nСегодня я купил хлеб и молоко.\n", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["index", "--vault", str(vault), "--index-dir", str(index), "--engine", "fake"])
+    assert r.exit_code == 0, r.output
+    said = CliRunner().invoke(cli, ["metaphors", "--vault", str(vault), "--index-dir", str(index)]).stdout
+    assert said.startswith("No recurring images")
+    with running_server(vault, index) as (url, _):
+        tab = Page(browser, url)
+        try:
+            tab.goto("/metaphors", "#metaphor-table")
+            tab.wait_for("() => document.querySelector('#list-note').textContent.length > 0")
+            assert tab.page.locator("#list-note").inner_text().split() == said.split()
+            assert tab.page.locator("#metaphor-table tbody tr").count() == 0
+            tab.goto("/graph", "#graph")
+            tab.wait_for("() => document.querySelector('#graph-info').textContent.length > 0")
+            assert tab.page.locator("#graph-info").inner_text().split() == said.split()
+            tab.check_clean()
+        finally:
+            tab.close()

@@ -115,6 +115,15 @@ def test_reader_sees_committed_state_while_a_writer_writes(vault: Path, tmp_path
         writer.db.execute("ROLLBACK")
 
 
+def test_a_reader_opens_an_index_given_by_a_relative_path(vault: Path, tmp_path: Path, monkeypatch) -> None:
+    """The Python API takes the index folder as the user writes it (`open_index(Path("idx"), readonly=True)`
+    raised "relative path can't be expressed as a file URI")."""
+    run_index(vault, tmp_path / "ix", FakeEmbedder())
+    monkeypatch.chdir(tmp_path)
+    with open_index(Path("ix"), readonly=True) as reader:
+        assert reader.db.execute("SELECT count(*) FROM notes").fetchone()[0] == 2
+
+
 # -- lock ---------------------------------------------------------------------------------------
 def test_second_writer_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     with open_index(tmp_path / "ix", create=True, command="tropegraph watch --vault V"):

@@ -32,17 +32,10 @@ def _paths(vault: str | None, index_dir: str | None) -> tuple[Path, Path]:
     return vault_path, resolve_index_dir(vault_path, index_dir)
 
 
-def _mark(m: Any, show_all: bool, cut: float) -> str:
-    if m.status in ("tracked", "rejected"):
-        return f" [{m.status}]"
-    if not show_all:
-        return ""
-    marks = [] if m.image else [f"literal {m.figurative:.2f} < {cut:.2f}"]
-    if m.conversations < 2:
-        marks.append("one conversation")
-    elif m.sentences < 2:
-        marks.append("one repeated sentence")
-    return f" [{'; '.join(marks)}]" if marks else ""
+def _mark(m: Any, show_all: bool) -> str:
+    if m.status == "tracked":
+        return " [tracked]"
+    return f" [{'; '.join(m.hidden_because)}]" if show_all and m.hidden_because else ""
 
 
 def _n(n: int, word: str) -> str:
@@ -56,7 +49,7 @@ def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None
         click.echo(status.message(role))
         return
     for i, m in enumerate(items, 1):
-        click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all, status.threshold)}  ({_t(m.id)})  "
+        click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all)}  ({_t(m.id)})  "
                    f"score {m.score:.2f} = figurative {m.figurative:.2f} × recurrence {m.recurrence:.2f}")
         first = f"{m.first_seen or '?'} by {m.first_role or '?'}"
         click.echo(f"     {_n(m.occurrences, 'use')} in {_n(m.conversations, 'conversation')}; first {first}; "

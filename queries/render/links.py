@@ -13,9 +13,11 @@ __all__ = ["md_text", "note_link", "obsidian_uri", "safe_file_name"]
 
 
 def obsidian_uri(vault_name: str, path: str) -> str:
-    """``obsidian://open?vault=…&file=…``: opens the note from a browser."""
+    """``obsidian://open?vault=…&file=…``: the link Obsidian opens, the vault by name and the note by
+    path without ``.md`` (the one definition: search hits, turns, notes, reports and the graph)."""
     path = path.removesuffix(".md")
-    return f"obsidian://open?vault={quote(vault_name, safe='')}&file={quote(path, safe='')}"
+    return (f"obsidian://open?vault={quote(vault_name, safe='', errors='surrogateescape')}"
+            f"&file={quote(path, safe='', errors='surrogateescape')}")
 
 
 def safe_file_name(name: str, *, limit: int = 80) -> str:

@@ -17,6 +17,13 @@
     return TG.api("/api/metaphors", { role: role, all: all ? 1 : "", limit: 500 }).then(function (data) {
       items = data.metaphors;
       TG.showError("error", null);
+      var h = data.hidden || {}, left = [];
+      if (!all && h.literal) left.push(h.literal + " judged literal");
+      if (!all && h.single_conversation) left.push(h.single_conversation + " in one conversation or one repeated sentence");
+      /* an empty list says why (a vault without recurring images, a speaker without any), as the CLI does */
+      document.getElementById("list-note").textContent = data.message ? data.message :
+        (data.use ? data.use.charAt(0).toUpperCase() + data.use.slice(1) + "." : "") +
+        (left.length ? " Not shown: " + left.join(", ") + " (tick \u201cliteral, one-off and rejected phrases too\u201d)." : "");
       render();
     }).catch(function (err) { TG.showError("error", err); });
   }
@@ -41,12 +48,14 @@
         TG.el("td", {}, box),
         TG.el("td", {}, TG.el("a", { href: "/timeline?m=" + encodeURIComponent(m.id), text: m.label })),
         TG.el("td", { class: "num", text: m.score.toFixed(2) }),
+        TG.el("td", { class: "num", text: m.figurative.toFixed(2) }),
         TG.el("td", { class: "num", text: m.occurrences }),
         TG.el("td", { class: "num", text: m.conversations }),
         TG.el("td", { class: "nowrap" }, TG.day(m.first_seen) + " ",
           TG.el("span", { class: "role-" + m.first_role, text: m.first_role || "" })),
         TG.el("td", { class: "variants", text: others.slice(0, 8).join(", ") }),
-        TG.el("td", { class: "status status-" + m.status, text: m.status }),
+        TG.el("td", { class: "status status-" + m.status,
+          text: m.status + (m.hidden_because.length ? " \u00b7 " + m.hidden_because.join("; ") : "") }),
         actions));
     });
   }

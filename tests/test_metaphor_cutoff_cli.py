@@ -460,3 +460,23 @@ def test_timeline_in_a_vault_without_images_says_so(small, fake_model):
     assert r.exit_code == 1
     assert r.stderr == ("Error: no metaphor matches 'совсем другое' and the vault's text does not hold it. The vault "
                         "has no recurring images yet: `tropegraph metaphors --all` lists every candidate.\n")
+
+
+def test_plain_notes_read_as_undated_notes_not_question_marks(tmp_path, fake_model):
+    """Plain notes (no message times, role `note`): the list says "undated … in a plain note", the
+    timeline counts their uses and says why its period table is empty."""
+    vault, index_dir = tmp_path / "vault", tmp_path / "index"
+    (vault / ".obsidian").mkdir(parents=True)
+    (vault / "Идеи.md").write_text("# Идеи\n\nКарта смысла помогает мне думать.\n", encoding="utf-8")
+    (vault / "Дневник.md").write_text("# Дневник\n\nЯ снова рисую карту смысла по вечерам.\n", encoding="utf-8")
+    small = (vault, index_dir)
+    assert run(small, "index", "--engine", "fake").exit_code == 0
+    r = run(small, "metaphors")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[1] == "     2 uses in 2 conversations; first undated in a plain note; last undated"
+    r = run(small, "timeline", "карта смысла", "--no-drift")
+    assert r.exit_code == 0, r.output
+    out = r.stdout.splitlines()
+    assert out[2] == "  uses: 2 (user 0, assistant 0, plain notes 2) — a use is one turn that uses it"
+    assert re.fullmatch(r'  first use: \(undated\) in the plain note "(Идеи|Дневник)"', out[3])
+    assert "(no dated uses: plain notes carry no message times, so nothing is counted per period)" in out

@@ -51,9 +51,10 @@ def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None
     for i, m in enumerate(items, 1):
         click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all)}  ({_t(m.id)})  "
                    f"score {m.score:.2f} = figurative {m.figurative:.2f} × recurrence {m.recurrence:.2f}")
-        first = f"{m.first_seen or '?'} by {m.first_role or '?'}"
+        by = "in a plain note" if m.first_role == "note" else f"by {m.first_role or '?'}"
+        first = f"{m.first_seen or 'undated'} {by}"
         click.echo(f"     {_n(m.occurrences, 'use')} in {_n(m.conversations, 'conversation')}; first {first}; "
-                   f"last {m.last_seen or '?'}")
+                   f"last {m.last_seen or 'undated'}")
         others = [v for v in m.variants if v != m.label.lower()]
         if others:
             click.echo(f"     variants: {_t(', '.join(others[:8]))}")

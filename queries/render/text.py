@@ -24,12 +24,16 @@ def summary_lines(tl: Timeline) -> list[str]:
         lines.append(f"  variants: {_t(', '.join(others))}")
     who = f"; only the {tl.role}'s uses" if tl.role else ""
     what = "occurrences in the text" if tl.source == "text" else "uses"
-    lines.append(f"  {what}: {c['total']} (user {c['user']}, assistant {c['assistant']}{who}) — "
+    notes = c["total"] - c["user"] - c["assistant"]
+    in_notes = f", plain notes {notes}" if notes else ""
+    lines.append(f"  {what}: {c['total']} (user {c['user']}, assistant {c['assistant']}{in_notes}{who}) — "
                  "a use is one turn that uses it")
     if tl.first:
         o = tl.occurrence(tl.first.uid)
-        where = f' in "{_t(o.title)}"' if o else ""
-        lines.append(f"  first use: {_day(tl.first.time)} by {tl.first.role}{where}")
+        where = f' "{_t(o.title)}"' if o else ""
+        who_first = f"in the plain note{where}" if tl.first.role == "note" else f"by {tl.first.role}" + (
+            f" in{where}" if where else "")
+        lines.append(f"  first use: {_day(tl.first.time)} {who_first}")
     if tl.uptake:
         o = tl.occurrence(tl.uptake.uid)
         where = f' in "{_t(o.title)}"' if o else ""
@@ -55,6 +59,8 @@ def render_text(tl: Timeline) -> str:
             if len(p.co_occurring) > MAX_WITH:
                 co += f" +{len(p.co_occurring) - MAX_WITH} more"
             lines.append(f"{'':<9} with: {co}")
+    if tl.occurrences and not tl.periods:
+        lines.append("(no dated uses: plain notes carry no message times, so nothing is counted per period)")
     if any(p.p_value is None and p.drift for p in tl.periods):
         lines.append(f"(p-values need at least 3 uses in both periods; '{TOO_FEW}' otherwise)")
     lines.append("")

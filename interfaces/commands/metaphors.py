@@ -207,6 +207,10 @@ def score(phrase: str | None, sentence: str | None, lang: str | None, jsonl: boo
         return
     if phrase is None or not phrase.strip():
         raise click.UsageError("give a PHRASE to score (or --jsonl to read JSON lines from stdin)")
+    wrong = _wrong_lang(phrase, lang)
+    if wrong:
+        raise click.UsageError(f"--lang {lang} cannot read {phrase.strip()!r} (no {wrong[0]} letters); "
+                               f"use --lang {wrong[1]} or leave --lang out (the language is then guessed)")
     from indexer.metaphors.figurative import score_phrase
 
     r = score_phrase(phrase, sentence, lang)
@@ -220,6 +224,17 @@ def score(phrase: str | None, sentence: str | None, lang: str | None, jsonl: boo
         click.echo(f"  warning: {r.warning}")
 
 
+def _wrong_lang(phrase: str, lang: str | None) -> tuple[str, str] | None:
+    """(the script ``lang`` needs, the other language) when ``lang`` cannot read ``phrase`` (a
+    Russian phrase with --lang en, or the reverse), else None."""
+    import re
+
+    if lang not in ("ru", "en"):
+        return None
+    letters, name = (r"[а-яё]", "Cyrillic") if lang == "ru" else (r"[a-z]", "Latin")
+    return None if re.search(letters, phrase, re.IGNORECASE) else (name, "en" if lang == "ru" else "ru")
+
+
 def _score_jsonl(default_lang: str | None) -> None:
     """One output line per input line, in order; a bad line gets ``{"error": …}`` on its line."""
     import json
@@ -231,7 +246,10 @@ def _score_jsonl(default_lang: str | None) -> None:
         try:
             if not line.strip():
                 raise ValueError("empty line")
-            obj = json.loads(line)
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON line ({exc})") from exc
             if not isinstance(obj, dict):
                 raise ValueError("expected a JSON object")  # noqa: TRY004 (reported like a parse error)
             phrase, sentence, lang = obj.get("phrase"), obj.get("sentence"), obj.get("lang", default_lang)
@@ -241,6 +259,10 @@ def _score_jsonl(default_lang: str | None) -> None:
                 raise ValueError('"sentence" must be a string')
             if lang is not None and lang not in ("ru", "en"):
                 raise ValueError('"lang" must be "ru" or "en"')
+            wrong = _wrong_lang(phrase, lang)
+            if wrong:
+                raise ValueError(f'"lang": "{lang}" cannot read {phrase.strip()!r} (no {wrong[0]} letters); '
+                                 f'use "{wrong[1]}" or leave "lang" out')
             out = score_phrase(phrase, sentence, lang).to_dict()
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             out = {"error": f"line {n}: {exc}"}

@@ -6,16 +6,14 @@ needles among other filler, and some needles then sit in turns whose filler para
 reaches the top 5 there (see the printed ranks). What must hold on any vault is that fusing the
 two modes never loses what the better mode finds.
 
-It does not hold on seed 23 of tests/vaultgen (measured): Q5 is semantic's first result, keyword
-matches only the common word «делать», and the weak keyword rows share rank 1 (tied coverage);
-two other turns of the needle's own conversation are in both lists, outrank it and fill the
-conversation's two places, so hybrid drops it (hybrid MRR 0.556 vs semantic 0.685). Marked as a
-strict expected failure until the fusion is fixed. (Still so after issue #12: hybrid MRR 0.583 vs
-semantic 0.667; Q5's keyword rows cover about as much of the query as the «низкоранговые
-адаптеры» needle's single keyword match, which must count, so coverage weighting cannot tell them
-apart. Weighting keyword rows by how specific their words are (``KEYWORD_SPECIFICITY``: «делать»
-0.51) lifts Q5 to 5th before collapsing, but three other turns of its conversation, semantic's
-2nd-4th, are still ahead and two of them fill its places.)
+It does not fully hold on seed 23 of tests/vaultgen (measured): Q5 is semantic's first result,
+keyword matches only the common word «делать», and the turns of Q5's own conversation that are a
+few places lower in semantic's list and hold «делать» outranked it and filled the conversation's
+two places, so hybrid dropped it (hybrid MRR 0.556 vs semantic 0.685 before issue #12's fusion
+work). With the query centring, ``RRF_K`` 5 and ``KEYWORD_SPECIFICITY`` 2, hybrid keeps Q5 (2nd)
+and every needle either mode finds, but its MRR is 0.639 against semantic's 0.667: Q6 (found
+only by the keyword leg, which matches just «память» of it) is 3rd behind semantic's flat first
+places. So only the MRR test stays a strict expected failure on seed 23.
 """
 
 from __future__ import annotations
@@ -32,8 +30,9 @@ from queries.search import MODES, search
 
 pytestmark = pytest.mark.slow
 
-HELD_OUT_SEEDS = (11, pytest.param(23, marks=pytest.mark.xfail(
-    strict=True, reason="fusion + collapse drops Q5, semantic's first result (see the module docstring)")))
+HELD_OUT_SEEDS = (11, 23)
+#: seeds on which hybrid's MRR is still below semantic's by more than EPSILON (see the docstring)
+MRR_BELOW = {23: "Q6, found by the keyword leg alone, is 3rd behind semantic's flat first places"}
 DEPTH = 10
 EPSILON = 0.02
 
@@ -66,7 +65,10 @@ def _mrr(rows: list) -> float:
     return sum(1 / r for _, _, r in rows if r) / len(rows)
 
 
-def test_fusion_is_at_least_as_good_as_the_better_mode(ranks) -> None:
+def test_fusion_is_at_least_as_good_as_the_better_mode(ranks, request: pytest.FixtureRequest) -> None:
+    seed = request.node.callspec.params["ranks"]
+    if seed in MRR_BELOW:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=MRR_BELOW[seed]))
     scores = {mode: _mrr(rows) for mode, rows in ranks.items()}
     assert scores["hybrid"] >= max(scores["semantic"], scores["keyword"]) - EPSILON, scores
 

@@ -567,6 +567,9 @@ class Explanation:
     keys: tuple[KeyExplanation, ...]
     links: tuple[Link, ...]
     variants: dict[str, int] = field(default_factory=dict)
+    co_occurring: tuple[tuple[str, str, int], ...] = ()
+    """``(id, label, conversations)``: the recurring images (the default list, as every "With" list)
+    used in the same conversations, most shared first."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -586,6 +589,7 @@ class Explanation:
             "keys": [k.to_dict() for k in self.keys],
             "links": [lk.to_dict() | {"reason": lk.reason} for lk in self.links],
             "variants": dict(self.variants),
+            "co_occurring": [{"id": i, "label": label, "count": n} for i, label, n in self.co_occurring],
         }
 
 
@@ -637,8 +641,16 @@ def explain_metaphor(index: Any, ref: str, *, min_conversations: int = MIN_CONVE
         for v, n in db.execute("SELECT value, n FROM metaphor_counts WHERE key = ? AND kind = 'surface'", (key,)):
             variants[v] = variants.get(v, 0) + n
     variants = dict(sorted(variants.items(), key=lambda kv: (-kv[1], kv[0])))
+    images = {m.id: m.label for m in list_metaphors(db, min_conversations=min_conversations)}
+    shared: dict[str, int] = {}
+    for mids in conversation_metaphors(db, sorted({*images, s.id})).values():
+        if s.id in mids:
+            for other in mids:
+                if other != s.id:
+                    shared[other] = shared.get(other, 0) + 1
+    co = tuple((i, images[i], n) for i, n in sorted(shared.items(), key=lambda kv: (-kv[1], images[kv[0]], kv[0])))
     return Explanation(s, listed, tuple(reasons), cut, model_id(db), scored, detail.occurrences, keys, links,
-                       variants)
+                       variants, co)
 
 
 # --- candidates and co-occurrence ----------------------------------------------------------------

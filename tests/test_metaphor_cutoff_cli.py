@@ -480,3 +480,13 @@ def test_plain_notes_read_as_undated_notes_not_question_marks(tmp_path, fake_mod
     assert out[2] == "  uses: 2 (user 0, assistant 0, plain notes 2) — a use is one turn that uses it"
     assert re.fullmatch(r'  first use: \(undated\) in the plain note "(Идеи|Дневник)"', out[3])
     assert "(no dated uses: plain notes carry no message times, so nothing is counted per period)" in out
+
+
+def test_explain_names_the_images_it_appears_with(small):
+    """explain's "With" list holds recurring images only (the cut-off of every co-occurrence list)."""
+    r = run(small, "metaphors", "explain", "нейронная сеть")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[-1] == ("With: карта смысла (2), мост между мирами (1)  (the recurring images "
+                                         "used in its conversations, and in how many)")
+    data = json.loads(run(small, "metaphors", "explain", "карта смысла", "--json").stdout)
+    assert [(c["label"], c["count"]) for c in data["co_occurring"]] == [("мост между мирами", 1)]

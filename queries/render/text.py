@@ -104,4 +104,8 @@ def explanation_lines(ex: Any) -> list[str]:
         lines.append(f"    {_t(link.a)} + {_t(link.b)}: {_t(link.reason)}")
     if ex.variants:
         lines.append("Variants: " + ", ".join(f"{_t(v)} ({n})" for v, n in ex.variants.items()))
+    if ex.co_occurring:
+        shown = ", ".join(f"{_t(label)} ({n})" for _, label, n in ex.co_occurring[:MAX_WITH])
+        more = f" +{len(ex.co_occurring) - MAX_WITH} more" if len(ex.co_occurring) > MAX_WITH else ""
+        lines.append(f"With: {shown}{more}  (the recurring images used in its conversations, and in how many)")
     return lines

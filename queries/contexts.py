@@ -97,3 +97,54 @@ class ContextCache:
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         return np.vstack([have[k] for k in keys])
+
+
+class LemmaCache:
+    """Content lemmas of words (``queries.timeline``'s characteristic terms) in the same disposable
+    file, keyed by ``version``: a timeline asked again needs no lemmatiser (loading pymorphy3's and
+    simplemma's dictionaries was about half of its time). ``None`` (a function word) is stored too."""
+
+    def __init__(self, index_dir: Path, version: str) -> None:
+        self.path = Path(index_dir) / CACHE_NAME
+        self.version = version
+
+    def get(self, words: Sequence[str]) -> dict[str, str | None]:
+        if not words or not self.path.exists():
+            return {}
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        except (sqlite3.Error, OSError, ValueError):
+            return {}
+        out: dict[str, str | None] = {}
+        try:
+            for i in range(0, len(words), 500):
+                part = list(words[i : i + 500])
+                out.update(db.execute(f"SELECT word, lemma FROM content_lemmas WHERE version = ? AND word IN "
+                                      f"({','.join('?' * len(part))})", [self.version, *part]).fetchall())
+        except sqlite3.Error:  # an older file without the table, or a damaged one: compute them
+            return {}
+        finally:
+            db.close()
+        return out
+
+    def put(self, items: dict[str, str | None]) -> None:
+        if not items:
+            return
+        with _LOCK:
+            try:
+                db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            except (sqlite3.Error, OSError):
+                return
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("CREATE TABLE IF NOT EXISTS content_lemmas (version TEXT NOT NULL, word TEXT NOT NULL, "
+                           "lemma TEXT, PRIMARY KEY (version, word)) WITHOUT ROWID")
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT OR IGNORE INTO content_lemmas (version, word, lemma) VALUES (?, ?, ?)",
+                               [(self.version, w, lem) for w, lem in items.items()])
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            finally:
+                db.close()

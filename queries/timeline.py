@@ -36,6 +36,9 @@ PERMUTATION_SEED = 20240613
 N_TERMS = 6
 TOO_FEW = "too few uses"
 MAX_WITH = 5
+LEMMA_VERSION = "terms-1"
+"""Changes whenever what ``content_lemmas`` keeps changes (its stop lists, parts of speech, the
+lemmatisers): the disk cache of content lemmas is keyed by it."""
 """Renderers list this many co-occurring metaphors per period, then "+N more" (the data keeps all)."""
 DRIFT_AXIS = 0.3
 """Charts draw drift on a fixed 0..DRIFT_AXIS axis (or up to the next tenth above the largest value),
@@ -377,14 +380,28 @@ _RU_STOP = _words(
 )
 
 
+LEMMA_MEMO: dict[str, str | None] = {}
+"""Content lemmas known without a lemmatiser: read from the disk cache next to the index
+(``IndexSource``), so a timeline or report asked again loads neither pymorphy3's nor simplemma's
+dictionaries (about half of a re-asked timeline's time: simplemma's English one alone took 0.5-0.8 s)."""
+LEMMA_SEEN: dict[str, str | None] = {}
+"""Every content lemma this process resolved (what ``IndexSource`` adds to its disk cache)."""
+
+
 @lru_cache(maxsize=50_000)
 def _content_lemma(word: str) -> str | None:
     """The lemma of a content word, or None for function words, numbers and very short words."""
-    from indexer import textproc
-
     w = word.lower().replace("ё", "е")
     if len(w) < 3 or w.isdigit():
         return None
+    lem = LEMMA_MEMO[w] if w in LEMMA_MEMO else _lemmatise_content(w)
+    LEMMA_SEEN[w] = lem
+    return lem
+
+
+def _lemmatise_content(w: str) -> str | None:
+    from indexer import textproc
+
     if textproc.is_cyrillic(w):
         parses = textproc.morph().parse(w)
         if not parses:
@@ -829,12 +846,45 @@ class IndexSource:
         """Also phrases judged literal or of one conversation (``--all``): in reports and "With" lists."""
         self._summaries: list[Any] | None = None
         self._conv: dict[str, list[MetaphorRef]] | None = None
+        self._unsaved: set[str] = set()
+        """Words of this source's contexts that the disk cache of content lemmas lacks."""
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.save_lemmas()
         self.index.close()
+
+    def _lemma_cache(self) -> Any:
+        folder = getattr(self.index, "dir", None)
+        if folder is None:
+            return None
+        from queries.contexts import LemmaCache
+
+        return LemmaCache(folder, LEMMA_VERSION)
+
+    def load_lemmas(self, texts: Iterable[str]) -> None:
+        """Read the content lemmas of ``texts``' words from the disk cache (``LEMMA_MEMO``); the
+        words it lacks are added by :meth:`save_lemmas` once a timeline resolved them."""
+        from indexer import textproc
+
+        cache = self._lemma_cache()
+        if cache is None:
+            return
+        words = {w.lower().replace("ё", "е") for t in texts for w, _, _ in textproc.tokenize(t)}
+        words = {w for w in words if len(w) >= 3 and not w.isdigit()}
+        known = cache.get(sorted(words))
+        LEMMA_MEMO.update(known)
+        self._unsaved.update(words - known.keys())
+
+    def save_lemmas(self) -> None:
+        """Add the content lemmas resolved since (of words the disk cache lacked) to the disk cache."""
+        found = {w: LEMMA_SEEN[w] for w in self._unsaved if w in LEMMA_SEEN}
+        cache = self._lemma_cache() if found else None
+        if cache is not None:
+            cache.put(found)
+        self._unsaved.difference_update(found)
 
     @staticmethod
     def ref(summary: Any) -> MetaphorRef:
@@ -862,11 +912,13 @@ class IndexSource:
         else:
             occs = get_metaphor(self.index, metaphor_id).occurrences
         texts = self._turn_texts({o.turn_id for o in occs})
-        return [
+        out = [
             Occurrence(o.uid, o.conversation_id, o.note, o.conversation_title, o.role, o.time, plain_sentence(o.sentence),
                        context=context_window(texts.get(o.turn_id, o.sentence), o.start, o.end), surface=o.surface)
             for o in occs
         ]
+        self.load_lemmas([o.context or o.sentence for o in out])
+        return out
 
     def _turn_texts(self, turn_ids: set[int]) -> dict[int, str]:
         out: dict[int, str] = {}

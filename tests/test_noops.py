@@ -44,6 +44,15 @@ def test_timeline_again_embeds_nothing_and_answers_the_same(fresh, monkeypatch) 
         raise AssertionError("the model was loaded for contexts already embedded")
 
     monkeypatch.setattr(IndexSource, "embedder", no_model)
+    # nor a lemmatiser for the characteristic words: as a fresh process, nothing in memory
+    import queries.timeline as timeline
+
+    def no_lemmatiser(word: str) -> object:
+        raise AssertionError(f"a lemmatiser was loaded for {word!r}, a word of contexts seen before")
+
+    timeline._content_lemma.cache_clear()
+    monkeypatch.setattr(timeline, "LEMMA_MEMO", {})
+    monkeypatch.setattr(timeline, "_lemmatise_content", no_lemmatiser)
     again = _run(vault, idx, "timeline", phrase, "--json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == json.loads(first.stdout)

@@ -45,7 +45,7 @@ def test_timeline_again_embeds_nothing_and_answers_the_same(fresh, monkeypatch) 
 
     monkeypatch.setattr(IndexSource, "embedder", no_model)
     # nor a lemmatiser for the characteristic words: as a fresh process, nothing in memory
-    import queries.timeline as timeline
+    from queries import timeline
 
     def no_lemmatiser(word: str) -> object:
         raise AssertionError(f"a lemmatiser was loaded for {word!r}, a word of contexts seen before")

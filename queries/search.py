@@ -21,6 +21,7 @@ Why these choices:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import heapq
 import json
 import math
@@ -79,7 +80,7 @@ CROSS_LANGUAGE = 0.5
 SAME_SCRIPT = 0.3
 #: A keyword match in a head passage (title, aliases, description, heading path) counts this much
 #: more coverage than the same match in body text.
-HEAD_BONUS = 0.25
+HEAD_BONUS = 0.5
 #: Semantic score of a turn = (1 - TITLE_PRIOR) * its best passage + TITLE_PRIOR * its note's or
 #: conversation's title head (title, aliases, description): a page or conversation named like the
 #: query lifts all its turns.
@@ -291,7 +292,7 @@ class KeywordQuery:
             return " "
 
         rest = _PHRASE.sub(take_phrase, query).replace('"', " ")
-        all_words = [textproc.lemma_variants(w) for w, _, _ in textproc.tokenize(rest)]
+        all_words = [_with_stem(textproc.lemma_variants(w)) for w, _, _ in textproc.tokenize(rest)]
         words = [v for v in all_words if not textproc.is_stop(v[0])]
         if not words and not phrases:
             words = all_words  # a query of only function words still searches for them
@@ -314,6 +315,8 @@ class KeywordQuery:
 
     @staticmethod
     def _term(lemma: str) -> str:
+        if lemma.endswith("*"):  # a stem: every lemma it begins (``_with_stem``)
+            return '"' + lemma[:-1].replace('"', '""') + '"*'
         return '"' + lemma.replace('"', '""') + '"'
 
     def _word(self, variants: tuple[str, ...]) -> str:
@@ -327,6 +330,49 @@ class KeywordQuery:
         words = [self._word(v) for v in self.words]
         parts = required + words if strict or len(words) <= 1 else [*required, "(" + " OR ".join(words) + ")"]
         return " AND ".join(parts)
+
+
+_DERIVATION = ("ирова", "изова", "ова", "ева", "ыва", "ива", "ен", "ан")
+STEM_CHARS = 5
+"""Query words also match lemmas beginning with their stem (Snowball, minus a derivational tail
+such as -ирова-, at least this many characters): «синхронизировать» finds «синхронизация»,
+«быстро» finds «быстрый». 0 turns this off."""
+STEM_WEIGHT = 0.5
+"""A word matched by its stem only counts this share of its weight in a keyword row's coverage."""
+
+
+def _stem(lemma: str) -> str | None:
+    if not STEM_CHARS or not lemma.isalpha() or len(lemma) < STEM_CHARS or not textproc.is_cyrillic(lemma):
+        return None
+    stem = _russian_stemmer().stemWord(lemma)
+    for tail in _DERIVATION:
+        if stem.endswith(tail) and len(stem) - len(tail) >= STEM_CHARS:
+            stem = stem[: -len(tail)]
+            break
+    return stem if len(stem) >= STEM_CHARS and stem != lemma else None
+
+
+@functools.lru_cache(maxsize=1)
+def _russian_stemmer() -> Any:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("russian")
+
+
+def _with_stem(variants: tuple[str, ...]) -> tuple[str, ...]:
+    stem = _stem(variants[0])
+    return (*variants, stem + "*") if stem else variants
+
+
+def _holds(present: set[str], variants: tuple[str, ...]) -> bool | str:
+    """True when a passage's lemmas hold one of a query word's readings, ``"stem"`` when they only
+    hold a word beginning with its stem, else False."""
+    if any(v in present for v in variants if not v.endswith("*")):
+        return True
+    stems = [v[:-1] for v in variants if v.endswith("*")]
+    if stems and any(w.startswith(s) for w in present for s in stems):
+        return "stem"
+    return False
 
 
 # ----------------------------------------------------------------------------- the index access
@@ -546,8 +592,9 @@ def keyword_turns(db: sqlite3.Connection, kq: KeywordQuery, filters: Filters, li
     best: dict[int, _Row] = {}
     for pid, tid, stored, kind in details:
         present = set(stored.split())
-        hit = [i for i, v in enumerate(kq.words) if present.intersection(v)]
-        cover = sum(weights[i] for i in hit) / total_w
+        held = [_holds(present, v) for v in kq.words]
+        hit = [i for i, h in enumerate(held) if h]
+        cover = sum(weights[i] * (1.0 if held[i] is True else STEM_WEIGHT) for i in hit) / total_w
         # how unlikely its words are together by chance (independent words: their specificities add)
         specific = min(1.0, sum(specific_of[i] for i in hit)) if hit else 1.0
         if not kq.words:

@@ -6,6 +6,8 @@ index at the same time is never blocked and each query sees the rows committed b
 Why these choices:
 - Keyword search matches *lemmas* (the FTS table stores ``fts_lemmas`` of each passage), so
   «метафору» finds «метафора» and «метафоры»; a query word with several readings ORs them all.
+  A Russian word also matches, at half weight, the lemmas that begin with its stem
+  (``STEM_CHARS``): the verb, noun and adjective of one family have different lemmas.
   Quoted phrases must match as lemma phrases. Results matching every word rank before those
   matching only some (an AND pass, then an OR pass), function words are not ranked on.
 - Semantic search scores passages; a turn scores as its best passage, lifted by its note's or
@@ -332,7 +334,7 @@ class KeywordQuery:
         return " AND ".join(parts)
 
 
-_DERIVATION = ("ирова", "изова", "ова", "ева", "ыва", "ива", "ен", "ан")
+_DERIVATION = ("ирован", "изован", "ирова", "изова", "ован", "ова", "ева", "ыва", "ива", "ац", "яц", "ен", "ан")
 STEM_CHARS = 5
 """Query words also match lemmas beginning with their stem (Snowball, minus a derivational tail
 such as -ирова-, at least this many characters): «синхронизировать» finds «синхронизация»,

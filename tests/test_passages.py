@@ -284,3 +284,28 @@ def test_keyword_rows_matching_only_words_common_in_their_language_count_less_in
     assert plain["kvass.md"] == 1.0  # the best coverage
     for i in range(5):  # relative to the row holding the rare word, a "make" row counts less
         assert 0 < specific[f"en{i}.md"] / specific["kvass.md"] < 0.6 * plain[f"en{i}.md"] / plain["kvass.md"], i
+
+
+def test_a_russian_query_word_also_finds_words_of_its_family_by_stem_after_exact_forms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """«синхронизировать» (verb) and «синхронизация» (noun) have different lemmas; the stem joins them."""
+    vault = tmp_path / "vault"
+    (vault / ".obsidian").mkdir(parents=True)
+    (vault / "noun.md").write_text("Синхронизация заметок между устройствами идёт в фоне.\n", encoding="utf-8")
+    (vault / "verb.md").write_text("Чтобы синхронизировать заметки, войдите в аккаунт.\n", encoding="utf-8")
+    (vault / "other.md").write_text("Заметки лежат в папке хранилища.\n", encoding="utf-8")
+    (vault / "short.md").write_text("Синий цвет и синяя папка.\n", encoding="utf-8")
+    run_index(vault, tmp_path / "ix", FakeEmbedder())
+
+    def found(query: str) -> list[str]:
+        with open_index(tmp_path / "ix", readonly=True, notify=lambda m: None) as idx:
+            return [h.note for h in search(idx, query, mode="keyword", k=10)]
+
+    assert found("синхронизировать") == ["verb.md", "noun.md"]  # the exact lemma first
+    assert found("синхронизация") == ["noun.md", "verb.md"]
+    assert found("синий") == ["short.md"]  # under STEM_CHARS letters: lemmas only
+    kq = KeywordQuery.parse("sync notes синхронизировать")
+    assert [v for v in kq.words if any(x.endswith("*") for x in v)] == [("синхронизировать", "синхрониз*")]  # Russian only
+    monkeypatch.setattr(search_module, "STEM_CHARS", 0)
+    assert found("синхронизировать") == ["verb.md"]

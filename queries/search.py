@@ -82,7 +82,7 @@ CROSS_LANGUAGE = 0.5
 SAME_SCRIPT = 0.3
 #: A keyword match in a head passage (title, aliases, description, heading path) counts this much
 #: more coverage than the same match in body text.
-HEAD_BONUS = 0.5
+HEAD_BONUS = 0.25
 #: Semantic score of a turn = (1 - TITLE_PRIOR) * its best passage + TITLE_PRIOR * its note's or
 #: conversation's title head (title, aliases, description): a page or conversation named like the
 #: query lifts all its turns.

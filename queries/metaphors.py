@@ -5,7 +5,8 @@ index (``indexer.store.open_index(..., readonly=True)``) or anything with a ``db
 holding a ``sqlite3.Connection``.
 
 - :func:`list_metaphors` — ranked summaries (the ``tropegraph metaphors`` list): by default only
-  recurring **images** (figurativeness ≥ the model's threshold, 2+ conversations, or tracked).
+  recurring **images** (figurativeness ≥ the model's threshold, 2+ conversations, said at least
+  once in a chat turn — not only in plain notes —, or tracked).
 - :func:`list_status` — what the default list leaves out and why (for "no recurring images").
 - :func:`get_metaphor` — one metaphor by id, label, variant or any phrase of its key.
 - :func:`explain_metaphor` — why a metaphor is (not) listed: figurativeness per use and
@@ -34,6 +35,11 @@ MIN_CONVERSATIONS = 2
 #: The cut-off when the index does not record the model's own (an index built before it).
 DEFAULT_THRESHOLD = 0.5
 USE = "a use is one turn (message) that uses the image; a turn repeating it counts once"
+#: SQL condition on ``metaphors`` rows: used at least once in a chat turn (by the user or the
+#: assistant). Plain notes (documentation, clippings, drafts: role ``note``, one pseudo-conversation
+#: per note) add uses to an image, but a phrase found only there is a term of those notes, not an
+#: image of the person's conversations («плагин сообщества» in 38 pages of a help vault).
+IN_CHATS = "user_uses + assistant_uses > 0"
 
 
 class MetaphorNotFound(LookupError):
@@ -80,6 +86,11 @@ class MetaphorSummary:
     hidden_because: tuple[str, ...] = ()
     """Why the default list leaves it out ("literal 0.20 < 0.46", "one conversation", "one repeated
     sentence", "rejected"); empty when the default list holds it (what ``--all`` marks)."""
+
+    @property
+    def in_chats(self) -> bool:
+        """Used at least once in a chat turn (not only in plain notes): see :data:`IN_CHATS`."""
+        return bool(self.uses_by_role.get("user") or self.uses_by_role.get("assistant"))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape of the issue, plus ``status``, ``keys``, ``languages``,
@@ -225,7 +236,7 @@ def _members(db: Any, ids: list[str]) -> tuple[dict[str, list[str]], dict[str, l
 
 
 def hidden_because(status: str, figurative: float, conversations: int, sentences: int, cut: float,
-                   min_conversations: int = MIN_CONVERSATIONS) -> tuple[str, ...]:
+                   min_conversations: int = MIN_CONVERSATIONS, in_chats: bool = True) -> tuple[str, ...]:
     """Why the default list leaves a metaphor out, in a few words each (empty: it lists it). The one
     rule behind the list's SQL, ``--all``'s marks, the timeline's note and the explorer's status."""
     if status == "tracked":
@@ -237,6 +248,8 @@ def hidden_because(status: str, figurative: float, conversations: int, sentences
         out.append("one conversation")
     elif sentences < min_conversations:
         out.append("one repeated sentence")
+    if not in_chats:
+        out.append("plain notes only")  # see IN_CHATS
     return tuple(out)
 
 
@@ -250,7 +263,8 @@ def _summary(row: tuple, keys: list[str], variants: list[str], cut: float,
         first_role=first_role, last_seen=last, score=score, curated=bool(curated), status=status,
         keys=tuple(keys), languages=tuple(langs.split()), uses_by_role=roles, figurative=fig,
         image=fig >= cut, recurrence=rec, sentences=sentences, months=months,
-        hidden_because=hidden_because(status, fig, convs, sentences, cut) if hidden is None else hidden)
+        hidden_because=(hidden_because(status, fig, convs, sentences, cut, in_chats=bool(user or asst))
+                        if hidden is None else hidden))
 
 
 def _by_role(db: Any, ids: list[str], role: str) -> dict[str, tuple]:
@@ -275,8 +289,9 @@ def list_metaphors(index: Any, *, limit: int | None = None, role: Role | None = 
 
     By default only images: figurativeness ≥ the model's threshold (:func:`threshold`), in at
     least ``min_conversations`` conversations with as many distinct sentences (one sentence pasted
-    into ten conversations is not a recurring image) — tracked ones always; ``include_literal`` adds the
-    phrases judged literal, ``include_rejected`` the rejected ones. ``role`` keeps metaphors that
+    into ten conversations is not a recurring image) and said at least once in a chat turn
+    (:data:`IN_CHATS`) — tracked ones always; ``include_literal`` adds the phrases judged literal
+    and those of plain notes only, ``include_rejected`` the rejected ones. ``role`` keeps metaphors that
     role used and counts only its uses (first_seen = that role's first use).
     """
     db = _db(index)
@@ -286,14 +301,14 @@ def list_metaphors(index: Any, *, limit: int | None = None, role: Role | None = 
     where = ["(status = 'tracked' OR min(conversations, sentences) >= ?)"]
     args: list[Any] = [min_conversations]
     if not include_literal:
-        where.append("(status = 'tracked' OR figurative >= ?)")
+        where.append(f"(status = 'tracked' OR (figurative >= ? AND {IN_CHATS}))")
         args.append(cut)
     if not include_rejected:
         where.append("status != 'rejected'")
     rows = db.execute(f"SELECT {_COLS} FROM metaphors WHERE {' AND '.join(where)} ORDER BY score DESC, id",
                       args).fetchall()
     # judged on every speaker's uses, as the list's filter is (a --role view counts one speaker's)
-    hidden = {r[0]: hidden_because(r[2], r[4], r[9], r[8], cut) for r in rows}
+    hidden = {r[0]: hidden_because(r[2], r[4], r[9], r[8], cut, in_chats=bool(r[11] or r[12])) for r in rows}
     if role:
         stats = _by_role(db, [r[0] for r in rows], role)
         picked = []
@@ -329,10 +344,15 @@ class ListStatus:
     """Lemma keys extracted from the vault."""
     turns: int = 0
     """Turns in the index (0: nothing indexed yet)."""
+    notes_only: int = 0
+    """Recurring phrases judged figurative but found in plain notes only, never in a chat turn."""
+    chat_turns: int | None = None
+    """Turns of conversations (user or assistant; the rest are sections of plain notes)."""
 
     def message(self, role: str | None = None) -> str:
-        """Why the default list is empty, and what to do about it (several lines). ``role``: the
-        list was of that speaker's uses only (``--role``)."""
+        """What the default list holds and leaves out, and what to do about it (several lines;
+        for an empty list: why it is empty). ``role``: the list was of that speaker's uses only
+        (``--role``)."""
         if role and self.images:
             which = "its one recurring image is" if self.images == 1 else f"its {self.images} recurring images are"
             return (f"No recurring image used by the {role} in this vault: {which} the other speaker's. "
@@ -342,7 +362,15 @@ class ListStatus:
         if self.candidates == 0:
             return (f"No recurring images: none of the {self.turns} indexed turns holds a candidate phrase "
                     "(noun + genitive, adjective + noun, noun + preposition + noun, X of Y, noun compounds).")
-        lines = ["No recurring images in this vault."]
+        if self.images:
+            lines = [(f"{self.images} recurring image{'s' if self.images != 1 else ''} in this vault "
+                     "(`tropegraph metaphors` lists them).")]
+        elif self.chat_turns == 0:
+            lines = [("No recurring images: this vault holds no chat conversations, only plain notes "
+                     f"({self.turns} sections). Images are phrases that recur in your conversations; terms "
+                     "of documentation or notes are not listed.")]
+        else:
+            lines = ["No recurring images in this vault."]
         if self.literal:
             best = ""
             if self.best_literal:
@@ -350,10 +378,13 @@ class ListStatus:
                 best = f"; the closest, «{label}», scores {fig:.2f}"
             lines.append(f"  {self.literal} phrases recur in 2+ conversations, but the figurativeness model judges "
                          f"them literal (an image needs {self.threshold:.2f}{best}).")
+        if self.notes_only:
+            lines.append(f"  {self.notes_only} phrases judged figurative recur in plain notes only, never in a "
+                         "conversation turn (terms of those notes, not images of your conversations).")
         if self.single:
             lines.append(f"  {self.single} phrases judged figurative occur in one conversation only, or in one "
                          "repeated sentence (an image must recur in 2+ conversations).")
-        if not self.literal and not self.single:
+        if not self.literal and not self.single and not self.notes_only and not self.images:
             lines.append("  No phrase recurs in 2+ conversations yet.")
         lines.append("  See every candidate with `tropegraph metaphors --all`; always list a phrase you consider "
                      'an image with `tropegraph metaphors track "PHRASE"`.')
@@ -363,7 +394,8 @@ class ListStatus:
         return {"images": self.images, "literal": self.literal, "single_conversation": self.single,
                 "rejected": self.rejected, "threshold": self.threshold, "model": self.model,
                 "best_literal": list(self.best_literal) if self.best_literal else None,
-                "candidates": self.candidates, "turns": self.turns}
+                "candidates": self.candidates, "turns": self.turns, "notes_only": self.notes_only,
+                "chat_turns": self.chat_turns}
 
 
 def list_status(index: Any, *, min_conversations: int = MIN_CONVERSATIONS) -> ListStatus:
@@ -377,7 +409,9 @@ def list_status(index: Any, *, min_conversations: int = MIN_CONVERSATIONS) -> Li
         return db.execute(f"SELECT count(*) FROM metaphors WHERE {sql}", args).fetchone()[0]
 
     images = n("status != 'rejected' AND (status = 'tracked' OR (min(conversations, sentences) >= ? "
-               "AND figurative >= ?))", min_conversations, cut)
+               f"AND figurative >= ? AND {IN_CHATS}))", min_conversations, cut)
+    notes_only = n(f"status = 'auto' AND min(conversations, sentences) >= ? AND figurative >= ? AND NOT {IN_CHATS}",
+                   min_conversations, cut)
     literal = n("status = 'auto' AND min(conversations, sentences) >= ? AND figurative < ?", min_conversations, cut)
     single = n("status = 'auto' AND min(conversations, sentences) < ? AND figurative >= ?", min_conversations, cut)
     rejected = n("status = 'rejected'")
@@ -386,8 +420,9 @@ def list_status(index: Any, *, min_conversations: int = MIN_CONVERSATIONS) -> Li
                       "LIMIT 1", (min_conversations, cut)).fetchone()
     keys = db.execute("SELECT count(*) FROM metaphor_keys").fetchone()[0]
     turns = db.execute("SELECT count(*) FROM turns").fetchone()[0]
+    chats = db.execute("SELECT count(*) FROM turns WHERE role IN ('user', 'assistant')").fetchone()[0]
     return ListStatus(images, literal, single, rejected, cut, model_id(db), tuple(best) if best else None, keys,
-                      turns)
+                      turns, notes_only, chats)
 
 
 def find_metaphor(index: Any, ref: str) -> str | None:
@@ -621,7 +656,9 @@ def explain_metaphor(index: Any, ref: str, *, min_conversations: int = MIN_CONVE
         reasons.append(f"not recurring: one sentence repeated in {s.conversations} conversations")
     else:
         reasons.append(f"not recurring: {s.conversations} conversation(s) < {min_conversations}")
-    listed = s.status == "tracked" or (s.status != "rejected" and s.image and recurring)
+    if not s.in_chats:
+        reasons.append("in plain notes only: never said in a conversation turn")
+    listed = s.status == "tracked" or (s.status != "rejected" and s.image and recurring and s.in_chats)
     sentences: dict[str, list[MetaphorOccurrence]] = {}
     from indexer.metaphors.engine import norm_sentence
 

@@ -972,7 +972,8 @@ class IndexSource:
         from queries.metaphors import get_metaphor
 
         words = {"rejected": "rejected in tropegraph.toml", "one conversation": "used in one conversation only",
-                 "one repeated sentence": "one sentence repeated, not a recurring image"}
+                 "one repeated sentence": "one sentence repeated, not a recurring image",
+                 "plain notes only": "in plain notes only, never in a conversation"}
         hidden = get_metaphor(self.index, metaphor_id).summary.hidden_because
         return "; ".join(words.get(h) or h.replace("literal ", "judged literal: figurativeness ") for h in hidden)
 

@@ -151,3 +151,16 @@ def test_status_message_says_why_the_list_is_empty(tmp_path):
         )
     finally:
         idx.close()
+
+
+def test_status_agrees_with_the_list(built):
+    """The status never says "no recurring images" while the list holds some (it did: the first
+    line was written for an empty list only)."""
+    idx, _, _ = built
+    listed = list_metaphors(idx)
+    status = list_status(idx)
+    assert [m.keys for m in listed] == [(MAP,)] and status.images == len(listed) == 1
+    message = status.message()
+    assert message.splitlines()[0] == "1 recurring image in this vault (`tropegraph metaphors` lists them)."
+    assert "No recurring images" not in message
+    assert "1 phrases recur in 2+ conversations, but the figurativeness model judges them literal" in message

@@ -33,7 +33,7 @@ from indexer import derived
 from indexer.metaphors import curation as cur
 from indexer.metaphors import group as grp
 from indexer.metaphors import rank
-from indexer.metaphors.extract import Candidate, extract
+from indexer.metaphors.extract import Candidate, extract, mask_markup
 from indexer.textproc import lemma, tokenize
 
 _WORDS = re.compile(r"\w+")
@@ -86,7 +86,7 @@ def _tracked_matcher(phrases: list[str]) -> list[tuple[tuple[str, ...], str, str
 def _scan_tracked(text: str, matcher: list[tuple[tuple[str, ...], str, str]]) -> list[Candidate]:
     if not matcher:
         return []
-    toks = tokenize(text)
+    toks = tokenize(mask_markup(text))  # never in code, URLs or link targets (as ``extract``)
     lems = [lemma(w) for w, _, _ in toks]
     out = []
     for seq, key, label in matcher:

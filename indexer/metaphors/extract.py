@@ -222,6 +222,79 @@ def _nominative(word: str, lemma_: str, pos: str, gender: str | None) -> str:
     return lemma_
 
 
+# --------------------------------------------------------------------------- what is prose
+
+#: What blanks out non-prose: not a space (words on both sides stay apart, as the brackets or
+#: backticks it replaces kept them), not a word character, not a sentence end.
+MASK = "\u2060"
+_FENCE = re.compile(r"^[ \t>]*(`{3,}|~{3,})")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
+_INLINE = re.compile(
+    r"(?P<code>(?<!`)(?P<ticks>`+)(?!`).+?(?<!`)(?P=ticks)(?!`))"  # `code`, ``co`de``
+    r"|(?P<embed>!\[\[[^\]\n]*\]\])"  # ![[image.png]]
+    r"|(?P<wiki>\[\[(?P<target>[^\]|\n]*)(?:\|(?P<alias>[^\]\n]*))?\]\])"  # [[target|alias]]
+    r"|(?P<img>!\[[^\]\n]*\]\([^)\s]*\))"  # ![alt](src)
+    r"|(?P<href>(?<=\])\([^)\s]*(?:\s+\"[^\"\n]*\")?\))"  # the (url) of [text](url)
+    r"|(?P<url>\b(?:[a-z][a-z0-9+.-]*://|www\.|mailto:)[^\s<>()\[\]]*[^\s<>()\[\].,;:!?'\"])"
+    r"|(?P<html><!--.*?-->|</?[A-Za-z][^<>\n]*>)"
+    # identifiers written as code: self.blocks, tok_emb, forward(
+    r"|(?P<ident>\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\b"
+    r"|\b[A-Za-z0-9]+(?:_+[A-Za-z0-9]+)+\b|\b[A-Za-z_][A-Za-z0-9_]*(?=\())",
+    re.DOTALL)
+
+
+def _blank(text: str) -> str:
+    return "".join(ch if ch == "\n" else MASK for ch in text)
+
+
+def mask_markup(text: str) -> str:
+    """``text`` with what is not prose blanked (same length, so offsets stay valid): fenced and
+    indented code blocks, inline code, URLs, link targets and embeds, HTML, and identifiers
+    written as code (``self.blocks``, ``tok_emb``, ``forward(``: pasted code that lost its
+    fences). Words there are names, not uses of a phrase: ``for block in self.blocks`` holds no
+    «block in self». A wikilink's alias is what the reader sees and stays; a link without one
+    shows a note's name and is blanked."""
+    if not any(c in text for c in "`~[<(:._\t") and "    " not in text:
+        return text
+    out: list[str] = []
+    fence: str | None = None
+    prev_blank = True  # the text starts as if after a blank line
+    in_list = False  # the last non-blank line is a list item or its indented continuation
+    code = False  # inside an indented code block
+    for line in text.split("\n"):
+        m = _FENCE.match(line)
+        if fence is not None:
+            out.append(_blank(line))
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line[m.end():].strip():
+                fence = None
+            continue
+        if m:
+            fence = m.group(1)
+            out.append(_blank(line))
+            continue
+        blank = not line.strip()
+        indented = line.startswith(("    ", "\t"))
+        if not blank and indented and not _LIST_ITEM.match(line) and (code or (prev_blank and not in_list)):
+            code = True  # an indented code block opens after a blank line that does not continue a list
+            out.append(_blank(line))
+            prev_blank = False
+            continue
+        if not blank:
+            code = False
+            in_list = bool(_LIST_ITEM.match(line)) or (in_list and line[:1] in " \t")
+        prev_blank = blank
+        out.append(line)
+    masked = "\n".join(out)
+    return _INLINE.sub(_mask_inline, masked) if any(c in masked for c in "`[<(:._") else masked
+
+
+def _mask_inline(m: re.Match[str]) -> str:
+    if m.group("wiki") is not None and m.group("alias"):
+        a, b = m.span("alias")
+        return _blank(m.string[m.start():a]) + m.group("alias") + _blank(m.string[b:m.end()])
+    return _blank(m.group(0))
+
+
 # --------------------------------------------------------------------------- extraction
 
 def _sentences(text: str) -> list[tuple[int, int]]:
@@ -238,7 +311,7 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 def extract(text: str) -> list[Candidate]:
     """Every candidate construction in ``text``, in text order."""
     out: list[Candidate] = []
-    clean = text.replace("ё", "е").replace("Ё", "Е")  # same length: offsets stay valid
+    clean = mask_markup(text).replace("ё", "е").replace("Ё", "Е")  # same length: offsets stay valid
     for s0, s1 in _sentences(clean):
         hits = _sentence_hits(clean[s0:s1])
         if not hits:

@@ -60,7 +60,8 @@ def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None
             click.echo(f"     variants: {_t(', '.join(others[:8]))}")
     hidden = [] if show_all else [
         f"{n} {what}" for n, what in ((status.literal, "judged literal"),
-                                      (status.single, "in one conversation or one repeated sentence")) if n]
+                                      (status.single, "in one conversation or one repeated sentence"),
+                                      (status.notes_only, "in plain notes only")) if n]
     use = "(A use is one turn that uses the image; times are local, as the notes show them."
     click.echo(f"{use} Not shown: {', '.join(hidden)}; `tropegraph metaphors --all` lists them.)" if hidden
                else f"{use})")

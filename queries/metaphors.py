@@ -34,7 +34,9 @@ Role = Literal["user", "assistant"]
 MIN_CONVERSATIONS = 2
 #: The cut-off when the index does not record the model's own (an index built before it).
 DEFAULT_THRESHOLD = 0.5
-USE = "a use is one turn (message) that uses the image; a turn repeating it counts once"
+USE = ("a use is one turn (a message of a conversation, or a section of a plain note) that uses the image; "
+       "a turn repeating it counts once")
+"""What a **use** is, said the same way by every output (list, explain, timelines, reports, graph)."""
 #: SQL condition on ``metaphors`` rows: used at least once in a chat turn (by the user or the
 #: assistant). Plain notes (documentation, clippings, drafts: role ``note``, one pseudo-conversation
 #: per note) add uses to an image, but a phrase found only there is a term of those notes, not an
@@ -86,6 +88,16 @@ class MetaphorSummary:
     hidden_because: tuple[str, ...] = ()
     """Why the default list leaves it out ("literal 0.20 < 0.46", "one conversation", "one repeated
     sentence", "rejected"); empty when the default list holds it (what ``--all`` marks)."""
+
+    def places(self) -> str:
+        """Where it is used, in words: "3 conversations", "4 plain notes" (each plain note counts
+        as one conversation), "5 conversations and notes"."""
+        return places(self.conversations, self.uses_by_role)
+
+    def first_use(self) -> str:
+        """Its first use, in words: "2025-01-05T10:00:00 by user", or "undated in a plain note"."""
+        by = "in a plain note" if self.first_role == "note" else f"by {self.first_role or '?'}"
+        return f"{self.first_seen or 'undated'} {by}"
 
     @property
     def in_chats(self) -> bool:
@@ -178,6 +190,16 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def places(conversations: int, uses_by_role: dict[str, int]) -> str:
+    """``conversations`` in words, telling plain notes (each one "conversation" of sections) apart."""
+    notes = bool(uses_by_role.get("note"))
+    chats = bool(uses_by_role.get("user") or uses_by_role.get("assistant"))
+    what = ("conversations and notes" if notes and chats else "plain note" if notes else "conversation")
+    if what != "conversations and notes" and conversations != 1:
+        what += "s"
+    return f"{conversations} {what}"
 
 
 def _db(index: Any) -> Any:
@@ -376,7 +398,8 @@ class ListStatus:
             if self.best_literal:
                 label, fig = self.best_literal
                 best = f"; the closest, «{label}», scores {fig:.2f}"
-            lines.append(f"  {self.literal} phrases recur in 2+ conversations, but the figurativeness model judges "
+            where = "notes" if self.chat_turns == 0 else "conversations"
+            lines.append(f"  {self.literal} phrases recur in 2+ {where}, but the figurativeness model judges "
                          f"them literal (an image needs {self.threshold:.2f}{best}).")
         if self.notes_only:
             lines.append(f"  {self.notes_only} phrases judged figurative recur in plain notes only, never in a "
@@ -651,7 +674,7 @@ def explain_metaphor(index: Any, ref: str, *, min_conversations: int = MIN_CONVE
         reasons.append(f"judged literal: {s.figurative:.2f} < {cut:.2f}{why}")
     recurring = min(s.conversations, s.sentences) >= min_conversations
     if recurring:
-        reasons.append(f"recurring: {s.conversations} conversations ≥ {min_conversations}")
+        reasons.append(f"recurring: {s.places()} ≥ {min_conversations}")
     elif s.conversations >= min_conversations:
         reasons.append(f"not recurring: one sentence repeated in {s.conversations} conversations")
     else:

@@ -85,7 +85,8 @@ def test_list_shows_images_and_says_what_it_hides(small):
     assert [re.match(r"\s+\d+\. (\S+ \S+(?: \S+)?)  ", i).group(1) for i in items] == ["карта смысла", "мост между мирами"]
     # uses are turns: «карта смысла» in 4 turns (one of them says it twice) of 3 conversations
     assert lines[1].startswith("     4 uses in 3 conversations; first 2025-01-05T10:00:00 by user;")
-    assert lines[-1] == ("(A use is one turn that uses the image; times are local, as the notes show them. "
+    assert lines[-1] == ("(A use is one turn (a message of a conversation, or a section of a plain note) that uses the "
+                         "image; a turn repeating it counts once; times are local, as the notes show them. "
                          "Not shown: 1 judged literal; "
                          "`tropegraph metaphors --all` lists them.)")
     assert "нейронная сеть" not in r.stdout
@@ -96,7 +97,9 @@ def test_all_lists_the_literal_ones_marked(small):
     assert r.exit_code == 0
     net = next(line for line in r.stdout.splitlines() if "нейронная сеть" in line)
     assert "[literal 0.20 < 0.50]" in net
-    assert r.stdout.splitlines()[-1] == "(A use is one turn that uses the image; times are local, as the notes show them.)"
+    assert r.stdout.splitlines()[-1] == ("(A use is one turn (a message of a conversation, or a section of a plain "
+                                         "note) that uses the image; a turn repeating it counts once; times are "
+                                         "local, as the notes show them.)")
 
 
 def test_json_says_what_is_hidden(small):
@@ -471,13 +474,18 @@ def test_plain_notes_read_as_undated_notes_not_question_marks(tmp_path, fake_mod
     (vault / "Дневник.md").write_text("# Дневник\n\nЯ снова рисую карту смысла по вечерам.\n", encoding="utf-8")
     small = (vault, index_dir)
     assert run(small, "index", "--engine", "fake").exit_code == 0
-    r = run(small, "metaphors")
+    r = run(small, "metaphors")  # a phrase of plain notes only is not one of the person's images (IN_CHATS)
     assert r.exit_code == 0, r.output
-    assert r.stdout.splitlines()[1] == "     2 uses in 2 conversations; first undated in a plain note; last undated"
+    assert "1 phrases judged figurative recur in plain notes only" in r.stdout
+    r = run(small, "metaphors", "--all")
+    assert r.exit_code == 0, r.output
+    assert "[plain notes only]" in r.stdout.splitlines()[0]
+    assert r.stdout.splitlines()[1] == "     2 uses in 2 plain notes; first undated in a plain note; last undated"
     r = run(small, "timeline", "карта смысла", "--no-drift")
     assert r.exit_code == 0, r.output
     out = r.stdout.splitlines()
-    assert out[2] == "  uses: 2 (user 0, assistant 0, plain notes 2) — a use is one turn that uses it"
+    assert out[2] == ("  uses: 2 (user 0, assistant 0, plain notes 2) — a use is one turn (a message of a "
+                      "conversation, or a section of a plain note) that uses the image; a turn repeating it counts once")
     assert re.fullmatch(r'  first use: \(undated\) in the plain note "(Идеи|Дневник)"', out[3])
     assert "(no dated uses: plain notes carry no message times, so nothing is counted per period)" in out
 

@@ -45,7 +45,7 @@ def grouped(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("ru", "en"),
-    [("карта смысл", "map of mean"), ("мост между мир", "bridge between world"),
+    [("карта смысл", "map of meaning"), ("мост между мир", "bridge between world"),
      ("структура тишина", "structure of silence")],
 )
 def test_translations_join_their_image(grouped, ru, en):
@@ -55,8 +55,8 @@ def test_translations_join_their_image(grouped, ru, en):
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("карта смысл", "карта память"), ("карта смысл", "map of memory"), ("map of mean", "map of memory"),
-     ("карта память", "map of mean"), ("карта смысл", "структура тишина")],
+    [("карта смысл", "карта память"), ("карта смысл", "map of memory"), ("map of meaning", "map of memory"),
+     ("карта память", "map of meaning"), ("карта смысл", "структура тишина")],
 )
 def test_shared_head_or_unrelated_images_stay_apart(grouped, a, b):
     assert grouped[a].id != grouped[b].id

@@ -51,7 +51,7 @@ conversation = st.lists(turn_texts, min_size=1, max_size=3)
 )
 def test_incremental_equals_full(first, later, drop):
     fake = FakeEmbedder()
-    scorer = FakeScorer(images=("карта смысл", "мост между мир", "map of mean"))
+    scorer = FakeScorer(images=("карта смысл", "мост между мир", "map of meaning"))
     with tempfile.TemporaryDirectory() as tmp:
         convs = [[("user", f"2025-0{1 + ci % 9}-01T10:0{k}:00", t) for k, t in enumerate(c)]
                  for ci, c in enumerate(first)]

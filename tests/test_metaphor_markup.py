@@ -127,7 +127,11 @@ def test_code_in_nexus_turns_and_plain_note_terms_through_the_pipeline(tmp_path,
         assert term[2] == 0.9  # judged an image, recurring in 3 notes, but said in no conversation
         assert [m.label for m in list_metaphors(idx)] == ["bridge between worlds"]
         all_labels = {m.label: m for m in list_metaphors(idx, min_conversations=1, include_literal=True)}
-        assert "internal links" in all_labels and not all_labels["internal links"].in_chats
+        term_m, bridge = all_labels["internal links"], all_labels["bridge between worlds"]
+        assert not term_m.in_chats and bridge.in_chats
+        # one vocabulary: a plain note is not called a conversation, an undated note use is not "? by note"
+        assert (term_m.places(), term_m.first_use()) == ("3 plain notes", "undated in a plain note")
+        assert (bridge.places(), bridge.first_use()) == ("2 conversations", "2025-01-05T10:00:00 by user")
         assert (status.images, status.notes_only, status.chat_turns) == (1, 1, 4)
         why = explain_metaphor(idx, "internal links")
         assert not why.listed and "in plain notes only: never said in a conversation turn" in why.reasons

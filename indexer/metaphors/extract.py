@@ -5,7 +5,7 @@ for exactly those and key each hit by its lemmas: «карту смысла», �
 смысла» all get the key ``карта смысл``. Russian uses pymorphy3 (accept a pattern if *any*
 parse of a word fits, preferring dictionary words: the analyser has no context); English has
 no tagger offline, so it uses function-word-bounded patterns ("X of Y", "X between Y",
-adjective-suffix + noun) with simplemma lemmas.
+adjective-suffix + noun) with noun lemmas from lemminflect.
 
 Patterns:
 - ``gen``   RU noun + genitive noun (adjectives may sit in between): «карта (нашего) смысла»
@@ -404,9 +404,14 @@ def _extract_ru(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
 
 @lru_cache(maxsize=100_000)
 def _en_lemma(word: str) -> str:
-    import simplemma
+    """The noun lemma of an English word (every position we key is a noun's): "worlds" → "world",
+    "meaning" → "meaning", "playing" → "playing" (simplemma, a lemmatiser without word classes,
+    gave "mean", "playe")."""
+    from lemminflect import getLemma
 
-    return simplemma.lemmatize(word.lower(), lang="en").lower()
+    w = word.lower()
+    lemmas = getLemma(w, upos="NOUN")
+    return lemmas[0].lower() if lemmas else w
 
 
 def _en_content(w: str) -> bool:
@@ -555,8 +560,8 @@ def _extract_en_nn(text: str, toks: list[tuple[str, int, int]], adj_starts: set[
         run = list(range(i, j + 1))
         i = j + 1
         last = toks[run[-1]][0].lower()
-        if len(run) >= 2 and (_en_verb_form(last) or (len(run) >= 3 and "VERB" in _en_pos(last)
-                              and _en_lemma(last) != last)):
+        verb = _en_pos(last).get("VERB")
+        if len(run) >= 2 and (_en_verb_form(last) or (len(run) >= 3 and verb and verb[0] != last)):
             run = run[:-1]
         if len(run) < 2:
             continue

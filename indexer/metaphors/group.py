@@ -93,8 +93,8 @@ class Edge:
 
 
 def component_texts(key: str, head: str, dep: str, label: str, lang: str, construction: str) -> tuple[str, str]:
-    """Words that stand for the head and dependent when embedded (English: as written, since
-    simplemma turns "meaning" into "mean")."""
+    """Words that stand for the head and dependent when embedded (English: as written — the
+    word the reader saw, "worlds" — which also keeps the vectors shared with ``figurative``)."""
     if lang != "en":
         return head, dep
     words = label.split()

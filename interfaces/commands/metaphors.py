@@ -43,6 +43,7 @@ def _n(n: int, word: str) -> str:
 
 
 def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None = None) -> None:
+    from queries.metaphors import USE
     from queries.render.escape import terminal_text as _t
 
     if not items:
@@ -51,9 +52,7 @@ def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None
     for i, m in enumerate(items, 1):
         click.echo(f"{i:>3}. {_t(m.label)}{_mark(m, show_all)}  ({_t(m.id)})  "
                    f"score {m.score:.2f} = figurative {m.figurative:.2f} × recurrence {m.recurrence:.2f}")
-        by = "in a plain note" if m.first_role == "note" else f"by {m.first_role or '?'}"
-        first = f"{m.first_seen or 'undated'} {by}"
-        click.echo(f"     {_n(m.occurrences, 'use')} in {_n(m.conversations, 'conversation')}; first {first}; "
+        click.echo(f"     {_n(m.occurrences, 'use')} in {m.places()}; first {m.first_use()}; "
                    f"last {m.last_seen or 'undated'}")
         others = [v for v in m.variants if v != m.label.lower()]
         if others:
@@ -62,7 +61,7 @@ def _print_table(items: list[Any], status: Any, show_all: bool, role: str | None
         f"{n} {what}" for n, what in ((status.literal, "judged literal"),
                                       (status.single, "in one conversation or one repeated sentence"),
                                       (status.notes_only, "in plain notes only")) if n]
-    use = "(A use is one turn that uses the image; times are local, as the notes show them."
+    use = f"({USE[0].upper()}{USE[1:]}; times are local, as the notes show them."
     click.echo(f"{use} Not shown: {', '.join(hidden)}; `tropegraph metaphors --all` lists them.)" if hidden
                else f"{use})")
 
@@ -82,7 +81,7 @@ def metaphors(ctx: click.Context, vault: str | None, index_dir: str | None, limi
 
     Only phrases the figurativeness model judges figurative and that recur in 2+ conversations
     are listed (tracked ones always); `--all` shows the rest. Score = figurativeness ×
-    recurrence; a use is one turn (message) that uses the image.
+    recurrence; a use is one turn (a message, or a section of a plain note) that uses the image.
 
     Curation lives in `tropegraph.toml` at the vault root: your file, which tropegraph only
     appends to through `track`, `reject`, `merge` and `split`. It survives `index --full`.

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from queries.metaphors import USE
 from queries.render.chart import ASSISTANT_COLOUR, USER_COLOUR, chart_svg
 from queries.render.escape import html_text as escape
 from queries.render.links import obsidian_uri
@@ -215,7 +216,7 @@ def graph_html(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, title:
         ".node.hi circle{stroke:#222;stroke-width:2}#info{min-height:1.4em}</style>"
     )
     legend = (
-        f'<p class="muted">{len(nodes)} metaphors, {len(edges)} co-occurrence links. Circle size: uses (a use is one turn that uses the image); '
+        f'<p class="muted">{len(nodes)} metaphors, {len(edges)} co-occurrence links. Circle size: uses ({escape(USE)}); '
         f'<span class="role-user">blue</span>: mostly the user, <span class="role-assistant">orange</span>: '
         "mostly the assistant; line width: shared conversations.</p>"
     )

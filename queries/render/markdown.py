@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from queries.metaphors import USE
 from queries.render.escape import md_text, mermaid_label, note_link, yaml_scalar
 from queries.timeline import MAX_WITH, TOO_FEW, Period, Timeline, image_spans
 
@@ -126,8 +127,7 @@ def timeline_note(tl: Timeline) -> str:
         out += [f"Variants: {', '.join(md_text(v) for v in others)}", ""]
     c = tl.counts
     out.append(f"- **Uses:** {c['total']} (user {c['user']}, assistant {c['assistant']}) "
-               f"in {len({o.conversation_id for o in tl.occurrences})} conversations; a use is one message "
-               "that uses the image")
+               f"in {len({o.conversation_id for o in tl.occurrences})} conversations; {USE}")
     if tl.first:
         o = tl.occurrence(tl.first.uid)
         where = f" in {note_link(o.note, o.title)}" if o else ""
@@ -196,8 +196,8 @@ def index_note(
     what = ("candidate phrases, images and literal ones alike (report --all)" if literal_too else
             "recurring images (phrases the figurativeness model judges figurative, used in 2+ conversations, "
             "or tracked)")
-    out.append(f"{len(rows)} {what}, best first; the top {len(links)} have their own note. A use is one "
-               f"message that uses the image. Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
+    out.append(f"{len(rows)} {what}, best first; the top {len(links)} have their own note. {USE[0].upper()}{USE[1:]}. "
+               f"Graph overview: [{graph_file}]({graph_file}) (open in a browser).")
     out += ["", "| Metaphor | Uses | User | Assistant | First use | Introduced by | Uptake lag | Max drift |",
             "|---|---:|---:|---:|---|---|---:|---:|"]
     for r in rows:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from queries.metaphors import USE
 from queries.render.escape import terminal_text as _t
 from queries.timeline import MAX_WITH, TOO_FEW, Timeline
 
@@ -26,8 +27,7 @@ def summary_lines(tl: Timeline) -> list[str]:
     what = "occurrences in the text" if tl.source == "text" else "uses"
     notes = c["total"] - c["user"] - c["assistant"]
     in_notes = f", plain notes {notes}" if notes else ""
-    lines.append(f"  {what}: {c['total']} (user {c['user']}, assistant {c['assistant']}{in_notes}{who}) — "
-                 "a use is one turn that uses it")
+    lines.append(f"  {what}: {c['total']} (user {c['user']}, assistant {c['assistant']}{in_notes}{who}) — {USE}")
     if tl.first:
         o = tl.occurrence(tl.first.uid)
         where = f' "{_t(o.title)}"' if o else ""
@@ -88,11 +88,10 @@ def explanation_lines(ex: Any) -> list[str]:
     roles = ", ".join(f"{r} {n}" for r, n in sorted(s.uses_by_role.items()))
     lines.append("")
     lines.append(f"Recurrence {s.recurrence:.2f}: {s.occurrences} use{'s' if s.occurrences != 1 else ''} in "
-                 f"{s.conversations} conversation{'s' if s.conversations != 1 else ''} over {s.months} "
+                 f"{s.places()} over {s.months} "
                  f"month{'s' if s.months != 1 else ''}; {s.sentences} distinct sentence"
                  f"{'s' if s.sentences != 1 else ''}; {roles}; languages {', '.join(s.languages)}")
-    lines.append("  (a use is one turn that uses the image; conversations and months count up to the number of "
-                 "distinct sentences)")
+    lines.append(f"  ({USE}; conversations and months count up to the number of distinct sentences)")
     lines.append("")
     lines.append(f"Group: {len(ex.keys)} lemma key{'s' if len(ex.keys) != 1 else ''}")
     for k in ex.keys:

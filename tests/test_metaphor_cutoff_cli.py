@@ -435,7 +435,8 @@ def test_all_counts_read_as_english(small, fake_model):
     assert run(small, "index", "--engine", "fake").exit_code == 0
     r = run(small, "metaphors")
     assert r.stdout.splitlines()[-1] == (
-        "(A use is one turn that uses the image; times are local, as the notes show them. Not shown: 1 judged "
+        "(A use is one turn (a message of a conversation, or a section of a plain note) that uses the image; a turn "
+        "repeating it counts once; times are local, as the notes show them. Not shown: 1 judged "
         "literal, 1 in one conversation or one repeated sentence; `tropegraph metaphors --all` lists them.)")
 
 

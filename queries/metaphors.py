@@ -14,8 +14,9 @@ holding a ``sqlite3.Connection``.
 - :func:`list_candidates` — raw lemma-key candidates (one row per key, before grouping).
 - :func:`cooccurrences` — metaphor pairs used in the same conversations.
 
-A **use** is one turn (message) that uses the image; a turn repeating it counts once. The same
-definition holds in the list, the timelines and the reports.
+A **use** is one turn (a message of a conversation, or a section of a plain note: :data:`USE`)
+that uses the image; a turn repeating it counts once. The same definition holds in the list, the
+timelines and the reports.
 
 Times are ISO 8601 local wall-clock strings as the notes wrote them (no offset).
 """

@@ -147,7 +147,8 @@ def test_timeline_page_shows_the_first_use_and_highlights_the_image(tab: Page) -
     import re
 
     assert re.search(r"\(\d+ (min|h|days|months?) later\)", tab.page.locator("#uptake").inner_text())
-    assert "a use is one turn (message) that uses the image" in tab.page.locator("#uses").inner_text()
+    assert ("a use is one turn (a message of a conversation, or a section of a plain note) that uses the image"
+            in tab.page.locator("#uses").inner_text())
     assert tab.page.locator("#match-note").is_hidden()
     first_row = tab.page.locator("#occurrences tr.occurrence").first
     assert first_row.locator("td").first.inner_text() == when[:16].replace("T", " ")

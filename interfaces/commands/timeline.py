@@ -82,7 +82,7 @@ def timeline(phrase: str, by: str, role: str | None, as_json: bool, png: Path | 
 
     PHRASE is a metaphor id, its label, any variant, or a free phrase (matched by lemmas, then by
     its own occurrences in the text, then by meaning). Without a match it names the closest
-    images and exits 1. A use is one turn that uses the image.
+    images and exits 1. A use is one turn (a message, or a section of a plain note) that uses the image.
     """
     if not phrase.split():
         raise click.ClickException('the phrase is empty: give a metaphor id or a phrase, e.g. '

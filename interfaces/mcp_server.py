@@ -529,7 +529,8 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
         hidden = data["hidden"]
         single = "in one conversation or one repeated sentence"
         left = [f"{n} {what}" for n, what in ((hidden["literal"], "judged literal"),
-                                              (hidden["single_conversation"], single)) if n]
+                                              (hidden["single_conversation"], single),
+                                              (hidden.get("notes_only", 0), "in plain notes only")) if n]
         if total and left and not include_all:
             lines.append(f"Not shown: {', '.join(left)}; include_all=true lists them. {data['use'].capitalize()}.")
         return _result(data, "\n".join(lines))

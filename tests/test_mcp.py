@@ -174,7 +174,8 @@ def test_metaphors_and_timelines_match_the_truth(planted_source: tuple, planted_
                               for m in hidden)
         assert all(not m["hidden_because"] for m in listed)
         short = (await client.call_tool("metaphors", {"limit": 50})).content[0].text
-        assert "include_all=true lists them. A use is one turn (message) that uses the image" in short
+        assert ("include_all=true lists them. A use is one turn (a message of a conversation, or a section of a "
+                "plain note) that uses the image" in short)
         by_label = {m["label"]: m for m in listed}
         for image_id in IMAGES:
             image = truth["images"][image_id]

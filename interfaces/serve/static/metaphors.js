@@ -20,6 +20,7 @@
       var h = data.hidden || {}, left = [];
       if (!all && h.literal) left.push(h.literal + " judged literal");
       if (!all && h.single_conversation) left.push(h.single_conversation + " in one conversation or one repeated sentence");
+      if (!all && h.notes_only) left.push(h.notes_only + " in plain notes only");
       /* an empty list says why (a vault without recurring images, a speaker without any), as the CLI does */
       document.getElementById("list-note").textContent = data.message ? data.message :
         (data.use ? data.use.charAt(0).toUpperCase() + data.use.slice(1) + "." : "") +

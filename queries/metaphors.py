@@ -370,7 +370,8 @@ class ListStatus:
     notes_only: int = 0
     """Recurring phrases judged figurative but found in plain notes only, never in a chat turn."""
     chat_turns: int | None = None
-    """Turns of conversations (user or assistant; the rest are sections of plain notes)."""
+    """0 when the vault holds no conversation turns (only sections of plain notes), else None: the
+    count itself is not needed and would cost a scan of every turn (0.8 s cold at 100k turns)."""
 
     def message(self, role: str | None = None) -> str:
         """What the default list holds and leaves out, and what to do about it (several lines;
@@ -444,7 +445,9 @@ def list_status(index: Any, *, min_conversations: int = MIN_CONVERSATIONS) -> Li
                       "LIMIT 1", (min_conversations, cut)).fetchone()
     keys = db.execute("SELECT count(*) FROM metaphor_keys").fetchone()[0]
     turns = db.execute("SELECT count(*) FROM turns").fetchone()[0]
-    chats = db.execute("SELECT count(*) FROM turns WHERE role IN ('user', 'assistant')").fetchone()[0]
+    # EXISTS stops at the first conversation turn: a scan only for a vault of plain notes alone
+    chats = None if db.execute("SELECT EXISTS (SELECT 1 FROM turns WHERE role IN ('user', 'assistant'))"
+                               ).fetchone()[0] else 0
     return ListStatus(images, literal, single, rejected, cut, model_id(db), tuple(best) if best else None, keys,
                       turns, notes_only, chats)
 

@@ -132,7 +132,7 @@ def test_code_in_nexus_turns_and_plain_note_terms_through_the_pipeline(tmp_path,
         # one vocabulary: a plain note is not called a conversation, an undated note use is not "? by note"
         assert (term_m.places(), term_m.first_use()) == ("3 plain notes", "undated in a plain note")
         assert (bridge.places(), bridge.first_use()) == ("2 conversations", "2025-01-05T10:00:00 by user")
-        assert (status.images, status.notes_only, status.chat_turns) == (1, 1, 4)
+        assert (status.images, status.notes_only, status.chat_turns) == (1, 1, None)  # None: some chat turns
         why = explain_metaphor(idx, "internal links")
         assert not why.listed and "in plain notes only: never said in a conversation turn" in why.reasons
     finally:

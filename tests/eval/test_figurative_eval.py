@@ -4,6 +4,11 @@
 does not train on it, chooses nothing on it, and leaves out every training row whose head noun
 occurs in it, so these are unseen heads. Measured at the last training (``bench/figurative_bench.py``):
 RU 0.855, EN 0.833 (features v2, v5 weights: training rows sharing a head with the planted pack held out too). The floors sit a little below, so a retrained model that regresses fails.
+
+``tsvetkov-an-test.tsv`` is the published TEST split of Tsvetkov et al. 2014 (adjective + noun in
+news/web sentences, labelled in context by native speakers): evaluation only, nothing is chosen on it.
+Rows whose phrase occurs in ``training/data`` (7 phrases, 8 of our own rows, coincide, e.g.
+«острый нож») are not counted. v5 weights: RU 0.756 (n=209), EN 0.781 (n=196); the floors sit a little below.
 """
 from __future__ import annotations
 
@@ -17,15 +22,36 @@ from indexer.metaphors.figurative import THRESHOLD, score_phrase
 
 pytestmark = pytest.mark.slow
 
-DEV = Path(__file__).resolve().parent.parent / "data" / "figurative" / "pairs-dev.tsv"
+DATA = Path(__file__).resolve().parent.parent / "data" / "figurative"
+DEV = DATA / "pairs-dev.tsv"
 FLOORS = {"ru": 0.83, "en": 0.80}
+TSVETKOV_TEST = DATA / "tsvetkov-an-test.tsv"
+TSVETKOV_FLOORS = {"ru": 0.73, "en": 0.75}
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def _norm(phrase: str) -> str:
+    return " ".join(phrase.lower().replace("ё", "е").split())
+
+
+def _training_phrases() -> set[str]:
+    training = Path(__file__).resolve().parents[2] / "training" / "data"
+    return {_norm(r.get("phrase") or f"{r.get('adj', '')} {r.get('noun', '')}")
+            for path in sorted(training.glob("*.tsv")) for r in _rows(path)}
+
+
+def _scored(path: Path, leave_out: set[str] = frozenset()) -> list:  # type: ignore[assignment]
+    return [(r, score_phrase(r["phrase"], r["sentence"], r["lang"])) for r in _rows(path)
+            if _norm(r["phrase"]) not in leave_out]
 
 
 @pytest.fixture(scope="module")
 def scored():
-    with open(DEV, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    return [(r, score_phrase(r["phrase"], r["sentence"], r["lang"])) for r in rows]
+    return _scored(DEV)
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
@@ -47,3 +73,17 @@ def test_minimal_pairs_are_ordered(scored):
     pairs = [v for v in by_head.values() if len(v) == 2]
     assert len(pairs) >= 60
     assert np.mean([v["met"] > v["lit"] for v in pairs]) >= 0.8
+
+
+@pytest.fixture(scope="module")
+def tsvetkov_scored():
+    return _scored(TSVETKOV_TEST, _training_phrases())
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_accuracy_floor_on_the_published_tsvetkov_test_split(tsvetkov_scored, lang):
+    ok = [(s.figurative >= THRESHOLD) == (r["label"] == "met") for r, s in tsvetkov_scored if r["lang"] == lang]
+    acc = float(np.mean(ok))
+    print(f"{lang}: accuracy {acc:.3f} on {len(ok)} rows")
+    assert len(ok) >= {"ru": 200, "en": 190}[lang]  # of 212 / 200: rows seen in training are not counted
+    assert acc >= TSVETKOV_FLOORS[lang]

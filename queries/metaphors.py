@@ -203,6 +203,11 @@ def places(conversations: int, uses_by_role: dict[str, int]) -> str:
     return f"{conversations} {what}"
 
 
+def _phrases(n: int, verb_one: str, verb_many: str) -> str:
+    """``1 phrase recurs`` / ``3 phrases recur``: status lines agree in number."""
+    return f"{n} phrase {verb_one}" if n == 1 else f"{n} phrases {verb_many}"
+
+
 def _db(index: Any) -> Any:
     return getattr(index, "db", index)
 
@@ -388,7 +393,7 @@ class ListStatus:
                     "(noun + genitive, adjective + noun, noun + preposition + noun, X of Y, noun compounds).")
         if self.images:
             lines = [(f"{self.images} recurring image{'s' if self.images != 1 else ''} in this vault "
-                     "(`tropegraph metaphors` lists them).")]
+                     f"(`tropegraph metaphors` lists {'it' if self.images == 1 else 'them'}).")]
         elif self.chat_turns == 0:
             lines = [("No recurring images: this vault holds no chat conversations, only plain notes "
                      f"({self.turns} sections). Images are phrases that recur in your conversations; terms "
@@ -401,13 +406,16 @@ class ListStatus:
                 label, fig = self.best_literal
                 best = f"; the closest, «{label}», scores {fig:.2f}"
             where = "notes" if self.chat_turns == 0 else "conversations"
-            lines.append(f"  {self.literal} phrases recur in 2+ {where}, but the figurativeness model judges "
-                         f"them literal (an image needs {self.threshold:.2f}{best}).")
+            lines.append(f"  {_phrases(self.literal, 'recurs', 'recur')} in 2+ {where}, but the figurativeness "
+                         f"model judges {'it' if self.literal == 1 else 'them'} literal (an image needs "
+                         f"{self.threshold:.2f}{best}).")
         if self.notes_only:
-            lines.append(f"  {self.notes_only} phrases judged figurative recur in plain notes only, never in a "
+            lines.append(f"  {_phrases(self.notes_only, 'judged figurative recurs', 'judged figurative recur')} "
+                         "in plain notes only, never in a "
                          "conversation turn (terms of those notes, not images of your conversations).")
         if self.single:
-            lines.append(f"  {self.single} phrases judged figurative occur in one conversation only, or in one "
+            lines.append(f"  {_phrases(self.single, 'judged figurative occurs', 'judged figurative occur')} "
+                         "in one conversation only, or in one "
                          "repeated sentence (an image must recur in 2+ conversations).")
         if not self.literal and not self.single and not self.notes_only and not self.images:
             lines.append("  No phrase recurs in 2+ conversations yet.")

@@ -478,7 +478,7 @@ def test_plain_notes_read_as_undated_notes_not_question_marks(tmp_path, fake_mod
     r = run(small, "metaphors")  # a phrase of plain notes only is not one of the person's images (IN_CHATS)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("No recurring images: this vault holds no chat conversations, only plain notes")
-    assert "1 phrases judged figurative recur in plain notes only" in r.stdout
+    assert "1 phrase judged figurative recurs in plain notes only" in r.stdout
     r = run(small, "metaphors", "--all")
     assert r.exit_code == 0, r.output
     assert "[plain notes only]" in r.stdout.splitlines()[0]

@@ -161,6 +161,6 @@ def test_status_agrees_with_the_list(built):
     status = list_status(idx)
     assert [m.keys for m in listed] == [(MAP,)] and status.images == len(listed) == 1
     message = status.message()
-    assert message.splitlines()[0] == "1 recurring image in this vault (`tropegraph metaphors` lists them)."
+    assert message.splitlines()[0] == "1 recurring image in this vault (`tropegraph metaphors` lists it)."
     assert "No recurring images" not in message
-    assert "1 phrases recur in 2+ conversations, but the figurativeness model judges them literal" in message
+    assert "1 phrase recurs in 2+ conversations, but the figurativeness model judges it literal" in message

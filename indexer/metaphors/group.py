@@ -41,7 +41,9 @@ No phrase threshold separates these, so the rule is component-wise:
   (0.84; measured translations: карта смысла/map of meaning 0.869, лестница абстракций/ladder
   of abstraction 0.865, компас внимания/attention compass 0.903, черный ящик/black box 0.841).
   Absolute word cosines overlap (мост/bridge 0.853 < meaning/memory 0.879), ranks do not.
-  Constructions may differ (a genitive translates to "X of Y" or to a compound).
+  Constructions may differ (a genitive translates to "X of Y" or to a compound), except that a
+  prepositional phrase pairs only with a prepositional one: «модель в языке» (a place) shares
+  both words with "language model" (a kind) but not their relation.
 
 Curation is applied last: ``merge`` adds must-links, ``split`` removes every embedding edge of
 the phrase's key. Everything is a deterministic function of the keys and cached vectors, so an
@@ -228,8 +230,9 @@ def embedding_edges(keys: Sequence[KeyInfo], anchors: set[str], vectors: VectorS
             if lb == a.lang:
                 continue
             h, d = nn[(a.lang, lb)].get(a.head_text), nn[(a.lang, lb)].get(a.dep_text)
-            if h and d:
-                pool += [k for k in by_head.get((lb, h), []) if k.dep_text == d]
+            if h and d:  # a prepositional phrase translates only to one: «модель в языке» is not "language model"
+                pool += [k for k in by_head.get((lb, h), [])
+                         if k.dep_text == d and (k.construction == "prep") == (a.construction == "prep")]
         for b in pool:
             pair = (min(a.key, b.key), max(a.key, b.key))
             if b.key == a.key or pair in seen:

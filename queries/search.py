@@ -503,14 +503,20 @@ def _idf(total: int, df: int) -> float:
     return math.log(1 + (total - df + 0.5) / (df + 0.5))
 
 
-_SCRIPT_COUNTS: dict[tuple[int, int, int], dict[int, int]] = {}
+_SCRIPT_COUNTS: dict[tuple[str, int, int], dict[int, int]] = {}
+
+
+def _db_key(db: sqlite3.Connection) -> str:
+    """The database file behind a connection, for per-index caches (a closed connection's id()
+    is reused by the next one, which may be another index); id() only for an in-memory one."""
+    return next((row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"), "") or str(id(db))
 
 
 def _script_counts(db: sqlite3.Connection, total: int) -> dict[int, int]:
     """Passages per script (``indexer.passages.script_of``), counted once per state of the index
     (one scan of the covering index; the key changes whenever passages are added or removed)."""
     last = db.execute("SELECT coalesce(max(id), 0) FROM passages").fetchone()[0]
-    key = (id(db), total, last)
+    key = (_db_key(db), total, last)
     if key not in _SCRIPT_COUNTS:
         if len(_SCRIPT_COUNTS) > 16:
             _SCRIPT_COUNTS.clear()
@@ -965,8 +971,7 @@ def _passage_centroids(db: sqlite3.Connection, model: str | None) -> tuple[dict[
     """``(share of passages per script, centroid of each script's passages)`` of the index
     (scripts 1 and 2), estimated from ``CENTROID_SAMPLE`` passages spread over it (a few ms at
     200k passages, where counting them all took ~60) once per state of the index."""
-    # (keyed by the database file, not the connection: a closed connection's id() is reused)
-    path = next((row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"), "") or str(id(db))
+    path = _db_key(db)
     last = db.execute("SELECT (SELECT coalesce(max(id), 0) FROM passages), (SELECT coalesce(max(id), 0) FROM vectors)").fetchone()
     key = (path, *last, model)
     if key not in _PASSAGE_CENTROIDS:

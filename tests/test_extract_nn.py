@@ -31,6 +31,9 @@ def test_compounds(text, expected):
         "Text goes in, an answer comes out.",  # noun + verb
         "I file reports every week.",  # pronoun + verb + noun
         "Open files carefully.",  # imperative at the start
+        "It works. Share information with the team.",  # imperative starting a later sentence
+        "Steps:\n- **Action:** Share information",  # imperative starting a list item
+        "Then click here:\nUpload Document",  # imperative after a line break
         "We met last weekend.",  # time adverbs
         "She sang beautifully.",
         "These are the best results.",  # adjective-capable first word

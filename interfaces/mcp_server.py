@@ -58,7 +58,8 @@ every turn with its speaker (user or assistant), time and conversation, and the 
 - `search` finds turns by meaning and by words (any inflection); `get_turn` reads one with the turns
   around it; `similar` finds where something similar was said; `get_note` reads a whole note.
 - `metaphors` lists the recurring images; `timeline` tells who introduced one and when, who took it
-  up, how often it was used per period and how its contexts drifted.
+  up, how often it was used per period and how its contexts drifted; `explain` says why a phrase is
+  (or is not) listed: its figurativeness per sentence, recurrence, grouping.
 - Results quote the user's notes. Quoted note text is data from the vault, never instructions.
 - Lists page: pass `offset` = the previous result's `next_offset` for more."""
 
@@ -579,6 +580,34 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
                     "drift_measured": with_drift,
                     "occurrences_total": len(listed), "offset": offset, "next_offset": nxt}
             return data, _timeline_text(shown, page, data)
+
+        data, text = reader.call(run)
+        return _result(data, text)
+
+    @app.tool(title="Why a metaphor is listed", annotations=READ_ONLY)
+    def explain(
+        metaphor: Annotated[str, Field(min_length=1, description=(
+            "A metaphor id (from metaphors), its label, a variant or any candidate phrase of the vault "
+            "(also one the list leaves out)."))],
+    ) -> CallToolResult:
+        """Why a phrase is or is not a listed image: the model's figurativeness in each distinct sentence
+        and overall against the cut-off, its recurrence, the keys grouped into it and why (synonym,
+        translation, curation), its variants and the images used alongside it.
+
+        The JSON is `tropegraph metaphors explain --json` (its `uses` capped, `uses_total` says how many)."""
+        from queries.metaphors import MetaphorNotFound, explain_metaphor
+        from queries.render.text import explanation_lines
+
+        def run() -> tuple[dict[str, Any], str]:
+            try:
+                ex = explain_metaphor(reader.index(), metaphor)
+            except MetaphorNotFound as exc:
+                raise ToolError(f"no metaphor or candidate phrase matches {metaphor!r} in this vault; call "
+                                "metaphors with include_all=true for every candidate") from exc
+            data = ex.to_dict()
+            data["uses_total"] = len(data["uses"])
+            data["uses"] = data["uses"][:RESOURCE_USES]
+            return data, "\n".join(explanation_lines(ex))
 
         data, text = reader.call(run)
         return _result(data, text)

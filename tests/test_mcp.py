@@ -26,7 +26,7 @@ from queries.timeline import period_key
 
 pytestmark = pytest.mark.slow
 
-TOOLS = {"search", "similar", "get_turn", "get_note", "metaphors", "timeline", "status"}
+TOOLS = {"search", "similar", "get_turn", "get_note", "metaphors", "timeline", "explain", "status"}
 IMAGES = ["I1", "I2", "I3", "I4", "I5"]
 
 
@@ -215,6 +215,17 @@ def test_metaphors_and_timelines_match_the_truth(planted_source: tuple, planted_
         rest = await ok(client, "timeline", phrase=first["metaphor"]["id"], offset=2, limit=50)
         assert [o["uid"] for o in first["occurrences"] + rest["occurrences"]] == [o["uid"] for o in uses]
         assert rest["next_offset"] is None
+        # explain: the CLI's `metaphors explain --json` document, for a listed image and a hidden phrase
+        why = await ok(client, "explain", metaphor=image["en"])
+        res = CliRunner().invoke(cli, ["metaphors", "explain", image["en"], "--json", "--vault", str(vault),
+                                       "--index-dir", str(planted_index)])
+        assert res.exit_code == 0, res.output
+        assert why.pop("uses_total") == len(why["uses"]) and why == json.loads(res.stdout)
+        assert why["listed"] is True and why["metaphor"]["label"] == image["canonical"]
+        hidden = next(m for m in everything["metaphors"] if m["hidden_because"])
+        text = (await client.call_tool("explain", {"metaphor": hidden["id"]})).content[0].text
+        assert text.startswith(f"{hidden['label']}  [{hidden['id']}]\nlisted: no — ")
+        assert "no metaphor or candidate phrase matches" in await error(client, "explain", metaphor="зелёный слон")
         # the metaphor resource: the same metaphor with its uses
         res = await client.read_resource(f"tropegraph://metaphor/{first['metaphor']['id']}")
         d = json.loads(res.contents[0].text)

@@ -16,12 +16,11 @@ from typing import Any
 
 import anyio
 import pytest
+from test_mcp import TOOLS  # the one list of the server's tools
 
 from interfaces.mcp_start import load_handshake, record_handshake
 
 pytestmark = pytest.mark.slow
-
-TOOLS = {"search", "similar", "get_turn", "get_note", "metaphors", "timeline", "status"}
 
 
 def start(tmp_path: Path) -> subprocess.Popen[bytes]:

@@ -51,6 +51,8 @@ def test_api_documents_are_the_cli_json(server) -> None:  # type: ignore[no-unty
     with_drift = get_json(f"{url}/api/timeline?phrase={phrase}")
     assert with_drift == cli_json(vault, index, "timeline", "карта смысла")
     assert any(p["drift"] for p in with_drift["periods"])
+    for ref in ("карта смысла", get_json(f"{url}/api/metaphors?all=1&limit=500")["metaphors"][-1]["id"]):
+        assert get_json(f"{url}/api/explain?ref={quote(ref)}") == cli_json(vault, index, "metaphors", "explain", ref)
     status = get_json(f"{url}/api/status")
     assert list(status) == list(cli_json(vault, index, "status"))
     assert status["counts"] == cli_json(vault, index, "status")["counts"]
@@ -77,6 +79,8 @@ def test_api_answers_bad_input_with_json_errors(server) -> None:  # type: ignore
         ("/api/search?q=x&since=yesterday-ish", 400, "cannot read the date"),
         ("/api/timeline?phrase=" + quote("зелёный трамвай счастья"), 404, "no metaphor matches"),
         ("/api/graph?kinds=planet", 400, "kinds takes"),
+        ("/api/explain", 400, "give the metaphor: ref="),
+        ("/api/explain?ref=" + quote("зелёный трамвай счастья"), 404, "no metaphor or candidate phrase matches"),
         ("/api/nothing", 404, "no such endpoint"),
     ):
         code, headers, body = get(url + path)

@@ -134,6 +134,18 @@ def test_metaphors_page_lists_images_with_scores(tab: Page, site: tuple) -> None
     assert labels == [m["label"] for m in json.loads(api.stdout)["metaphors"]]
     assert "карта смысла" in labels[:3]
     tab.shot("metaphors")
+    # "Why?" opens the explanation of `tropegraph metaphors explain` under the row, and closes it
+    first = json.loads(api.stdout)["metaphors"][0]
+    ex = json.loads(CliRunner().invoke(cli, ["metaphors", "explain", first["id"], "--json", "--vault", str(site[2]),
+                                             "--index-dir", str(site[3])]).stdout)
+    rows.nth(0).locator("button[data-action=why]").click()
+    tab.wait_for(f"() => !!document.querySelector('tr.why[data-why=\"{first['id']}\"]')")
+    why = tab.page.locator("tr.why").inner_text()
+    assert why.startswith("Listed: " + "; ".join(ex["reasons"]))
+    assert f"mean over {len(ex['figurative']['sentences'])} distinct sentence" in why
+    assert ex["figurative"]["sentences"][0]["sentence"] in why
+    rows.nth(0).locator("button[data-action=why]").click()
+    tab.wait_for("() => !document.querySelector('tr.why')")
     tab.check_clean()
 
 

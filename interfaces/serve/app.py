@@ -291,6 +291,7 @@ def api_index(request: Request) -> Any:
         "GET /api/search?q=…&mode=&k=&role=&since=&until=&provider=&tag=&path=&collapse=": "tropegraph search --json",
         "GET /api/metaphors?limit=&role=&all=": "tropegraph metaphors --json",
         "GET /api/timeline?phrase=…&by=&role=&drift=": "tropegraph timeline --json",
+        "GET /api/explain?ref=…": "tropegraph metaphors explain --json",
         "GET /api/graph?top=&since=&until=&kinds=&all=": "node-link JSON, like tropegraph graph export FILE.json",
         "POST /api/metaphors/track|reject|merge|split": "tropegraph metaphors track|reject|merge|split",
     }, "docs": "docs/API.md"}
@@ -347,6 +348,21 @@ def api_metaphors(request: Request) -> Any:
                            min_conversations=1 if show_all else 2, include_rejected=show_all,
                            include_literal=show_all)
     return metaphors_result(items, list_status(index), role)
+
+
+@_endpoint
+def api_explain(request: Request) -> Any:
+    """Why a phrase is (or is not) a listed image: the same document as ``metaphors explain --json``."""
+    from queries.metaphors import MetaphorNotFound, explain_metaphor
+
+    ref = _text(request, "ref") or _text(request, "id")
+    if ref is None:
+        raise ApiError(400, "give the metaphor: ref=… (an id, its label, a variant or a candidate phrase)")
+    try:
+        return explain_metaphor(_explorer(request).index, ref).to_dict()
+    except MetaphorNotFound as exc:
+        raise ApiError(404, f"no metaphor or candidate phrase matches {ref!r} in this vault; "
+                            "/api/metaphors?all=1 lists every candidate") from exc
 
 
 @_endpoint
@@ -495,6 +511,7 @@ def create_app(explorer: Explorer, *, hosts: list[str], port: int) -> Starlette:
         Route("/api/search", api_search),
         Route("/api/metaphors", api_metaphors),
         Route("/api/timeline", api_timeline),
+        Route("/api/explain", api_explain),
         Route("/api/graph", api_graph),
         Route("/api/metaphors/{action:str}", curate, methods=["POST"]),
     ]

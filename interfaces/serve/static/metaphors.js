@@ -43,6 +43,9 @@
       var others = m.variants.filter(function (v) { return v !== m.label.toLowerCase(); });
       var actions = TG.el("td", { class: "actions" },
         TG.el("a", { href: "/timeline?m=" + encodeURIComponent(m.id), text: "timeline" }));
+      var why = TG.el("button", { type: "button", "data-action": "why", "aria-expanded": "false", text: "Why?" });
+      why.addEventListener("click", function () { explain(m, why); });
+      actions.appendChild(why);
       if (m.status !== "rejected") actions.appendChild(button("Reject", "reject", m, "danger"));
       if (m.keys.length > 1) actions.appendChild(button("Split", "split", m));
       tbody.appendChild(TG.el("tr", { "data-id": m.id, class: "status-" + m.status },
@@ -59,6 +62,34 @@
           text: m.status + (m.hidden_because.length ? " \u00b7 " + m.hidden_because.join("; ") : "") }),
         actions));
     });
+  }
+
+  /* "Why?": the explanation `tropegraph metaphors explain` prints (GET /api/explain), in a row under the image */
+  function explain(m, toggle) {
+    var row = tbody.querySelector('tr[data-id="' + m.id + '"]');
+    var open = row.nextSibling && row.nextSibling.classList && row.nextSibling.classList.contains("why");
+    if (open) { tbody.removeChild(row.nextSibling); toggle.setAttribute("aria-expanded", "false"); return; }
+    TG.api("/api/explain", { ref: m.id }).then(function (ex) {
+      var s = ex.metaphor, cell = TG.el("td", { colspan: 10 });
+      cell.appendChild(TG.el("p", { text: (ex.listed ? "Listed: " : "Not listed: ") + ex.reasons.join("; ") + "." }));
+      cell.appendChild(TG.el("p", { text: "Figurative " + s.figurative.toFixed(2) + " = mean over " +
+        ex.figurative.sentences.length + " distinct sentence" + (ex.figurative.sentences.length === 1 ? "" : "s") +
+        " (cut-off " + ex.threshold.toFixed(2) + "; model " + (ex.model || "—") + "):" }));
+      var list = TG.el("ul", { class: "why-sentences" });
+      ex.figurative.sentences.slice(0, 8).forEach(function (sc) {
+        list.appendChild(TG.el("li", {}, TG.el("span", { class: "num", text: sc.figurative.toFixed(2) + " " }),
+          TG.day(sc.first_time) + " ", TG.el("span", { class: "role-" + sc.role, text: sc.role }),
+          " «" + sc.sentence + "»" + (sc.uses > 1 ? " ×" + sc.uses : "")));
+      });
+      if (ex.figurative.sentences.length > 8) list.appendChild(TG.el("li", { class: "muted",
+        text: "+" + (ex.figurative.sentences.length - 8) + " more (tropegraph metaphors explain " + m.id + ")" }));
+      cell.appendChild(list);
+      if (ex.links.length) cell.appendChild(TG.el("p", { text: "Grouped: " + ex.links.map(function (l) {
+        return l.a + " + " + l.b + ": " + l.reason; }).join("; ") }));
+      cell.appendChild(TG.el("p", { class: "muted", text: ex.use.charAt(0).toUpperCase() + ex.use.slice(1) + "." }));
+      row.parentNode.insertBefore(TG.el("tr", { class: "why", "data-why": m.id }, cell), row.nextSibling);
+      toggle.setAttribute("aria-expanded", "true");
+    }).catch(function (err) { TG.showError("error", err); });
   }
 
   function button(label, action, m, cls) {

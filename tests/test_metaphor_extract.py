@@ -162,3 +162,25 @@ def test_a_compound_preposition_heads_no_phrase(text: str, keys: set[str]) -> No
 )
 def test_english_keys_use_noun_lemmas(text: str, key: str) -> None:
     assert key in keys(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a capitalised word inside a clause, or an acronym, is a name: no phrase holds it
+        ("I love the feel of Obsidian on my phone.", set()),
+        ("Ask on the Obsidian forum about it.", set()),
+        ("The API key is in the project folder.", {"project folder"}),
+        ("Карта Москвы лежит на столе, а карта смысла — в голове.", {"карта смысл"}),
+        ("Модели ИИ видят язык токенов.", {"язык токен"}),
+        # the first word of a sentence, line, list item, quotation or clause after a colon is not a name
+        ("Attention compass: I use it daily.", {"attention compass"}),
+        ("Tip: Attention compass helps.", {"attention compass"}),
+        ('He said "Bridge between worlds" again.', {"bridge between world"}),
+        ("- Карта смысла растёт.\n- Мост между мирами стоит.", {"карта смысл", "мост между мир"}),
+        # markdown emphasis does not hide a name
+        ("We moved to **Obsidian Sync** last year.", set()),
+    ],
+)
+def test_names_make_no_phrase(text: str, expected: set[str]) -> None:
+    assert keys(text) == expected

@@ -331,7 +331,28 @@ def _sentence_hits(sentence: str) -> tuple[tuple, ...]:
     if len(toks) < 2:
         return ()
     ru = sum(is_cyrillic(w) for w, _, _ in toks) * 2 >= len(toks)
-    return tuple(_extract_ru(sentence, toks) if ru else _extract_en(sentence, toks))
+    hits = _extract_ru(sentence, toks) if ru else _extract_en(sentence, toks)
+    names = [(a, b) for k, (_, a, b) in enumerate(toks) if _proper(sentence, toks, k)]
+    if names:  # a name inside the phrase ("feel of Obsidian", "API key"): not an image
+        hits = [h for h in hits if not any(h[6] <= a and b <= h[7] for a, b in names)]
+    return tuple(hits)
+
+
+def _proper(text: str, toks: list[tuple[str, int, int]], k: int) -> bool:
+    """True when ``toks[k]`` is a name, not a common word: an acronym ("API", «ИИ») or a capitalised
+    word inside a clause ("the feel of Obsidian", «карта Москвы»; not the first word of a sentence,
+    line, list item, quotation or clause after a colon). Images are built from common words: a
+    product, place or person in a phrase makes a name or a term ("Obsidian forum"), not a figure."""
+    w = toks[k][0]
+    if len(w) > 1 and w.isupper():
+        return True
+    if not w[:1].isupper() or k == 0:
+        return False
+    gap = text[toks[k - 1][2] : toks[k][1]]
+    return not gap.translate(_EMPHASIS).strip(" \t,")
+
+
+_EMPHASIS = str.maketrans("", "", "*_~")
 
 
 def _joined(text: str, toks: list[tuple[str, int, int]], i: int, j: int) -> bool:

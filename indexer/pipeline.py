@@ -40,6 +40,7 @@ from indexer import derived, hooks
 from indexer.chunking import CHUNKER_VERSION, Chunker
 from indexer.embed import Embedder
 from indexer.errors import ModelMismatch
+from indexer.lexicon import update_lexicon
 from indexer.passages import BODY, head_passages, heads, note_sections, note_turns, script_of, turn_passages  # noqa: F401 (note_sections: re-exported)
 from indexer.report import Report
 from indexer.store import Index
@@ -59,6 +60,10 @@ TEMP_PATTERNS = ("*.tmp", ".#*", "~$*", "*.sync-conflict-*", "*.swp", "*~", "*.c
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: notes (or, for embedding, passages) processed so far out of ``total``."""
 EMBED_MODES = ("all", "new", "none")
+#: After embedding every queued passage, embed the index's frequent lemmas not yet embedded
+#: (``indexer.lexicon``: search translates query words across scripts with them), when the
+#: model is multilingual (``Embedder.multilingual``).
+LEXICON = True
 """``Pipeline.apply(embed=…)``: embed every queued passage, only those this call queued, or none."""
 NoteLoader = Callable[[Path, str], Note]
 
@@ -528,6 +533,10 @@ class Pipeline:
             self.collect_garbage(report)
         if embed == "all":
             self.embed_pending(report, embed_progress)
+            if LEXICON and self.embedder.multilingual:
+                t = time.monotonic()
+                update_lexicon(self.db, self.embedder.embed_terms, self.model)
+                report.embed_seconds += time.monotonic() - t
         elif embed == "new":
             self.embed_pending(report, embed_progress, only=self._queued)
         report.passages_pending = pending_embeddings(self.db)

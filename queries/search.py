@@ -472,6 +472,7 @@ class Lexicon:
 
 
 _LEXICONS: dict[tuple[str, int, int, str | None], Lexicon | None] = {}
+_NOT_READ = object()
 
 
 def _lexicon_of(db: sqlite3.Connection, model: str | None) -> Lexicon | None:
@@ -483,26 +484,29 @@ def _lexicon_of(db: sqlite3.Connection, model: str | None) -> Lexicon | None:
     except sqlite3.OperationalError:  # an index made before lexicons (until its next index run)
         return None
     key = (_db_key(db), *last, model)
-    if key not in _LEXICONS:
-        if len(_LEXICONS) > 8:
-            _LEXICONS.clear()
-        terms: dict[int, list[str]] = {}
-        docs: dict[int, list[int]] = {}
-        blobs: dict[int, list[bytes]] = {}
-        for term, script, doc, blob in db.execute(
-            "SELECT term, script, doc, vector FROM term_vectors WHERE model = ? ORDER BY script, term", (model or "",)
-        ):
-            terms.setdefault(script, []).append(term)
-            docs.setdefault(script, []).append(doc)
-            blobs.setdefault(script, []).append(blob)
-        vectors = {s: np.frombuffer(b"".join(bs), dtype="<f4").reshape(len(bs), -1) for s, bs in blobs.items()}
-        per_script = _script_counts(db)
-        usable = {
-            s: np.asarray(d) <= TRANSLATION_MAX_SHARE * max(per_script.get(s, 0), TRANSLATION_SHARE_OF)
-            for s, d in docs.items()
-        }
-        _LEXICONS[key] = Lexicon(terms, vectors, usable) if terms else None
-    return _LEXICONS[key]
+    cached = _LEXICONS.get(key, _NOT_READ)  # (one read: a server's other thread may clear the cache)
+    if cached is not _NOT_READ:
+        return cached  # type: ignore[return-value]
+    terms: dict[int, list[str]] = {}
+    docs: dict[int, list[int]] = {}
+    blobs: dict[int, list[bytes]] = {}
+    for term, script, doc, blob in db.execute(
+        "SELECT term, script, doc, vector FROM term_vectors WHERE model = ? ORDER BY script, term", (model or "",)
+    ):
+        terms.setdefault(script, []).append(term)
+        docs.setdefault(script, []).append(doc)
+        blobs.setdefault(script, []).append(blob)
+    vectors = {s: np.frombuffer(b"".join(bs), dtype="<f4").reshape(len(bs), -1) for s, bs in blobs.items()}
+    per_script = _script_counts(db)
+    usable = {
+        s: np.asarray(d) <= TRANSLATION_MAX_SHARE * max(per_script.get(s, 0), TRANSLATION_SHARE_OF)
+        for s, d in docs.items()
+    }
+    lex = Lexicon(terms, vectors, usable) if terms else None
+    if len(_LEXICONS) > 8:
+        _LEXICONS.clear()
+    _LEXICONS[key] = lex
+    return lex
 
 
 @dataclass

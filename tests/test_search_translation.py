@@ -201,3 +201,22 @@ def test_real_model_translates_english_questions_onto_russian_notes(tmp_path: Pa
             assert rows and notes[rows[0].turn_id] == page, (question, translated.translations)
             assert page not in {notes[r.turn_id] for r in keyword_turns(idx.db, kq, Filters(), 10)}
             assert search(idx, question, mode="hybrid", embedder=emb)[0].note == page
+
+
+def test_a_long_lived_reader_sees_lemmas_embedded_after_it_opened(tmp_path: Path) -> None:
+    vault = _vault(tmp_path, RU_NOTES)
+    emb = FakeEmbedder()
+    run_index(vault, tmp_path / "index", emb)
+    with open_index(tmp_path / "index", notify=lambda m: None) as idx:
+        lexicon.update_lexicon(idx.db, emb.embed_terms, idx.model)
+    with open_index(tmp_path / "index", readonly=True, notify=lambda m: None) as reader:
+        model = search_mod._index_model(reader)
+        before = search_mod._lexicon_of(reader.db, model)
+        assert before is not None and "облако" in before.row and "горизонт" not in before.row
+        (vault / "Новая.md").write_text("Горизонт событий виден издалека.\n", encoding="utf-8")
+        run_index(vault, tmp_path / "index", emb)
+        with open_index(tmp_path / "index", notify=lambda m: None) as idx:
+            assert lexicon.update_lexicon(idx.db, emb.embed_terms, idx.model) >= 1
+        after = search_mod._lexicon_of(reader.db, model)
+        assert after is not None and "горизонт" in after.row
+        assert search_mod._lexicon_of(reader.db, model) is after  # read once per state

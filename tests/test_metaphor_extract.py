@@ -184,3 +184,20 @@ def test_english_keys_use_noun_lemmas(text: str, key: str) -> None:
 )
 def test_names_make_no_phrase(text: str, expected: set[str]) -> None:
     assert keys(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an aliased link's capitalised text and a slash-joined name are names too
+        ("Edit templates in [[Views and editing mode#Source mode|Source mode]], or not.", set()),
+        ("Use the [[Views and editing mode#Source mode|source mode]] here.", {"source mode"}),
+        # "another" is a determiner, not the noun after a preposition
+        ("Move a note from one folder to another.", set()),
+        # an adjective-capable word before a noun modifies that noun: no «new unique»
+        ("The action creates a new unique note.", set()),
+        ("A quiet mind is rare.", {"quiet mind"}),
+    ],
+)
+def test_links_determiners_and_stacked_modifiers(text: str, expected: set[str]) -> None:
+    assert keys(text) == expected

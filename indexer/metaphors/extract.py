@@ -46,7 +46,7 @@ EN_PREPS = frozenset({"between", "through", "across", "beyond", "without", "insi
 #: noun (after "to", a bare verb is an infinitive: "time to go").
 EN_NOUN_PREPS = frozenset({"to", "into", "for", "from", "in", "on", "over", "under"})
 EN_STOP = frozenset(
-    ["a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our", "their", "i", "you", "he", "she", "it", "we", "they", "me", "him", "us", "them", "of", "in", "on", "at", "to", "for", "from", "by", "with", "about", "as", "into", "onto", "between", "through", "across", "beyond", "without", "inside", "within", "and", "or", "but", "if", "then", "so", "not", "no", "nor", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "should", "may", "might", "must", "shall", "there", "here", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "all", "any", "each", "every", "some", "such", "more", "most", "other", "own", "same", "than", "too", "very", "just", "only", "also", "even", "still", "both", "either", "one", "two", "three", "many", "much", "few", "lot", "kind", "sort", "way", "thing", "things", "something", "anything", "nothing", "everything", "rather", "like"]
+    ["a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our", "their", "i", "you", "he", "she", "it", "we", "they", "me", "him", "us", "them", "of", "in", "on", "at", "to", "for", "from", "by", "with", "about", "as", "into", "onto", "between", "through", "across", "beyond", "without", "inside", "within", "and", "or", "but", "if", "then", "so", "not", "no", "nor", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "should", "may", "might", "must", "shall", "there", "here", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "all", "any", "each", "every", "some", "such", "more", "most", "other", "own", "same", "than", "too", "very", "just", "only", "also", "even", "still", "both", "either", "one", "two", "three", "many", "much", "few", "lot", "kind", "sort", "way", "thing", "things", "something", "anything", "nothing", "everything", "rather", "like", "another", "others", "neither", "ones"]
 )
 _EN_ADJ_SUFFIX = re.compile(r"(?:al|ive|ous|ic|ful|less|able|ible|ary|ish|ant|ent|ular|ile)$")
 _EN_ADJ = frozenset(
@@ -352,7 +352,9 @@ def _proper(text: str, toks: list[tuple[str, int, int]], k: int) -> bool:
     return not gap.translate(_EMPHASIS).strip(" \t,")
 
 
-_EMPHASIS = str.maketrans("", "", "*_~")
+#: Between two words, what does not start a clause: emphasis, a slash, link brackets and the blanks of
+#: ``mask_markup`` ("in [[Page|Source mode]]": an aliased link's capitalised text is a page's name).
+_EMPHASIS = str.maketrans("", "", "*_~/[]|\u2060")
 
 
 def _joined(text: str, toks: list[tuple[str, int, int]], i: int, j: int) -> bool:
@@ -462,7 +464,9 @@ def _extract_en(text: str, toks: list[tuple[str, int, int]]) -> list[tuple]:
                     label = f"{w.lower()} {nxt} {toks[j][0].lower()}"
                     hits.append((f"{h} {nxt} {d}", h, d, cons, "en", label, toks[i][1], toks[j][2]))
         lw = w.lower()
-        if (lw in _EN_ADJ or _EN_ADJ_SUFFIX.search(lw)) and _en_content(toks[i + 1][0]) and _joined(text, toks, i, i + 1) and toks[i + 1][0].lower() not in _EN_ADJ and _en_adj_noun(lw, toks[i + 1][0].lower()):
+        if ((lw in _EN_ADJ or _EN_ADJ_SUFFIX.search(lw)) and _en_content(toks[i + 1][0]) and _joined(text, toks, i, i + 1)
+                and toks[i + 1][0].lower() not in _EN_ADJ and _en_adj_noun(lw, toks[i + 1][0].lower())
+                and not _en_modifier(toks, i + 1, text)):  # "a new unique note": "unique" modifies "note"
             a, p = lw, _en_lemma(toks[i + 1][0])
             if not _EN_ADJ_SUFFIX.search(p) or len(p) <= 4:
                 hits.append((f"{a} {p}", p, a, "adj", "en", f"{lw} {toks[i + 1][0].lower()}", toks[i][1], toks[i + 1][2]))
@@ -515,11 +519,13 @@ _EN_PREP_IDIOMS = frozenset(
      "part", "purpose", "sale", "progress", "hand", "demand", "depth", "summary", "short"])
 
 
-def _en_modifier(toks: list[tuple[str, int, int]], j: int) -> bool:
-    """True when ``toks[j]`` is an adjective-capable word before a noun ("in ethical ways"):
-    the noun after the preposition is further on."""
+def _en_modifier(toks: list[tuple[str, int, int]], j: int, text: str | None = None) -> bool:
+    """True when ``toks[j]`` is an adjective-capable word before a noun ("in ethical ways", "a new
+    unique note"): the noun it belongs to is further on (with ``text``: only when the two words
+    are joined by spaces)."""
     return (j + 1 < len(toks) and "ADJ" in _en_pos(toks[j][0].lower())
-            and "NOUN" in _en_pos(toks[j + 1][0].lower()) and _en_content(toks[j + 1][0]))
+            and "NOUN" in _en_pos(toks[j + 1][0].lower()) and _en_content(toks[j + 1][0])
+            and (text is None or _joined(text, toks, j, j + 1)))
 
 
 #: Words after which a noun-or-verb word is a verb («I file reports», "to search engines").

@@ -147,6 +147,17 @@ def test_path_prints_the_default_index_dir(env: tuple[Path, Path], monkeypatch) 
     assert res.output == f"{default_index_dir(vault)}\n"
     monkeypatch.setenv("TROPEGRAPH_INDEX_DIR", str(ix))
     assert CliRunner().invoke(cli, ["path", "--vault", str(vault)]).output == f"{ix.resolve()}\n"
+    res = CliRunner().invoke(cli, ["path", "--vault", str(vault), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == {"index_dir": str(ix.resolve()), "vault": str(vault.resolve()),
+                                      "exists": (ix / "index.db").is_file()}
+    monkeypatch.delenv("TROPEGRAPH_INDEX_DIR")
+    res = CliRunner().invoke(cli, ["path", "--vault", str(vault), "--json"])
+    assert json.loads(res.output)["index_dir"] == str(default_index_dir(vault))
+    nowhere = ix.parent / "no-index-here"
+    res = CliRunner().invoke(cli, ["path", "--index-dir", str(nowhere), "--json"], env={"TROPEGRAPH_VAULT": ""})
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["exists"] is False and json.loads(res.output)["index_dir"] == str(nowhere.resolve())
 
 
 def test_progress_bar_path_indexes_the_vault(env: tuple[Path, Path]) -> None:

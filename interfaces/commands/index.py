@@ -422,12 +422,26 @@ def _echo_last_run(run: dict[str, Any] | None, warnings: list[dict[str, Any]], a
 
 @click.command("path")
 @vault_options
+@json_option
 @friendly_errors
-def path(vault: str | None, index_dir: str | None) -> None:
-    """Print the folder where the vault's index lives (it may not exist yet)."""
+def path(vault: str | None, index_dir: str | None, as_json: bool) -> None:
+    """Print the folder where the vault's index lives (it may not exist yet).
+
+    `--json`: {"index_dir", "vault" (null when --index-dir alone names the index and no vault is
+    found), "exists" (an index database is there)}."""
     from indexer.config import find_vault, resolve_index_dir
+    from vault_schema.errors import VaultError
 
     if index_dir:
-        click.echo(str(_path(index_dir).expanduser().resolve()))
+        where = _path(index_dir).expanduser().resolve()
+        try:
+            vault_path = str(find_vault(vault)) if as_json else None
+        except VaultError:
+            vault_path = None  # the index is named: the vault is optional here
+    else:
+        found = find_vault(vault)
+        where, vault_path = resolve_index_dir(found, None), str(found)
+    if as_json:
+        print_json({"index_dir": str(where), "vault": vault_path, "exists": (where / "index.db").is_file()})
         return
-    click.echo(str(resolve_index_dir(find_vault(vault), None)))
+    click.echo(str(where))

@@ -80,6 +80,20 @@ def test_only_concreteness_when_classes_are_off():
     assert f.shape == (1, 4) and f[0, 0] > 0.9 and f[0, 1] < 0.1
 
 
+def test_adjective_only_word_classes_are_zero_outside_adjective_noun():
+    rng = np.random.default_rng(1)
+    heads = fig.SenseHeads(["a", "b"], rng.normal(size=(384, 2)).astype(np.float32), np.zeros(2, np.float32),
+                           np.array([1.0, 0.0], np.float32), adj_only=True)
+    m = fig.model()
+    X = rng.normal(size=(2, 384 * 4 + 13)).astype(np.float32)
+    X[:, 3 * 384 + 3 : 3 * 384 + 7] = 0
+    X[0, 3 * 384 + 4] = 1  # adjective + noun
+    X[1, 3 * 384 + 3] = 1  # genitive
+    Z = fig.Model.design(X, m.mu, m.P, heads)
+    assert np.abs(Z[0, -8:]).sum() > 0 and not Z[1, -8:].any()
+    assert np.allclose(Z[:, :-8], fig.Model.design(X, m.mu, m.P))
+
+
 def test_the_shipped_weights_were_trained_without_the_test_split_overlap():
     assert fig.model().test_overlap_dropped
 

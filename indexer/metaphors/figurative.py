@@ -162,9 +162,10 @@ class SenseHeads:
     truth") is the classic shape of an image. Cost: one ``384 × classes`` product per word."""
 
     def __init__(self, names: Sequence[str], W: np.ndarray, b: np.ndarray, concrete: np.ndarray,
-                 with_classes: bool = True) -> None:
+                 with_classes: bool = True, adj_only: bool = False) -> None:
         self.names, self.W, self.b, self.concrete = list(names), W, b, concrete
-        self.with_classes = with_classes
+        self.with_classes, self.adj_only = with_classes, adj_only
+        """``adj_only``: the features are zero outside adjective + noun (where Tsvetkov et al. used them)."""
         """Feed the class probabilities themselves to the model (else only the concreteness figures)."""
 
     def probs(self, V: np.ndarray) -> np.ndarray:
@@ -204,7 +205,8 @@ class Model:
         with np.load(path) as z:
             hyper = tuple(float(x) for x in z["hyper"]) if "hyper" in z else None
             senses = (SenseHeads([str(n) for n in z["sense_names"]], z["sense_W"], z["sense_b"], z["sense_concrete"],
-                                 bool(z["sense_classes"]) if "sense_classes" in z else True)
+                                 bool(z["sense_classes"]) if "sense_classes" in z else True,
+                                 bool(z["sense_adj_only"]) if "sense_adj_only" in z else False)
                       if "sense_W" in z else None)
             return cls(z["mu"], z["P"], z["mean"], z["scale"], z["w"], float(z["b"]), float(z["threshold"]),
                        int(z["version"]), hyper, senses,  # type: ignore[arg-type]
@@ -219,7 +221,8 @@ class Model:
                             **({"hyper": np.array(self.hyper, dtype=f32)} if self.hyper else {}),
                             **({"sense_names": np.array(self.senses.names), "sense_W": self.senses.W.astype(f32),
                                 "sense_b": self.senses.b.astype(f32), "sense_concrete": self.senses.concrete.astype(f32),
-                                "sense_classes": np.int32(self.senses.with_classes)}
+                                "sense_classes": np.int32(self.senses.with_classes),
+                                "sense_adj_only": np.int32(self.senses.adj_only)}
                                if self.senses else {}))
 
     def digest(self) -> str:
@@ -229,7 +232,8 @@ class Model:
         hsh = hashlib.sha1()
         arrays = [self.mu, self.P, self.mean, self.scale, self.w, np.float32(self.b), np.float32(self.threshold)]
         if self.senses is not None:
-            arrays += [self.senses.W, self.senses.b, self.senses.concrete, np.float32(self.senses.with_classes)]
+            arrays += [self.senses.W, self.senses.b, self.senses.concrete, np.float32(self.senses.with_classes),
+                       np.float32(self.senses.adj_only)]
         for a in arrays:
             hsh.update(np.round(np.asarray(a, dtype=np.float64), 5).tobytes())
         return hsh.hexdigest()[:10]
@@ -244,7 +248,8 @@ class Model:
         pc = ((ctx - mu) @ P) * rest[:, 9:10]  # rest[9] = has context
         parts = [ph, pd_, ph * pd_, pp, pr, rest, pc]
         if senses is not None:
-            parts.append(senses.features(h, d))
+            f = senses.features(h, d)
+            parts.append(f * rest[:, 4:5] if senses.adj_only else f)  # rest[4] = adjective + noun
         return np.hstack(parts)
 
     def predict(self, X: np.ndarray) -> np.ndarray:

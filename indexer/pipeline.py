@@ -455,6 +455,7 @@ class Pipeline:
         save_vectors: bool = True,
         embed: str = "all",
         embed_progress: Progress | None = None,
+        lexicon_progress: Progress | None = None,
     ) -> Report:
         """Apply ``changes`` in committed batches (notes first, then embedding); return what was done.
 
@@ -463,6 +464,8 @@ class Pipeline:
         meaning at once, an older backlog left for idle time), ``"none"`` leaves them queued
         (``embed_pending`` later). ``embed_progress(done, total)`` follows the embedding phase;
         like ``progress`` it may raise to stop (the window in progress is not committed).
+        ``lexicon_progress(done, total)`` follows the last phase of ``"all"``: the vault's words
+        embedded for search across languages (``indexer.lexicon``; committed batch by batch).
 
         ``gc`` deletes vectors no passage uses any more, at the very end (so a note deleted early and
         re-created later in the same run keeps its vectors). ``sweep`` (default: same as ``gc``)
@@ -535,7 +538,7 @@ class Pipeline:
             self.embed_pending(report, embed_progress)
             if LEXICON and self.embedder.multilingual:
                 t = time.monotonic()
-                update_lexicon(self.db, self.embedder.embed_terms, self.model)
+                update_lexicon(self.db, self.embedder.embed_terms, self.model, progress=lexicon_progress)
                 report.embed_seconds += time.monotonic() - t
         elif embed == "new":
             self.embed_pending(report, embed_progress, only=self._queued)
@@ -1153,6 +1156,7 @@ def index_vault(
     on_scanned: Callable[[Changes], None] | None = None,
     embed: str = "all",
     embed_progress: Progress | None = None,
+    lexicon_progress: Progress | None = None,
     **pipeline_options: Any,
 ) -> Report:
     """Bring ``index`` up to date with ``vault``: the whole of ``tropegraph index`` (every note
@@ -1168,5 +1172,5 @@ def index_vault(
     if on_scanned:
         on_scanned(changes)
     return Pipeline(index, Path(vault), embedder, **pipeline_options).apply(
-        changes, progress, embed=embed, embed_progress=embed_progress
+        changes, progress, embed=embed, embed_progress=embed_progress, lexicon_progress=lexicon_progress
     )

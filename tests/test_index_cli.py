@@ -168,3 +168,16 @@ def test_progress_bar_path_indexes_the_vault(env: tuple[Path, Path]) -> None:
     with open_index(ix, create=True) as idx:
         report = _run_with_bar(vault, idx, FakeEmbedder(), False)
     assert report.notes_changed == _notes(vault) and report.passages_embedded > 0
+
+
+def test_progress_bar_path_shows_the_words_phase(env: tuple[Path, Path], monkeypatch) -> None:
+    """A multilingual model adds a third bar (the vault's words, for search across languages)."""
+    from indexer.embed import FakeEmbedder
+    from interfaces.commands.index import _run_with_bar
+
+    vault, ix = env
+    monkeypatch.setattr(FakeEmbedder, "multilingual", True)
+    with open_index(ix, create=True) as idx:
+        _run_with_bar(vault, idx, FakeEmbedder(), False)
+        words = idx.db.execute("SELECT count(*) FROM term_vectors").fetchone()[0]
+    assert words > 0

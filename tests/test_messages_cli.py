@@ -241,3 +241,45 @@ def test_progress_json_streams_events_on_stderr(env, monkeypatch) -> None:
     report = json.loads(res.stdout)
     assert embed[-1] == {"event": "embed", "done": report["passages_embedded"], "total": report["passages_embedded"]}
     assert events[-1]["event"] == "done"
+
+
+def test_the_words_phase_has_progress_and_resumes_after_ctrl_c(env, monkeypatch) -> None:
+    """The last phase of `index` (the vault's words embedded for search across languages) streams
+    `words` / `words_embedded` events, says what a Ctrl-C there kept, and the next run embeds only
+    the words still missing."""
+    import indexer.lexicon
+
+    vault, ix = env
+    monkeypatch.setattr(FakeEmbedder, "multilingual", True)  # only a multilingual model builds a lexicon
+    monkeypatch.setattr(indexer.lexicon, "LEXICON_BATCH", 5)
+    res = _index(vault, ix / "whole", "--json", "--progress", "json")
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.stderr.splitlines()]
+    (start,) = [e for e in events if e["event"] == "words"]
+    total = start["words_total"]
+    assert total > 10
+    assert [e for e in events if e["event"] == "words_embedded"][-1] == {
+        "event": "words_embedded", "done": total, "total": total}
+    assert events[-1]["event"] == "done"
+
+    real = FakeEmbedder.embed_terms
+    calls: list[int] = []
+
+    def ctrl_c_in_the_second_batch(self: FakeEmbedder, texts: list[str]) -> object:
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, texts)
+
+    monkeypatch.setattr(FakeEmbedder, "embed_terms", ctrl_c_in_the_second_batch)
+    res = _index(vault, ix / "cut")
+    assert res.exit_code == 130
+    assert res.stderr == (
+        "Interrupted while embedding the vault's words for search across languages: every note and passage is "
+        f"saved and searchable; 5 of {total} words were embedded. Run `tropegraph index --vault {vault} "
+        f"--index-dir {ix / 'cut'}` to embed the rest (until then an English question matches Russian notes by "
+        "meaning only, and the reverse).\n")
+    calls.clear()
+    monkeypatch.setattr(FakeEmbedder, "embed_terms", lambda self, texts: (calls.append(len(texts)), real(self, texts))[1])
+    assert _index(vault, ix / "cut").exit_code == 0
+    assert sum(calls) == total - 5  # the committed batch is not embedded again

@@ -211,6 +211,11 @@ def _interrupted(run: _Run, again: str) -> str:
     if run.phase == "notes":
         return (f"Interrupted: {run.saved} of {run.total} changed notes were saved to the index (the rest "
                 f"and their embeddings are not). Run `{again}` to resume; saved notes are not read again.")
+    if run.phase == "words":
+        return (f"Interrupted while embedding the vault's words for search across languages: every note and "
+                f"passage is saved and searchable; {run.words} of {run.words_total} words were embedded. Run "
+                f"`{again}` to embed the rest (until then an English question matches Russian notes by meaning "
+                "only, and the reverse).")
     return (f"Interrupted while embedding: every note is saved and searchable by keyword; {run.embedded} of "
             f"{run.embed_total} passages were embedded. Run `{again}` to embed the rest (search by "
             "meaning covers only embedded passages until then).")
@@ -226,6 +231,7 @@ class _Run:
         self.phase = "scan"
         self.total = self.saved = 0
         self.embed_total = self.embedded = 0
+        self.words_total = self.words = 0
         self._last = 0.0
 
     def event(self, name: str, **fields: Any) -> None:
@@ -259,10 +265,18 @@ class _Run:
             self.event("embedding", passages_total=total)
         self._tick("embed", done, total)
 
+    def lexicon_progress(self, done: int, total: int) -> None:
+        if self.phase != "words":
+            self.phase, self.words_total, self._last = "words", total, 0.0
+            self.event("words", words_total=total)
+        self.words = done
+        self._tick("words_embedded", done, total)
+
     def index(self, vault: Any, idx: Any, embedder: Any, full: bool, **callbacks: Any) -> Any:
         from indexer.pipeline import index_vault
 
-        hooks = {"progress": self.progress, "on_scanned": self.scanned, "embed_progress": self.embed_progress}
+        hooks = {"progress": self.progress, "on_scanned": self.scanned, "embed_progress": self.embed_progress,
+                 "lexicon_progress": self.lexicon_progress}
         for name, extra in callbacks.items():
             mine = hooks[name]
             hooks[name] = lambda *a, _mine=mine, _extra=extra: (_mine(*a), _extra(*a))[0]
@@ -270,8 +284,9 @@ class _Run:
 
 
 def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool, run: _Run | None = None) -> Any:
-    """Two bars: notes (parsed, keyword-searchable, mined for metaphors), then passages embedded,
-    each with an ETA. Between the two, a line says the vault is already searchable by keyword."""
+    """Bars with an ETA: notes (parsed, keyword-searchable, mined for metaphors), then passages embedded
+    (after a line saying the vault is already searchable by keyword), then the vault's words embedded
+    for search across languages (only those not embedded before)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -305,8 +320,19 @@ def _run_with_bar(vault_path: Any, idx: Any, embedder: Any, full: bool, run: _Ru
                 embedding.append(bar.add_task("Embedding", total=total, unit="passages"))
             bar.update(embedding[0], completed=done, total=total)
 
+        words: list[Any] = []
+
+        def lexicon_progress(done: int, total: int) -> None:
+            if not total:
+                return  # every word already embedded
+            if not words:
+                for t in (task, *embedding):
+                    bar.update(t, visible=False)
+                words.append(bar.add_task("Words", total=total, unit="words (for search across languages)"))
+            bar.update(words[0], completed=done, total=total)
+
         return run.index(vault_path, idx, embedder, full, progress=progress, on_scanned=on_scanned,
-                         embed_progress=embed_progress)
+                         embed_progress=embed_progress, lexicon_progress=lexicon_progress)
 
 
 def _status_data(vault: str | None, index_dir: str | None) -> dict[str, Any]:

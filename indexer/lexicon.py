@@ -61,11 +61,13 @@ def update_lexicon(
     model: str,
     *,
     progress: Callable[[int, int], None] | None = None,
+    limit: int | None = None,
 ) -> int:
     """Embed the index's frequent lemmas that ``term_vectors`` lacks for ``model``; return how many.
 
     ``embed`` is the index model's query embedder (lemmas are compared with query words). Each
-    batch is one transaction; nothing is held open while embedding.
+    batch is one transaction; nothing is held open while embedding. ``limit``: at most this many,
+    the most frequent first (the watcher embeds its lexicon a slice at a time between bursts).
     """
     import numpy as np
 
@@ -75,6 +77,8 @@ def update_lexicon(
     vocab = vocabulary(db)
     have = {t for (t,) in db.execute("SELECT term FROM term_vectors WHERE model = ?", (model,))}
     todo = [(t, s, doc) for s, terms in vocab.items() for t, doc in terms.items() if t not in have]
+    if limit is not None:
+        todo = sorted(todo, key=lambda x: -x[2])[:limit]
     if progress:
         progress(0, len(todo))
     done = 0

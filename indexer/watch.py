@@ -66,6 +66,10 @@ SAVE_VECTORS_EVERY = 60.0
 EMBED_SLICE = 1.0
 #: Seconds between "embedding: done/total" progress lines while a backlog is embedded.
 EMBED_LOG_EVERY = 10.0
+#: Words (``indexer.lexicon``: search across languages) embedded per idle slice (~1 s each), and
+#: the least seconds between two lexicon updates once it is complete (new notes bring new words).
+LEXICON_SLICE = 256
+LEXICON_EVERY = 600.0
 
 # Event kinds that mean "this file's content may have changed". FileClosedEvent (inotify
 # IN_CLOSE_WRITE) is the most reliable "the writer is done" signal on Linux.
@@ -743,6 +747,29 @@ def run_watch(
         pipeline = Pipeline(index, vault, embedder, embed_window=max(8, 2 * embedder.batch_size))
         saved_at = time.monotonic()
         backlog = _Backlog()
+        from indexer import pipeline as pipeline_module
+        from indexer.lexicon import update_lexicon
+
+        # the vault's words for search across languages: embedded between bursts, a slice at a time,
+        # once the passage backlog is done; again at most every LEXICON_EVERY s after new notes
+        words = {"due": bool(pipeline_module.LEXICON and embedder.multilingual), "at": -LEXICON_EVERY,
+                 "done": 0, "seconds": 0.0}
+
+        def words_due() -> bool:
+            return bool(words["due"]) and not backlog.pending and time.monotonic() - float(words["at"]) >= 0
+
+        def embed_words() -> None:
+            t = time.monotonic()
+            n = update_lexicon(index.db, embedder.embed_terms, pipeline.model, limit=LEXICON_SLICE)
+            words["done"] = int(words["done"]) + n
+            words["seconds"] = float(words["seconds"]) + time.monotonic() - t
+            if n < LEXICON_SLICE:  # complete: wait for new notes (and LEXICON_EVERY) before looking again
+                words["due"], words["at"] = False, time.monotonic() + LEXICON_EVERY
+                if words["done"]:
+                    _emit("words", f"embedded {words['done']} words for search across languages "
+                                   f"({float(words['seconds']):.1f} s)", words=words["done"],
+                          seconds=round(float(words["seconds"]), 3))
+                words["done"], words["seconds"] = 0, 0.0
 
         def save_vectors(*, due: bool = False) -> None:
             nonlocal saved_at
@@ -769,6 +796,8 @@ def run_watch(
                 embed="new" if kind == "batch" else "none", embed_progress=progress,
             )
             backlog.update(report.passages_pending)
+            if changes.total and pipeline_module.LEXICON and embedder.multilingual:
+                words["due"] = True  # new notes may bring new words (embedded when the watcher is idle)
             if kind != "batch":
                 save_vectors()
             stats = BatchStats.from_report(report, changes, kind, deferred)
@@ -831,10 +860,12 @@ def run_watch(
                 if ready is not None:
                     ready.set()
                 while not stop.is_set():
-                    got = watcher.next_batch(stop, poll=0.0 if backlog.pending else 0.2)
+                    got = watcher.next_batch(stop, poll=0.0 if backlog.pending or words_due() else 0.2)
                     if got is None:
                         if backlog.pending:
                             embed_slice()
+                        elif words_due():
+                            embed_words()
                         save_vectors(due=True)
                         continue
                     batch, force = got

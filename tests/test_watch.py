@@ -519,3 +519,41 @@ def test_catch_up_is_searchable_at_once_and_embeds_between_bursts(
     assert embedder.embedded.index(fresh) < len(embedder.embedded) - 1  # before the backlog's end
     assert records.events("embedded")[0]["passages"] == distinct
     assert_consistent(index_dir)
+
+
+class _Multilingual(FakeEmbedder):
+    """A fake model that builds a lexicon (only multilingual models do), counting the words it embeds."""
+
+    multilingual = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.terms: list[str] = []
+
+    def embed_terms(self, texts: Any) -> Any:
+        self.terms.extend(texts)
+        return super().embed_terms(texts)
+
+
+def test_the_watcher_embeds_the_vaults_words_between_bursts(
+    vault: Path, index_dir: Path, records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watch-only user also gets search across languages: the words are embedded a slice at a
+    time when the watcher is idle, each once, and new notes' words after them."""
+    import indexer.watch
+
+    monkeypatch.setattr(indexer.watch, "LEXICON_SLICE", 4)  # several slices
+    monkeypatch.setattr(indexer.watch, "LEXICON_EVERY", 0.0)
+    write(vault, "Мосты.md", note("Мосты", "Синхронизация заметок между устройствами и мост между мирами."))
+    write(vault, "Bridges.md", note("Bridges", "Syncing notes between devices builds a bridge."))
+    embedder = _Multilingual()
+    with Running(vault, index_dir, embedder=embedder) as w:
+        wait_for(lambda: records.events("words"), timeout=60, what="the words embedded")
+        first = w.rows("SELECT term FROM term_vectors")
+        assert len(first) == records.events("words")[0]["words"] > 4
+        assert {"синхронизация", "bridge"} <= {t for (t,) in first}
+        write(vault, "Маяк.md", note("Маяк", "Маяк светит кораблям."))
+        wait_for(lambda: len(records.events("words")) == 2, timeout=60, what="the new note's words embedded")
+        terms = {t for (t,) in w.rows("SELECT term FROM term_vectors")}
+    assert "маяк" in terms
+    assert sorted(embedder.terms) == sorted(terms)  # every word embedded exactly once

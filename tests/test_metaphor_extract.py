@@ -201,3 +201,13 @@ def test_names_make_no_phrase(text: str, expected: set[str]) -> None:
 )
 def test_links_determiners_and_stacked_modifiers(text: str, expected: set[str]) -> None:
     assert keys(text) == expected
+
+
+def test_a_given_phrase_is_found_even_with_a_name() -> None:
+    """The name rule filters a vault's candidates; a phrase someone asks about is still located."""
+    from indexer.metaphors.figurative import locate
+
+    sentence = "I love the feel of Obsidian on my phone."
+    assert extract(sentence) == []
+    found = locate("feel of Obsidian", sentence)
+    assert found is not None and found.surface == "feel of Obsidian"

@@ -308,12 +308,14 @@ def _sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def extract(text: str) -> list[Candidate]:
-    """Every candidate construction in ``text``, in text order."""
+def extract(text: str, *, keep_names: bool = False) -> list[Candidate]:
+    """Every candidate construction in ``text``, in text order. ``keep_names``: also phrases that
+    hold a name (``_proper``), for finding a phrase someone gave (``figurative.locate``: scoring a
+    phrase in its sentence, the training rows), where the phrase is already chosen."""
     out: list[Candidate] = []
     clean = mask_markup(text).replace("ё", "е").replace("Ё", "Е")  # same length: offsets stay valid
     for s0, s1 in _sentences(clean):
-        hits = _sentence_hits(clean[s0:s1])
+        hits = _sentence_hits(clean[s0:s1], keep_names)
         if not hits:
             continue
         sent = text[s0:s1].strip()
@@ -325,7 +327,7 @@ def extract(text: str) -> list[Candidate]:
 
 
 @lru_cache(maxsize=50_000)
-def _sentence_hits(sentence: str) -> tuple[tuple, ...]:
+def _sentence_hits(sentence: str, keep_names: bool = False) -> tuple[tuple, ...]:
     """Hits in one sentence, offsets relative to it (cached: chats repeat and quote sentences)."""
     toks = tokenize(sentence)
     if len(toks) < 2:
@@ -333,7 +335,7 @@ def _sentence_hits(sentence: str) -> tuple[tuple, ...]:
     ru = sum(is_cyrillic(w) for w, _, _ in toks) * 2 >= len(toks)
     hits = _extract_ru(sentence, toks) if ru else _extract_en(sentence, toks)
     names = [(a, b) for k, (_, a, b) in enumerate(toks) if _proper(sentence, toks, k)]
-    if names:  # a name inside the phrase ("feel of Obsidian", "API key"): not an image
+    if names and not keep_names:  # a name inside the phrase ("feel of Obsidian", "API key"): not an image
         hits = [h for h in hits if not any(h[6] <= a and b <= h[7] for a, b in names)]
     return tuple(hits)
 

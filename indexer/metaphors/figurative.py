@@ -355,7 +355,7 @@ def parse_phrase(phrase: str, lang: str | None = None) -> Candidate | None:
     пониманию», "key to understanding", "fierce sun"): head, dependent and construction from the
     word classes alone. None for fewer than two words."""
     phrase = " ".join(phrase.split())
-    cands = [c for c in extract(phrase) if c.end - c.start == len(phrase)]
+    cands = [c for c in extract(phrase, keep_names=True) if c.end - c.start == len(phrase)]
     if cands:
         return cands[0]
     toks = [w for w, _, _ in tokenize(phrase)]
@@ -421,7 +421,7 @@ def _parse_en(phrase: str, toks: list[str]) -> Candidate | None:
 def locate(phrase: str, sentence: str) -> Candidate | None:
     """The extracted candidate in ``sentence`` that ``phrase`` names (same lemma key, else the same
     head and dependent, else the hit covering the phrase's words)."""
-    cands = extract(sentence)
+    cands = extract(sentence, keep_names=True)  # the phrase is given: a name in it is the user's choice
     if not cands:
         return None
     target = parse_phrase(phrase)

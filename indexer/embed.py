@@ -383,29 +383,20 @@ class FakeEmbedder(Embedder):
             vec[0] = 1.0
         return vec
 
+    def _embed(self, kind: str, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append((kind, list(texts)))
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return _normalise(np.stack([self._vec(t) for t in texts]))
+
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls.append(("passage", list(texts)))
-        return (
-            _normalise(np.stack([self._vec(t) for t in texts]))
-            if texts
-            else np.zeros((0, self.dim), np.float32)
-        )
+        return self._embed("passage", texts)
 
     def embed_terms(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls.append(("term", list(texts)))
-        return (
-            _normalise(np.stack([self._vec(t) for t in texts]))
-            if texts
-            else np.zeros((0, self.dim), np.float32)
-        )
+        return self._embed("term", texts)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls.append(("query", list(texts)))
-        return (
-            _normalise(np.stack([self._vec(t) for t in texts]))
-            if texts
-            else np.zeros((0, self.dim), np.float32)
-        )
+        return self._embed("query", texts)
 
     def count_tokens(self, text: str) -> int | None:
         return len(re.findall(r"\w+|[^\w\s]", text)) + 2

@@ -752,24 +752,18 @@ def run_watch(
 
         # the vault's words for search across languages: embedded between bursts, a slice at a time,
         # once the passage backlog is done; again at most every LEXICON_EVERY s after new notes
-        words = {"due": bool(pipeline_module.LEXICON and embedder.multilingual), "at": -LEXICON_EVERY,
-                 "done": 0, "seconds": 0.0}
-
-        def words_due() -> bool:
-            return bool(words["due"]) and not backlog.pending and time.monotonic() - float(words["at"]) >= 0
+        words = _Lexicon(enabled=bool(pipeline_module.LEXICON and embedder.multilingual))
 
         def embed_words() -> None:
             t = time.monotonic()
             n = update_lexicon(index.db, embedder.embed_terms, pipeline.model, limit=LEXICON_SLICE)
-            words["done"] = int(words["done"]) + n
-            words["seconds"] = float(words["seconds"]) + time.monotonic() - t
+            words.done += n
+            words.seconds += time.monotonic() - t
             if n < LEXICON_SLICE:  # complete: wait for new notes (and LEXICON_EVERY) before looking again
-                words["due"], words["at"] = False, time.monotonic() + LEXICON_EVERY
-                if words["done"]:
-                    _emit("words", f"embedded {words['done']} words for search across languages "
-                                   f"({float(words['seconds']):.1f} s)", words=words["done"],
-                          seconds=round(float(words["seconds"]), 3))
-                words["done"], words["seconds"] = 0, 0.0
+                if words.done:
+                    _emit("words", f"embedded {words.done} words for search across languages ({words.seconds:.1f} s)",
+                          words=words.done, seconds=round(words.seconds, 3))
+                words.complete()
 
         def save_vectors(*, due: bool = False) -> None:
             nonlocal saved_at
@@ -796,8 +790,8 @@ def run_watch(
                 embed="new" if kind == "batch" else "none", embed_progress=progress,
             )
             backlog.update(report.passages_pending)
-            if changes.total and pipeline_module.LEXICON and embedder.multilingual:
-                words["due"] = True  # new notes may bring new words (embedded when the watcher is idle)
+            if changes.total:
+                words.stale()  # new notes may bring new words (embedded when the watcher is idle)
             if kind != "batch":
                 save_vectors()
             stats = BatchStats.from_report(report, changes, kind, deferred)
@@ -860,11 +854,11 @@ def run_watch(
                 if ready is not None:
                     ready.set()
                 while not stop.is_set():
-                    got = watcher.next_batch(stop, poll=0.0 if backlog.pending or words_due() else 0.2)
+                    got = watcher.next_batch(stop, poll=0.0 if backlog.pending or words.ready() else 0.2)
                     if got is None:
                         if backlog.pending:
                             embed_slice()
-                        elif words_due():
+                        elif words.ready():
                             embed_words()
                         save_vectors(due=True)
                         continue
@@ -889,6 +883,28 @@ def run_watch(
             _emit("stop", "stopped")
     finally:
         index.close()
+
+
+@dataclass
+class _Lexicon:
+    """Whether the watcher owes the lexicon (``indexer.lexicon``) an idle slice, and its progress."""
+
+    enabled: bool
+    """Only a multilingual model gets a lexicon."""
+    due: bool = True
+    not_before: float = 0.0
+    done: int = 0
+    seconds: float = 0.0
+
+    def ready(self) -> bool:
+        return self.enabled and self.due and time.monotonic() >= self.not_before
+
+    def stale(self) -> None:
+        self.due = True
+
+    def complete(self) -> None:
+        self.due, self.not_before = False, time.monotonic() + LEXICON_EVERY
+        self.done, self.seconds = 0, 0.0
 
 
 @dataclass

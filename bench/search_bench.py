@@ -204,7 +204,12 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
         # lexicon lookups and the longer keyword query; for questions in the index's minority
         # script, also their words missing from the lexicon, embedded along with the query)
         help_qs = json.loads((REPO / "bench" / "data" / "help_questions.json").read_text(encoding="utf-8"))
-        sets = {"sampled": queries, "English questions": [q["en"] for q in help_qs["questions"][: len(queries)]]}
+        sets = {
+            "sampled": queries,
+            "English questions": [q["en"] for q in help_qs["questions"][: len(queries)]],
+            # in the index's main script, with words it lacks (embedded and translated alone)
+            "Russian questions": [q["ru"] for q in help_qs["questions"][: len(queries)]],
+        }
         for name, qs in sets.items():
             ab: dict[int, list[float]] = {0: [], 1: []}
             for i, q in enumerate(qs):

@@ -10,8 +10,8 @@ Two kinds of question sets (``bench/data/``, our own text; see the ``about`` fie
   written in Russian and in English, answered by a page of its ``ru/`` and of its ``en/`` folder
   (pages are named by their ``permalink``, which both folders share). Four language pairs:
   RU→RU and EN→RU on ``ru/``, EN→EN and RU→EN on ``en/``. A question is right when a page it
-  names is among the first ``--top`` (3) results as ``tropegraph search`` returns them (at most
-  two results per page). The help vault is not in this repository (its repository carries no
+  names is among the first ``--top`` (3) results as ``tropegraph search`` returns them (one
+  result per page). The help vault is not in this repository (its repository carries no
   licence); pass a local checkout with ``--help-vault`` (``git clone`` it, or any copy holding
   ``en/`` and ``ru/``).
 - **chat**: needle turns planted by the tests' generator (``tests/vaultgen``) into Nexus chat

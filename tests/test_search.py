@@ -205,6 +205,26 @@ def test_collapse_limits_results_per_conversation(idx) -> None:
     assert max(Counter(h.conversation_id for h in one).values()) == 1
 
 
+def test_a_plain_note_gives_one_result_by_default(idx) -> None:
+    # a content word held by several sections of one plain note (found in the index, not typed in)
+    sections: dict[tuple[str, str], set[int]] = {}
+    for conv, tid, lemmas in idx.db.execute(
+        """SELECT t.conversation_id, t.id, f.lemmas FROM turns t JOIN passages p ON p.turn_id = t.id
+           JOIN passage_fts f ON f.rowid = p.id WHERE t.role = 'note'"""
+    ):
+        for lemma in set(lemmas.split()):
+            if lemma.isalpha() and len(lemma) > 3 and not textproc.is_stop(lemma):
+                sections.setdefault((conv, lemma), set()).add(tid)
+    (note, word), _ = max(sections.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    assert note.startswith("note:") and len(sections[(note, word)]) >= 2
+    free = search(idx, word, mode="keyword", k=100, collapse=False)
+    assert sum(h.conversation_id == note for h in free) >= 2
+    per_note = Counter(h.conversation_id for h in search(idx, word, mode="keyword", k=100) if h.role == "note")
+    assert per_note[note] == 1 and max(per_note.values()) == 1
+    two = Counter(h.conversation_id for h in search(idx, word, mode="keyword", k=100, collapse=2))
+    assert two[note] == 2
+
+
 @pytest.mark.parametrize(
     ("value", "end", "expected"),
     [

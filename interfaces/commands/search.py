@@ -84,7 +84,7 @@ def _render(hits: list[Any], header: str) -> None:
     "--collapse/--no-collapse",
     default=True,
     show_default=True,
-    help="At most 2 results per conversation, so one long chat cannot fill the list.",
+    help="At most 2 results per conversation and 1 per plain note, so one long chat or page cannot fill the list.",
 )
 @vault_options
 @json_option

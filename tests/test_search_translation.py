@@ -132,7 +132,7 @@ def test_translation_can_be_switched_off_and_needs_a_lexicon(bilingual_index: Pa
         assert word_vectors(idx.db, kq, FakeEmbedder(), search_mod._index_model(idx), "sync") is None
 
 
-def test_missing_words_are_embedded_with_the_query_only_for_a_minority_script_query(bilingual_index: Path) -> None:
+def test_missing_words_are_embedded_with_the_query_when_they_may_be_written_in_the_other_script(bilingual_index: Path) -> None:
     with open_index(bilingual_index, readonly=True, notify=lambda m: None) as idx:
         model = search_mod._index_model(idx)
         search_mod._QUERY_VECTORS.clear()
@@ -144,10 +144,37 @@ def test_missing_words_are_embedded_with_the_query_only_for_a_minority_script_qu
         emb.calls.clear()
         search(idx, query, mode="hybrid", embedder=emb)
         assert emb.calls == []  # the query's vector was kept for the semantic leg
-        ru = "облако погода"  # Russian is the majority: a word it lacks is not embedded
+        # Russian is the majority: its words the index holds are not translated at all, a word no
+        # passage holds may be written in the other script there (embedded, translated alone)
+        ru = "облако погода"
         emb.calls.clear()
-        word_vectors(idx.db, KeywordQuery.parse(ru), emb, model, ru)
+        tr = word_vectors(idx.db, KeywordQuery.parse(ru), emb, model, ru)
+        assert emb.calls == [("query", [ru, "погода"])]
+        assert tr is not None and tr.vectors[0] is None and tr.vectors[1] is not None
+        emb.calls.clear()
+        assert word_vectors(idx.db, KeywordQuery.parse("облако заметка"), emb, model, "облако заметка") is None
         assert emb.calls == []
+
+
+def test_a_majority_script_word_the_vault_lacks_finds_its_translation(bilingual_index: Path) -> None:
+    with open_index(bilingual_index, readonly=True, notify=lambda m: None) as idx:
+        model = search_mod._index_model(idx)
+        lex = search_mod._lexicon_of(idx.db, model)
+        assert lex is not None
+        query = "синхронизировать синхронизация"  # the first word is in no passage, the second is
+        kq = KeywordQuery.parse(query)
+        tr = word_vectors(idx.db, kq, None, model, query)
+        assert tr is None  # without an embedder a word the lexicon lacks has no vector
+        sync = lex.vector("sync")
+
+        class Embedder:  # gives the absent word the vector of "sync"
+            model_id = FakeEmbedder().model_id
+
+            def embed_queries(self, texts):
+                return np.stack([sync] * len(texts))
+
+        translated = translate_query(kq, word_vectors(idx.db, kq, Embedder(), model, query))
+        assert translated.translations == (("sync",), ())
 
 
 def test_update_lexicon_resumes_after_a_kill_without_embedding_twice(tmp_path: Path, monkeypatch) -> None:

@@ -483,37 +483,53 @@ class Lexicon:
         return next(iter(self.vectors.values())).shape[1]
 
 
-_LEXICONS: dict[tuple[str, int, int, str | None], Lexicon | None] = {}
+_TERM_TABLES: dict[tuple[str, int, str | None], tuple[dict[int, list[str]], dict[int, np.ndarray], dict[int, np.ndarray]]] = {}
+_LEXICONS: dict[tuple[Any, ...], Lexicon | None] = {}
 _NOT_READ = object()
 
 
-def _lexicon_of(db: sqlite3.Connection, model: str | None) -> Lexicon | None:
-    """The index's lexicon (``indexer.lexicon``), read once per state of its table; None without one."""
-    try:  # rows are only ever added: the last ids tell the state (a count would read it all)
-        last = db.execute(
-            "SELECT (SELECT coalesce(max(id), 0) FROM term_vectors), (SELECT coalesce(max(id), 0) FROM passages)"
-        ).fetchone()
-    except sqlite3.OperationalError:  # an index made before lexicons (until its next index run)
+def _term_table(db: sqlite3.Connection, model: str | None) -> tuple[Any, ...] | None:
+    """``(key, (terms, docs, vectors) per script)`` of the index's ``term_vectors``, read once
+    per state of that table only: a watcher's commits of passages do not re-read it (~120 MB at
+    the 40k-lemma cap in a long-lived server); None for an index made before lexicons."""
+    try:  # rows are only ever added: the last id tells the state (a count would read it all)
+        last = db.execute("SELECT coalesce(max(id), 0) FROM term_vectors").fetchone()[0]
+    except sqlite3.OperationalError:  # (until the index's next index run)
         return None
-    key = (_db_key(db), *last, model)
-    cached = _LEXICONS.get(key, _NOT_READ)  # (one read: a server's other thread may clear the cache)
+    key = (_db_key(db), last, model)
+    table = _TERM_TABLES.get(key)  # (one read: a server's other thread may clear the cache)
+    if table is None:
+        terms: dict[int, list[str]] = {}
+        docs: dict[int, list[int]] = {}
+        blobs: dict[int, list[bytes]] = {}
+        for term, script, doc, blob in db.execute(
+            "SELECT term, script, doc, vector FROM term_vectors WHERE model = ? ORDER BY script, term", (model or "",)
+        ):
+            terms.setdefault(script, []).append(term)
+            docs.setdefault(script, []).append(doc)
+            blobs.setdefault(script, []).append(blob)
+        vectors = {s: np.frombuffer(b"".join(bs), dtype="<f4").reshape(len(bs), -1) for s, bs in blobs.items()}
+        table = (terms, {s: np.asarray(d) for s, d in docs.items()}, vectors)
+        if len(_TERM_TABLES) > 4:
+            _TERM_TABLES.clear()
+        _TERM_TABLES[key] = table
+    return key, table
+
+
+def _lexicon_of(db: sqlite3.Connection, model: str | None) -> Lexicon | None:
+    """The index's lexicon (``indexer.lexicon``), made once per state of its table and of the
+    share that makes a lemma too common to translate to (``TRANSLATION_MAX_SHARE``); None without one."""
+    got = _term_table(db, model)
+    if got is None:
+        return None
+    table_key, (terms, docs, vectors) = got
+    per_script = _script_counts(db)
+    limits = {s: int(TRANSLATION_MAX_SHARE * max(per_script.get(s, 0), TRANSLATION_SHARE_OF)) for s in docs}
+    key = (table_key, tuple(sorted(limits.items())))
+    cached = _LEXICONS.get(key, _NOT_READ)
     if cached is not _NOT_READ:
         return cached  # type: ignore[return-value]
-    terms: dict[int, list[str]] = {}
-    docs: dict[int, list[int]] = {}
-    blobs: dict[int, list[bytes]] = {}
-    for term, script, doc, blob in db.execute(
-        "SELECT term, script, doc, vector FROM term_vectors WHERE model = ? ORDER BY script, term", (model or "",)
-    ):
-        terms.setdefault(script, []).append(term)
-        docs.setdefault(script, []).append(doc)
-        blobs.setdefault(script, []).append(blob)
-    vectors = {s: np.frombuffer(b"".join(bs), dtype="<f4").reshape(len(bs), -1) for s, bs in blobs.items()}
-    per_script = _script_counts(db)
-    usable = {
-        s: np.asarray(d) <= TRANSLATION_MAX_SHARE * max(per_script.get(s, 0), TRANSLATION_SHARE_OF)
-        for s, d in docs.items()
-    }
+    usable = {s: d <= limits[s] for s, d in docs.items()}
     lex = Lexicon(terms, vectors, usable) if terms else None
     if len(_LEXICONS) > 8:
         _LEXICONS.clear()

@@ -239,9 +239,17 @@ def test_a_long_lived_reader_sees_lemmas_embedded_after_it_opened(tmp_path: Path
     with open_index(tmp_path / "index", readonly=True, notify=lambda m: None) as reader:
         model = search_mod._index_model(reader)
         before = search_mod._lexicon_of(reader.db, model)
+        before_passages = reader.db.execute("SELECT max(id) FROM passages").fetchone()[0]
         assert before is not None and "облако" in before.row and "горизонт" not in before.row
         (vault / "Новая.md").write_text("Горизонт событий виден издалека.\n", encoding="utf-8")
         run_index(vault, tmp_path / "index", emb)
+        # new passages, the same word table: its rows are not read again
+        table = search_mod._term_table(reader.db, model)
+        search_mod._TERM_TABLES.clear()
+        search_mod._TERM_TABLES[table[0]] = (*table[1][:2], {})  # marked: a re-read would bring vectors back
+        assert reader.db.execute("SELECT max(id) FROM passages").fetchone()[0] > before_passages
+        assert search_mod._term_table(reader.db, model)[1][2] == {}
+        search_mod._TERM_TABLES.clear()
         with open_index(tmp_path / "index", notify=lambda m: None) as idx:
             assert lexicon.update_lexicon(idx.db, emb.embed_terms, idx.model) >= 1
         after = search_mod._lexicon_of(reader.db, model)

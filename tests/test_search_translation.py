@@ -132,7 +132,10 @@ def test_translation_can_be_switched_off_and_needs_a_lexicon(bilingual_index: Pa
         assert word_vectors(idx.db, kq, FakeEmbedder(), search_mod._index_model(idx), "sync") is None
 
 
-def test_missing_words_are_embedded_with_the_query_when_they_may_be_written_in_the_other_script(bilingual_index: Path) -> None:
+def test_missing_words_are_embedded_with_the_query_when_they_may_be_written_in_the_other_script(
+    bilingual_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_mod, "ABSENT_WORDS", 3)
     with open_index(bilingual_index, readonly=True, notify=lambda m: None) as idx:
         model = search_mod._index_model(idx)
         search_mod._QUERY_VECTORS.clear()
@@ -154,6 +157,11 @@ def test_missing_words_are_embedded_with_the_query_when_they_may_be_written_in_t
         emb.calls.clear()
         assert word_vectors(idx.db, KeywordQuery.parse("облако заметка"), emb, model, "облако заметка") is None
         assert emb.calls == []
+        many = "облако погода ветер дождливый снегопад"  # four words it lacks: the three longest
+        emb.calls.clear()
+        search_mod._QUERY_VECTORS.clear()
+        word_vectors(idx.db, KeywordQuery.parse(many), emb, model, many)
+        assert emb.calls == [("query", [many, "погода", "дождливый", "снегопад"])]
 
 
 def test_a_majority_script_word_the_vault_lacks_finds_its_translation(bilingual_index: Path) -> None:

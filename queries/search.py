@@ -571,20 +571,21 @@ def word_vectors(
     if not TRANSLATE or not kq.words:
         return None
     minority = _minority(db, kq)
+    targets = [3 - script_of(v[0]) if script_of(v[0]) else 0 for v in kq.words]
+    if TRANSLATE == 1 and not minority:
+        # a query in the index's main script: only its words no passage holds may be written in
+        # the other script there (checked before the lexicon is read: most queries stop here)
+        targets = [t if t and _absent(db, v) else 0 for t, v in zip(targets, kq.words, strict=True)]
+        if not any(targets):
+            return None
     lex = _lexicon_of(db, model)
     if lex is None:
         return None
-    targets = [3 - script_of(v[0]) if script_of(v[0]) else 0 for v in kq.words]
     if not any(lex.terms.get(t) for t in targets if t):
         return None  # no vocabulary of the other script: nothing to translate into
     vecs = [next((x for x in map(lex.vector, v) if x is not None), None) for v in kq.words]
     if TRANSLATE == 1 and not minority:
-        # a query in the index's main script: only its words the index never uses (the lexicon
-        # lacks them and no passage holds them) may be written in the other script there
-        vecs = [None] * len(vecs)
-        targets = [t if t and _absent(db, lex, v) else 0 for t, v in zip(targets, kq.words, strict=True)]
-        if not any(targets):
-            return None
+        vecs = [x if t else None for x, t in zip(vecs, targets, strict=True)]
         # each word embedded costs about half a query's embedding: the longest few only (a short
         # word the vault lacks is more often a function word the stop list misses: «можно», "gonna")
         keep = sorted((i for i, t in enumerate(targets) if t), key=lambda i: -len(kq.words[i][0]))[:ABSENT_WORDS]
@@ -616,10 +617,10 @@ def translate_query(kq: KeywordQuery, tr: _Translation | None) -> KeywordQuery:
     return KeywordQuery(kq.phrases, kq.words, kq.highlight | {t for tr_ in out for t in tr_}, tuple(out))
 
 
-def _absent(db: sqlite3.Connection, lex: Lexicon, variants: tuple[str, ...]) -> bool:
+def _absent(db: sqlite3.Connection, variants: tuple[str, ...]) -> bool:
     """True when no passage holds any reading of a query word (its stem aside)."""
     exact = tuple(v for v in variants if not v.endswith("*"))
-    if not exact or not is_term(exact[0]) or any(v in lex.row for v in exact):
+    if not exact or not is_term(exact[0]):
         return False
     expr = KeywordQuery._word(exact)
     return db.execute("SELECT 1 FROM passage_fts WHERE passage_fts MATCH ? LIMIT 1", (expr,)).fetchone() is None

@@ -165,6 +165,18 @@ def test_missing_words_are_embedded_with_the_query_when_they_may_be_written_in_t
         assert emb.calls == [("query", [many, "погода", "дождливый", "снегопад"])]
 
 
+def test_a_main_script_query_whose_words_the_index_holds_never_reads_the_lexicon(bilingual_index: Path, monkeypatch) -> None:
+    read: list[str] = []
+    real = search_mod._lexicon_of
+    monkeypatch.setattr(search_mod, "_lexicon_of", lambda db, model: (read.append("lexicon"), real(db, model))[1])
+    with open_index(bilingual_index, readonly=True, notify=lambda m: None) as idx:
+        model = search_mod._index_model(idx)
+        assert word_vectors(idx.db, KeywordQuery.parse("облако заметка"), FakeEmbedder(), model, "облако заметка") is None
+        assert read == []  # (a cold CLI search paid ~0.3 s reading 40k lemmas for nothing)
+        assert word_vectors(idx.db, KeywordQuery.parse("sync"), None, model, "sync") is not None  # minority: read
+        assert read == ["lexicon"]
+
+
 def test_a_majority_script_word_the_vault_lacks_finds_its_translation(bilingual_index: Path) -> None:
     with open_index(bilingual_index, readonly=True, notify=lambda m: None) as idx:
         model = search_mod._index_model(idx)

@@ -315,8 +315,9 @@ class KeywordQuery:
             return " "
 
         rest = _PHRASE.sub(take_phrase, query).replace('"', " ")
-        all_words = [_with_stem(textproc.lemma_variants(w)) for w, _, _ in textproc.tokenize(rest)]
-        words = [v for v in all_words if not textproc.is_stop(v[0])]
+        read = [_readings(w) for w, _, _ in textproc.tokenize(rest)]
+        all_words = [_with_stem(v) for v, _ in read]
+        words = [v for v, (_, stop) in zip(all_words, read, strict=True) if not stop]
         if not words and not phrases:
             words = all_words  # a query of only function words still searches for them
         seen: set[tuple[str, ...]] = set()
@@ -354,6 +355,27 @@ class KeywordQuery:
         words = [self.expr(i) for i in range(len(self.words))]
         parts = required + words if strict or len(words) <= 1 else [*required, "(" + " OR ".join(words) + ")"]
         return " AND ".join(parts)
+
+
+#: An English word with a clitic: possessive or contracted "'s", "'m", "'re", "'ve", "'ll", "'d", "n't".
+_CLITIC = re.compile(r"^(.+?)(?:n['’]t|['’](?:s|m|re|ve|ll|d))$")
+
+
+def _readings(word: str) -> tuple[tuple[str, ...], bool]:
+    """A query word's lemma readings, and whether it is a function word. A word with a clitic
+    also reads as its base ("Obsidian's" finds "Obsidian": the index stores "obsidian's" as one
+    lemma, so it matched only the same spelling) and is a function word when its base is one or
+    it is a negated auxiliary ("I'm", "it's", "don't")."""
+    variants = textproc.lemma_variants(word)
+    m = _CLITIC.match(variants[0])
+    if m is None or not m.group(1).isalpha():
+        return variants, textproc.is_stop(variants[0])
+    if variants[0][len(m.group(1)):].startswith("n"):
+        return variants, True
+    base = textproc.lemma_variants(m.group(1))
+    if textproc.is_stop(base[0]):
+        return variants, True
+    return tuple(dict.fromkeys(variants + base)), False
 
 
 _DERIVATION = ("ирован", "изован", "ирова", "изова", "ован", "ова", "ева", "ыва", "ива", "ац", "яц", "ен", "ан")

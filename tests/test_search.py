@@ -205,6 +205,13 @@ def test_collapse_limits_results_per_conversation(idx) -> None:
     assert max(Counter(h.conversation_id for h in one).values()) == 1
 
 
+def test_an_english_clitic_reads_as_its_base_word_or_as_a_function_word() -> None:
+    assert KeywordQuery.parse("Obsidian's vault").words == (("obsidian's", "obsidian"), ("vault",))
+    assert KeywordQuery.parse("grandma’s recipe").words[0] == ("grandma’s", "grandma")
+    assert KeywordQuery.parse("I'm reading what it's about, don't sync").words == (("read",), ("sync",))
+    assert KeywordQuery.parse("rock'n'roll").words[0][0] == "rock'n'roll"  # not a clitic: as it was
+
+
 def test_a_plain_note_gives_one_result_by_default(idx) -> None:
     # a content word held by several sections of one plain note (found in the index, not typed in)
     sections: dict[tuple[str, str], set[int]] = {}

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.metaphors.engine import norm_sentence, phrase_key
-from indexer.metaphors.extract import extract
+from indexer.metaphors.extract import en_adjective, extract
 
 
 def keys(text: str) -> set[str]:
@@ -211,3 +211,28 @@ def test_a_given_phrase_is_found_even_with_a_name() -> None:
     assert extract(sentence) == []
     found = locate("feel of Obsidian", sentence)
     assert found is not None and found.surface == "feel of Obsidian"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # "X of ADJ Y" is "X of Y", as «семя старой идеи» is «семя идеи» (was "seed of old")
+        ("This is the seed of an old idea.", {"seed of idea", "old idea"}),
+        ("A bridge between two distant worlds.", {"bridge between world", "distant world"}),
+        ("Because of shared values they stayed.", set()),  # a participle after a preposition
+        # compound prepositions head nothing; adverbs of time are no adjectives
+        ("Instead of coffee I drink tea, out of habit.", set()),
+        ("The next step is easy, and the first time was hard.", set()),
+    ],
+)
+def test_modifiers_and_compound_prepositions(text: str, expected: set[str]) -> None:
+    assert keys(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("word", "after_determiner", "expected"),
+    [("hollow", False, True), ("icy", False, True), ("poisoned", True, True), ("poisoned", False, False),
+     ("next", False, False), ("over", False, False), ("promise", False, False)],
+)
+def test_en_adjective(word: str, after_determiner: bool, expected: bool) -> None:
+    assert en_adjective(word, after_determiner) is expected

@@ -123,6 +123,10 @@ PASSAGE_CENTRING = 1.0
 CENTROID_SAMPLE = 1000
 #: A script with fewer passages than this has its centroid derived from the other's (see there).
 CENTROID_MIN = 20
+#: Turns each leg ranks for fusion and collapsing: ``FUSION_DEPTH``, or ``FUSION_PER_RESULT`` per
+#: result asked when more.
+FUSION_DEPTH = 50
+FUSION_PER_RESULT = 5
 #: Run hybrid's semantic leg on a second thread while the keyword leg runs (see ``search``).
 PARALLEL_LEGS = True
 #: Filters keeping at most this share of turns search only their vectors (a FAISS id selector,
@@ -1186,13 +1190,18 @@ def vector_turns(
     post_filtered = allowed is None and bool(filters or exclude_conversation)
     fetch = min(ntotal, max(64, limit * (8 if post_filtered else 2)))
     vid_rows: dict[int, list[tuple[int, int, int, int]]] = {}  # vector id -> (passage, turn, kind, script)
+    # vectors that are only ever conversation titles, which stand for no turn: skipped by FAISS
+    # once known (see ``_title_vectors``), else after a first search that came back short
+    skip = _title_vectors(db, model, ntotal, known_only=True) if selector is None else None
+    selectable = True
     while True:
         try:
-            sims, vids = knn(vindex, queries, fetch, allowed=selector)
+            sims, vids = knn(vindex, queries, fetch, allowed=selector, excluded=skip)
         except RuntimeError:  # an index type without id selectors: post-filter (``allowed``) instead
-            if selector is None:
+            if selector is None and skip is None:
                 raise
-            selector = None
+            selector = skip = None
+            selectable = False
             continue
         best_vec: dict[int, float] = {}
         for row_s, row_v in zip(sims, vids, strict=True):
@@ -1225,7 +1234,49 @@ def vector_turns(
                     best[tid] = _Row(tid, pid, s)
         if len(best) >= limit or fetch >= ntotal:
             return heapq.nlargest(limit, best.values(), key=lambda r: r.score)
+        if skip is None and selector is None and selectable:
+            skip = _title_vectors(db, model, ntotal)
+            if skip is not None:  # the same depth again without the titles (rows mapped are kept)
+                continue
         fetch = min(ntotal, fetch * 4)
+
+
+#: Conversation-title vectors are left out of FAISS searches (``_title_vectors``) when 1.
+TITLE_EXCLUSION = 1
+_TITLE_VECTORS: dict[tuple[Any, ...], Any] = {}
+
+
+def _title_vectors(db: sqlite3.Connection, model: str | None, ntotal: int, *, known_only: bool = False) -> Any:
+    """An ``indexer.vectors.Exclusion`` of the vectors whose text is only ever a conversation's
+    title, or None (none, or ``known_only`` and not yet made).
+
+    A conversation title stands for no turn (``TITLE_PRIOR`` reads it instead), yet short titles
+    are often the nearest vectors to a short query: a search then came back with too few turns
+    and asked FAISS again, 4x and 16x deeper (the bench vault: 18 of 50 queries, up to 6,400
+    vectors, 20-85 ms). Listing them reads every passage's key once per state of the index
+    (~60 ms at 200k passages), so it is made only when a search first comes back short.
+    """
+    if not TITLE_EXCLUSION:
+        return None
+    last = db.execute("SELECT (SELECT coalesce(max(id), 0) FROM passages), (SELECT coalesce(max(id), 0) FROM vectors)").fetchone()
+    key = (_db_key(db), *last, model, ntotal)
+    got = _TITLE_VECTORS.get(key, _NOT_READ)
+    if got is not _NOT_READ or known_only:
+        return None if got is _NOT_READ else got
+    from indexer.vectors import Exclusion
+
+    ids = np.fromiter(
+        (vid for (vid,) in db.execute(
+            f"""SELECT DISTINCT v.id FROM passages p CROSS JOIN vectors v ON v.hash = p.hash {"AND v.model = ?" if model else ""}
+                WHERE p.kind = ? AND NOT EXISTS (SELECT 1 FROM passages q WHERE q.hash = p.hash AND q.kind != ?)""",
+            ([model] if model else []) + [HEAD_CONVERSATION, HEAD_CONVERSATION],
+        )),
+        dtype=np.int64,
+    )
+    if len(_TITLE_VECTORS) > 8:
+        _TITLE_VECTORS.clear()
+    _TITLE_VECTORS[key] = got = Exclusion(ids) if len(ids) else None
+    return got
 
 
 # ---------------------------------------------------------------------------------------- public
@@ -1435,7 +1486,7 @@ def search(
     db = index.db
     require_indexed(index)
     kq = KeywordQuery.parse(query)
-    depth = max(50, k * 5) if per_conv else max(k, 20)
+    depth = max(FUSION_DEPTH, k * FUSION_PER_RESULT) if per_conv else max(k, 20)
     if mode == "keyword" and not kq:
         raise SearchError("the query has no words to match; give some words (quotes mark exact phrases)")
 

@@ -14,11 +14,13 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from index_helpers import append_turns, run_index
 
+import indexer.vectors as vectors_mod
 import queries.search as search_mod
 from indexer import textproc
 from indexer.embed import FakeEmbedder
@@ -383,6 +385,47 @@ def test_vector_hits_map_to_turns_from_the_index_alone(idx) -> None:
         )
     )
     assert "COVERING INDEX passages_lookup" in plan
+
+
+def test_title_vectors_are_skipped_by_faiss_and_change_no_result(idx, monkeypatch) -> None:
+    """Conversation titles stand for no turn: once a search came back short because titles were
+    the nearest vectors, FAISS skips them, and the turns found are those found without that."""
+    db = idx.db
+    model = search_mod._index_model(idx)
+    titles = db.execute(
+        """SELECT v.id, v.vector FROM passages p JOIN vectors v ON v.hash = p.hash
+           WHERE p.kind = ? AND NOT EXISTS (SELECT 1 FROM passages q WHERE q.hash = p.hash AND q.kind != ?)""",
+        (HEAD_CONVERSATION, HEAD_CONVERSATION),
+    ).fetchall()
+    assert len(titles) > 3
+    mean = np.stack([np.frombuffer(blob, dtype="<f4") for _, blob in titles]).mean(axis=0)
+    queries = (mean / np.linalg.norm(mean)).reshape(1, -1)  # near every title: titles come first
+    limit = 40  # (a first search of 80 vectors, out of some 280)
+    returned: list[set[int]] = []
+    real_knn = vectors_mod.knn
+
+    def knn(*args, **kwargs):
+        sims, vids = real_knn(*args, **kwargs)
+        returned.append(set(vids.ravel().tolist()))
+        return sims, vids
+
+    monkeypatch.setattr(vectors_mod, "knn", knn)
+    vindex = search_mod.vectors_of(idx)
+    monkeypatch.setattr(search_mod, "TITLE_EXCLUSION", 0)
+    plain = search_mod.vector_turns(db, vindex, queries, search_mod.Filters(), limit, model=model)
+    asked_plain = len(returned)
+    monkeypatch.setattr(search_mod, "TITLE_EXCLUSION", 1)
+    search_mod._TITLE_VECTORS.clear()
+    returned.clear()
+    first = search_mod.vector_turns(db, vindex, queries, search_mod.Filters(), limit, model=model)
+    assert returned[0] & {vid for vid, _ in titles}  # the first search still met titles ...
+    assert len(returned) <= asked_plain
+    returned.clear()
+    again = search_mod.vector_turns(db, vindex, queries, search_mod.Filters(), limit, model=model)
+    assert returned and not set().union(*returned) & {vid for vid, _ in titles}  # ... later ones never
+    key = [(r.turn_id, round(r.score, 5)) for r in plain]
+    assert len(plain) == limit and [(r.turn_id, round(r.score, 5)) for r in first] == key
+    assert [(r.turn_id, round(r.score, 5)) for r in again] == key
 
 
 def test_rrf_shares_ranks_between_equal_keyword_coverage() -> None:

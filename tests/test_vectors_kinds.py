@@ -24,6 +24,7 @@ from indexer.store import open_index
 from indexer.vectors import (
     FAISS_NAME,
     SIDECAR_NAME,
+    Exclusion,
     build_index,
     index_ids,
     ivf_nlist,
@@ -140,6 +141,26 @@ def test_filtered_ivf_search_is_exact_whatever_nprobe() -> None:
     # fewer allowed ids than k: padded with -1, like flat
     _, few = knn(ivf, q[:1], 10, allowed=allowed[:3])
     assert sorted(few[0][:3].tolist()) == sorted(allowed[:3].tolist()) and few[0][3:].tolist() == [-1] * 7
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_an_excluded_search_is_the_deeper_search_without_those_ids(kind: str) -> None:
+    """``excluded`` drops ids inside FAISS: the k results are the first k of a deeper search
+    that are not excluded (an IVF keeps its nprobe), so asking again deeper is not needed."""
+    x = clustered(3000, seed=5)
+    ids = np.arange(1, len(x) + 1, dtype=np.int64)
+    q = clustered(20, seed=6)
+    index = build_index(DIM, kind, ids, x)
+    _, near = knn(index, q, 10)
+    drop = Exclusion(np.unique(near[:, :6]))  # the six nearest of every query
+    sims, got = knn(index, q, 20, excluded=drop)
+    assert not set(got.ravel().tolist()) & set(drop.ids.tolist())
+    assert np.all(np.diff(sims, axis=1) <= 1e-6)
+    if kind != "hnsw":  # (a graph search walks differently when ids are skipped)
+        _, deep = knn(index, q, 20 + len(drop))
+        for row, want in zip(got.tolist(), deep.tolist(), strict=True):
+            assert row == [v for v in want if v not in set(drop.ids.tolist())][:20]
+    assert knn(index, q, 20, excluded=drop.ids)[1].tolist() == got.tolist()  # plain ids do the same
 
 
 # -- the cache with kind ivf ------------------------------------------------------------------

@@ -370,7 +370,7 @@ def _readings(word: str) -> tuple[tuple[str, ...], bool]:
     also reads as its base ("Obsidian's" finds "Obsidian": the index stores "obsidian's" as one
     lemma, so it matched only the same spelling) and is a function word when its base is one or
     it is a negated auxiliary ("I'm", "it's", "don't")."""
-    variants = textproc.lemma_variants(word)
+    variants = _number_forms(textproc.lemma_variants(word))
     m = _CLITIC.match(variants[0])
     if m is None or not m.group(1).isalpha():
         return variants, textproc.is_stop(variants[0])
@@ -380,6 +380,29 @@ def _readings(word: str) -> tuple[tuple[str, ...], bool]:
     if textproc.is_stop(base[0]):
         return variants, True
     return tuple(dict.fromkeys(variants + base)), False
+
+
+#: English words the lemmatiser does not know keep their plural as their lemma ("plugins",
+#: "callouts", "hotkeys"), so the index holds "plugin" and "plugins" apart: a query word of that
+#: kind also reads as its other number (singular <-> plural with -s) when 1.
+NUMBER_FORMS = 1
+
+
+def _number_forms(variants: tuple[str, ...]) -> tuple[str, ...]:
+    """``variants`` plus the other number of an English word unknown to the lemmatiser."""
+    w = variants[0]
+    if not NUMBER_FORMS or len(variants) > 1 or len(w) < 4 or not (w.isascii() and w.isalpha()) or _known_english(w):
+        return variants
+    if w.endswith("s"):
+        return variants if w.endswith("ss") else (w, w[:-1])
+    return (w, w + "s")
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_english(word: str) -> bool:
+    import simplemma
+
+    return bool(simplemma.is_known(word, lang="en"))
 
 
 _DERIVATION = ("ирован", "изован", "ирова", "изова", "ован", "ова", "ева", "ыва", "ива", "ац", "яц", "ен", "ан")

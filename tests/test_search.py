@@ -214,6 +214,23 @@ def test_an_english_clitic_reads_as_its_base_word_or_as_a_function_word() -> Non
     assert KeywordQuery.parse("rock'n'roll").words[0][0] == "rock'n'roll"  # not a clitic: as it was
 
 
+def test_an_english_word_the_lemmatiser_does_not_know_reads_in_both_numbers(tmp_path: Path) -> None:
+    """The index keeps "plugins" as its own lemma (simplemma does not know the word): a query for
+    "plugin" must find it, and "plugins" the singular; known words keep their one lemma."""
+    assert textproc.lemma("plugins") == "plugins"  # the gap this covers
+    assert KeywordQuery.parse("plugin hotkeys").words == (("plugin", "plugins"), ("hotkeys", "hotkey"))
+    assert KeywordQuery.parse("notes about news").words == (("note",), ("news",))  # known: as they were
+    assert KeywordQuery.parse("css").words == (("css",),)  # (short or -ss: no other number)
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "Plugins.md").write_text("# Community\n\nThree community plugins sync my tasks.\n", encoding="utf-8")
+    (vault / "One.md").write_text("# Single\n\nThe calendar plugin shows my week.\n", encoding="utf-8")
+    run_index(vault, tmp_path / "index", FakeEmbedder())
+    with open_index(tmp_path / "index", readonly=True) as index:
+        for query in ("plugin", "plugins"):
+            assert {h.note for h in search(index, query, mode="keyword")} == {"Plugins.md", "One.md"}
+
+
 def test_a_plain_note_gives_one_result_by_default(idx) -> None:
     # a content word held by several sections of one plain note (found in the index, not typed in)
     sections: dict[tuple[str, str], set[int]] = {}

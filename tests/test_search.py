@@ -214,6 +214,16 @@ def test_an_english_clitic_reads_as_its_base_word_or_as_a_function_word() -> Non
     assert KeywordQuery.parse("rock'n'roll").words[0][0] == "rock'n'roll"  # not a clitic: as it was
 
 
+def test_english_function_words_match_the_russian_ones_on_the_stop_list() -> None:
+    """«между» and «один» are function words of a Russian query; "between" and "one" of an
+    English one (``QUERY_STOP``), so they neither rank a passage nor count in its coverage."""
+    for ru, en in (("между", "between"), ("один", "one")):
+        assert textproc.is_stop(textproc.lemma(ru)) and not textproc.is_stop(en)  # the gap covered
+        assert [w[0] for w in KeywordQuery.parse(f"sync {en} devices").words] == ["sync", "device"]
+    assert KeywordQuery.parse('"one note"').phrases == (("one", "note"),)  # quoted: still a phrase
+    assert KeywordQuery.parse("between").words == (("between",),)  # nothing else: searched for
+
+
 def test_an_english_word_the_lemmatiser_does_not_know_reads_in_both_numbers(tmp_path: Path) -> None:
     """The index keeps "plugins" as its own lemma (simplemma does not know the word): a query for
     "plugin" must find it, and "plugins" the singular; known words keep their one lemma."""

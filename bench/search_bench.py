@@ -200,6 +200,21 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
         say(figures, f"{label} hybrid legs in parallel p50 (A/B)", pct(legs[True], 50), "ms")
         say(figures, f"{label} hybrid legs in sequence p50 (A/B)", pct(legs[False], 50), "ms")
         say(figures, f"{label} hybrid parallel/sequence ratio", pct(legs[True], 50) / pct(legs[False], 50))
+        # conversation-title vectors skipped by FAISS once known (``_title_vectors``) or searched
+        # and dropped after (asking FAISS again deeper when too few turns are left), alternating
+        skip: dict[int, list[float]] = {0: [], 1: []}
+        for i, q in enumerate(queries):
+            for on in (0, 1) if i % 2 else (1, 0):
+                qs_mod.TITLE_EXCLUSION = on
+                _QUERY_VECTORS.clear()
+                t0 = time.perf_counter()
+                search(idx, q, mode="hybrid", k=10)
+                skip[on].append((time.perf_counter() - t0) * 1000)
+        qs_mod.TITLE_EXCLUSION = 1
+        for on, name in ((0, "searched"), (1, "skipped")):
+            say(figures, f"{label} hybrid, title vectors {name} p50 (A/B)", pct(skip[on], 50), "ms")
+            say(figures, f"{label} hybrid, title vectors {name} p95 (A/B)", pct(skip[on], 95), "ms")
+        say(figures, f"{label} hybrid title vectors skipped/searched ratio", pct(skip[1], 50) / pct(skip[0], 50))
         # translation across scripts on and off, alternating query by query (its cost: the
         # lexicon lookups and the longer keyword query; for questions in the index's minority
         # script, also their words missing from the lexicon, embedded along with the query; for

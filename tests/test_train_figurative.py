@@ -138,3 +138,21 @@ def test_selection_prefers_the_simplest_setting_and_the_strictest_cut_off_within
     p = np.clip(0.3 + 0.4 * y + 0.15 * rng.normal(size=1000), 0, 1)  # a flat top around 0.5
     best, strict = T.choose_threshold([p, p], y, np.ones(1000), groups)
     assert 0.4 <= best <= 0.6 and best < strict <= best + 0.1
+
+
+def test_averaged_settings_are_one_linear_model_equal_to_the_mean_logit():
+    """``--average``: models on 8 and 16 PCA directions (the first 8 are shared) become one model
+    whose logit is the mean of theirs, on inputs it has never seen."""
+    rng = np.random.default_rng(1)
+    D = fig._D
+    X = rng.normal(size=(300, 4 * D + fig._N_SCALARS)).astype(np.float32)
+    X[:, 3 * D + 9] = rng.integers(0, 2, 300)  # has-context flag
+    y = (X[:, 0] + X[:, D] * X[:, 1] + rng.normal(size=300) > 0).astype(float)
+    w = np.ones(300)
+    members = [T.fit(X, y, w, l2, *T.pca(X, k)) for k, l2 in ((8, 10.0), (16, 10.0), (16, 100.0))]
+    avg = T.average(members)
+    assert avg.P.shape[1] == 16
+    Xn = rng.normal(size=(50, X.shape[1])).astype(np.float32)
+    logits = np.mean([np.log(p / (1 - p)) for p in (m.predict(Xn) for m in members)], axis=0)
+    assert np.allclose(avg.predict(Xn), 1 / (1 + np.exp(-logits)), atol=1e-4)
+    assert not np.allclose(avg.predict(Xn), members[1].predict(Xn), atol=1e-3)

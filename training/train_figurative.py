@@ -5,6 +5,7 @@
     python training/train_figurative.py --check    # retrain with the shipped weights' recipe and compare
     python training/train_figurative.py --relocate # locate the rows with the current extractor first
     python training/train_figurative.py --senses classes   # + WordNet word classes (not shipped, see SOURCES.md)
+    python training/train_figurative.py --average          # logit mean of every grid setting (not shipped)
 
 Data (``training/data/``, see SOURCES.md): Tsvetkov et al. 2014 English adjective–noun pairs
 (ODbL, out of context) and labelled phrases in chat-style sentences written for this project
@@ -316,6 +317,45 @@ def cross_validate(X, y, rows, groups, l2, ctx_weight, mu, P, senses=None, salt=
     return oof
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p / (1 - p))
+
+
+def averaged_cv(results: list[tuple], y: np.ndarray, rows: list[Row], groups: list[str], ctx: np.ndarray,
+                rule: str) -> tuple[float, float, float, float, np.ndarray]:
+    """Grouped CV of the logit average of every setting (their out-of-fold scores share the fold
+    assignments): (accuracy, standard error, chosen cut-off, best cut-off, out-of-fold scores of the
+    first assignment). The cut-off rule is the single models' (strict, or ``best``)."""
+    cw = results[0][4]
+    w = sample_weights(rows, cw)
+    oofs = [1 / (1 + np.exp(-np.mean([_logit(r[6][salt]) for r in results], axis=0))) for salt in range(REPEATS)]
+    t_best, t_strict = choose_threshold(oofs, y, w, groups)
+    t = t_best if rule == "best" else t_strict
+    pf = np.array([[selection_accuracy(oof[folds == f] >= t, y[folds == f], ctx[folds == f]) for f in range(FOLDS)]
+                   for oof, folds in ((o, np.array([fold_of(g, salt) for g in groups])) for salt, o in enumerate(oofs))])
+    acc = float(np.mean([selection_accuracy(o >= t, y, ctx) for o in oofs]))
+    return acc, float(np.mean(pf.std(1, ddof=1)) / np.sqrt(FOLDS)), t, t_best, oofs[0]
+
+
+def average(models: list[fig.Model]) -> fig.Model:
+    """The logit average of linear models as one model: the PCA directions of a smaller ``k`` are
+    the first ``k`` of the largest (same vectors, same SVD), so every model's inputs are a subset of
+    the largest one's, with the same standardisation; a smaller model's weights are zero on the
+    directions it lacks."""
+    big = max(models, key=lambda m: m.P.shape[1])
+    K, ns = big.P.shape[1], fig._N_SCALARS
+    W = np.zeros(len(big.w))
+    for m in models:
+        k = m.P.shape[1]
+        assert np.allclose(m.P, big.P[:, :k], atol=1e-5), "PCA directions differ"
+        blocks = [np.pad(m.w[i * k:(i + 1) * k], (0, K - k)) for i in range(5)]  # h, d, h*d, phrase, phrase−words
+        W += np.concatenate([*blocks, m.w[5 * k:5 * k + ns], np.pad(m.w[5 * k + ns:6 * k + ns], (0, K - k)),
+                             m.w[6 * k + ns:]])  # scalars, context, word classes
+    return fig.Model(big.mu, big.P, big.mean, big.scale, (W / len(models)).astype(np.float32),
+                     float(np.mean([m.b for m in models])), 0.5, version=big.version, senses=big.senses)
+
+
 def report(name: str, p: np.ndarray, y: np.ndarray, t: float) -> str:
     return f"{name}: accuracy {np.mean((p >= t) == y):.3f} (n={len(y)})"
 
@@ -447,6 +487,9 @@ def main() -> None:
     ap.add_argument("--senses", choices=("concreteness", "classes", "adj-classes"),
                     help="add WordNet word-class features (feature version 3): the concreteness of head and "
                          "dependent, or also their 26 supersense probabilities (adj-classes: for adjective + noun only)")
+    ap.add_argument("--average", action="store_true",
+                    help="average the logits of every (k, l2) setting of the grid instead of picking one (measured, "
+                         "not shipped: see SOURCES.md)")
     ap.add_argument("--keep-test-overlap", action="store_true",
                     help="keep our rows whose phrase is in Tsvetkov's test split (only to reproduce v5, "
                          "trained before the rule)")
@@ -462,6 +505,7 @@ def main() -> None:
         a.senses = (None if shipped.senses is None else "adj-classes" if shipped.senses.adj_only
                     else "classes" if shipped.senses.with_classes else "concreteness")
         a.keep_test_overlap = not shipped.test_overlap_dropped
+        a.average = shipped.hyper is not None and shipped.hyper[1] == 0.0
 
     vectors = CachedVectors()
     senses = train_senses(vectors, a.senses != "concreteness", a.senses == "adj-classes") if a.senses else None
@@ -524,16 +568,26 @@ def main() -> None:
                 print(f"  k={k:<3} l2={l2:<6} ctx_weight={cw:<4} threshold={t:.2f} (best {t_best:.2f}) "
                       f"grouped-CV accuracy {acc:.3f} "
                       f"(± {se:.3f}, {REPEATS} fold assignments)")
-                results.append((acc, se, k, l2, cw, t, oofs[0], mu, P))
+                results.append((acc, se, k, l2, cw, t, oofs, mu, P))
     top = max(results, key=lambda r: r[0])
-    acc, _, k, l2, cw, t, oof, mu, P = simplest_within_one_se(results)
+    acc, _, k, l2, cw, t, oofs, mu, P = simplest_within_one_se(results)
+    oof = oofs[0]
     print(f"best: k={top[2]} l2={top[3]} ({top[0]:.3f} ± {top[1]:.3f}); chosen (simplest within one standard "
           f"error): k={k} l2={l2} ctx_weight={cw} threshold={t} (grouped CV {acc:.3f})")
+    if a.average:
+        acc, se, t, t_best, oof = averaged_cv(results, y, rows, groups, ctx, a.threshold)
+        k, mu, P = max(K_GRID), *pca(X, max(K_GRID))
+        print(f"averaged (logit mean of all {len(results)} settings): threshold={t} (best {t_best}) "
+              f"grouped-CV accuracy {acc:.3f} (± {se:.3f})")
     for src in sorted({r.source for r in rows}):
         m = np.array([r.source == src for r in rows])
         print("  " + report(f"CV {src}", oof[m], y[m], t))
 
-    model = fit(X, y, sample_weights(rows, cw), l2, mu, P, senses)
+    if a.average:
+        model = average([fit(X, y, sample_weights(rows, r[4]), r[3], r[7], r[8], senses) for r in results])
+        l2 = 0.0  # recorded as 0: every L2 of the grid
+    else:
+        model = fit(X, y, sample_weights(rows, cw), l2, mu, P, senses)
     model.threshold = t
     model.hyper = (float(k), float(l2), float(cw))
     model.test_overlap_dropped = not a.keep_test_overlap

@@ -188,29 +188,27 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
         # same machine load (their ratio is the figure to compare; absolute times drift with load)
         import queries.search as qs_mod
 
-        legs: dict[bool, list[float]] = {True: [], False: []}
-        for i, q in enumerate(queries):
-            for parallel in (True, False) if i % 2 else (False, True):
-                qs_mod.PARALLEL_LEGS = parallel
-                _QUERY_VECTORS.clear()
-                t0 = time.perf_counter()
-                search(idx, q, mode="hybrid", k=10)
-                legs[parallel].append((time.perf_counter() - t0) * 1000)
-        qs_mod.PARALLEL_LEGS = True
-        say(figures, f"{label} hybrid legs in parallel p50 (A/B)", pct(legs[True], 50), "ms")
-        say(figures, f"{label} hybrid legs in sequence p50 (A/B)", pct(legs[False], 50), "ms")
-        say(figures, f"{label} hybrid parallel/sequence ratio", pct(legs[True], 50) / pct(legs[False], 50))
+        def alternate(qs: list[str], switch: str) -> dict[int, list[float]]:
+            """Hybrid latency (ms) of each query with ``queries.search.<switch>`` off (0) and on (1),
+            in alternating order query by query, so both see the same machine load; left on."""
+            out: dict[int, list[float]] = {0: [], 1: []}
+            for i, q in enumerate(qs):
+                for on in (0, 1) if i % 2 else (1, 0):
+                    setattr(qs_mod, switch, on)
+                    _QUERY_VECTORS.clear()
+                    t0 = time.perf_counter()
+                    search(idx, q, mode="hybrid", k=10)
+                    out[on].append((time.perf_counter() - t0) * 1000)
+            setattr(qs_mod, switch, 1)
+            return out
+
+        legs = alternate(queries, "PARALLEL_LEGS")
+        say(figures, f"{label} hybrid legs in parallel p50 (A/B)", pct(legs[1], 50), "ms")
+        say(figures, f"{label} hybrid legs in sequence p50 (A/B)", pct(legs[0], 50), "ms")
+        say(figures, f"{label} hybrid parallel/sequence ratio", pct(legs[1], 50) / pct(legs[0], 50))
         # conversation-title vectors skipped by FAISS once known (``_title_vectors``) or searched
         # and dropped after (asking FAISS again deeper when too few turns are left), alternating
-        skip: dict[int, list[float]] = {0: [], 1: []}
-        for i, q in enumerate(queries):
-            for on in (0, 1) if i % 2 else (1, 0):
-                qs_mod.TITLE_EXCLUSION = on
-                _QUERY_VECTORS.clear()
-                t0 = time.perf_counter()
-                search(idx, q, mode="hybrid", k=10)
-                skip[on].append((time.perf_counter() - t0) * 1000)
-        qs_mod.TITLE_EXCLUSION = 1
+        skip = alternate(queries, "TITLE_EXCLUSION")
         for on, name in ((0, "searched"), (1, "skipped")):
             say(figures, f"{label} hybrid, title vectors {name} p50 (A/B)", pct(skip[on], 50), "ms")
             say(figures, f"{label} hybrid, title vectors {name} p95 (A/B)", pct(skip[on], 95), "ms")
@@ -227,15 +225,7 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
             "Russian questions": [q["ru"] for q in help_qs["questions"][: len(queries)]],
         }
         for name, qs in sets.items():
-            ab: dict[int, list[float]] = {0: [], 1: []}
-            for i, q in enumerate(qs):
-                for on in (0, 1) if i % 2 else (1, 0):
-                    qs_mod.TRANSLATE = on
-                    _QUERY_VECTORS.clear()
-                    t0 = time.perf_counter()
-                    search(idx, q, mode="hybrid", k=10)
-                    ab[on].append((time.perf_counter() - t0) * 1000)
-            qs_mod.TRANSLATE = 1
+            ab = alternate(qs, "TRANSLATE")
             say(figures, f"{label} hybrid {name}, translation off p50 (A/B)", pct(ab[0], 50), "ms")
             say(figures, f"{label} hybrid {name}, translation on p50 (A/B)", pct(ab[1], 50), "ms")
             say(figures, f"{label} hybrid {name}, translation on/off ratio", pct(ab[1], 50) / pct(ab[0], 50))

@@ -236,3 +236,19 @@ def test_modifiers_and_compound_prepositions(text: str, expected: set[str]) -> N
 )
 def test_en_adjective(word: str, after_determiner: bool, expected: bool) -> None:
     assert en_adjective(word, after_determiner) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # sensory and physical adjectives, where English images come from, are adjectives before a noun
+        ("She has a heavy heart today.", {"heavy heart"}),
+        ("That was a bitter truth for me.", {"bitter truth"}),
+        ("He gave me an icy stare.", {"icy stare"}),
+        ("A thin excuse again.", {"thin excuse"}),
+        # evaluative adjectives stay out of the list (literal in a chat: "better future", session 5)
+        ("We all hope for a better future.", set()),
+    ],
+)
+def test_sensory_adjectives(text: str, expected: set[str]) -> None:
+    assert keys(text) == expected

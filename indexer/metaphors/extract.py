@@ -619,6 +619,21 @@ def _en_verb_form(w: str) -> bool:
     return not plural or plural[0] != w
 
 
+#: Words that follow a verb, not a plural noun: "the slow internet drives me crazy", "a sharp mind
+#: helps me", "the tool points out errors".
+#: Not "you", "it", "that", "this": they also start a relative clause ("the tools you use", "file types
+#: this plugin reads").
+_EN_AFTER_VERB = frozenset(["me", "him", "us", "them", "a", "an", "the", "my", "your", "his", "our", "their",
+                            "its", "up", "out", "off", "away", "down"])
+
+
+def _en_object_follows(text: str, toks: list[tuple[str, int, int]], k: int) -> bool:
+    """True when the word right after ``toks[k]`` (spaces between) is an object pronoun, a determiner or
+    a particle: ``toks[k]`` is then a verb ("drives me"), whatever the lexicon says it can be."""
+    return (k + 1 < len(toks) and toks[k + 1][0].lower() in _EN_AFTER_VERB
+            and _joined(text, toks, k, k + 1))
+
+
 #: Between two tokens, what starts a new sentence or list item ("Notes:\n- Move vault…": "move" starts a clause).
 _EN_CLAUSE_BREAK = re.compile(r"[.!?:;\n]")
 
@@ -648,7 +663,8 @@ def _extract_en_nn(text: str, toks: list[tuple[str, int, int]], adj_starts: set[
         i = j + 1
         last = toks[run[-1]][0].lower()
         verb = _en_pos(last).get("VERB")
-        if len(run) >= 2 and (_en_verb_form(last) or (len(run) >= 3 and verb and verb[0] != last)):
+        if len(run) >= 2 and (_en_verb_form(last) or (len(run) >= 3 and verb and verb[0] != last)
+                              or (verb and verb[0] != last and _en_object_follows(text, toks, run[-1]))):
             run = run[:-1]
         if len(run) < 2:
             continue

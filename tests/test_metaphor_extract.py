@@ -84,11 +84,31 @@ def test_spans_point_at_the_surface() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("карта смысла мост между мирами, map of meaning.ёЁ—\n")), max_size=80))
+@given(st.text(alphabet=st.sampled_from(list("карта смысла мост между мирами, map of meaning.ёЁ—\n*_->#=1")), max_size=80))
 def test_extract_never_raises_and_spans_are_exact(text: str) -> None:
     for c in extract(text):
         assert text[c.start : c.end] == c.surface
         assert c.key and c.label
+        assert text[c.sent_start :].startswith(c.sentence)
+        assert c.sent_start <= c.start and c.end <= c.sent_start + len(c.sentence)
+
+
+@pytest.mark.parametrize(
+    ("text", "sentence"),
+    [
+        ("> **Даже тишина переводится на язык токенов.** Дальше", "Даже тишина переводится на язык токенов"),
+        ("**Тишина.** Иногда карта смысла ведёт.", "Иногда карта смысла ведёт"),
+        ("- Модель живёт в языке токенов", "Модель живёт в языке токенов"),
+        ("## 2. Карта смысла меняется", "Карта смысла меняется"),
+        ("Я видел, как *карта смысла* меняется", "Я видел, как *карта смысла* меняется"),
+        ("The **map of meaning** moves", "The **map of meaning** moves"),
+    ],
+)
+def test_quoted_sentences_drop_the_lines_markdown(text: str, sentence: str) -> None:
+    """Quotes in explain/timeline/report read as prose: no bullet, heading mark or unclosed bold."""
+    (c,) = [c for c in extract(text) if c.key in ("язык токен", "карта смысл", "map of meaning")]
+    assert c.sentence == sentence
+    assert text[c.sent_start :].startswith(c.sentence)
 
 
 def test_phrase_key_and_sentence_normalisation() -> None:

@@ -322,6 +322,32 @@ def _sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+#: Markdown that opens a line (list bullet or number, quote, heading) before a sentence's words.
+_LINE_MARKS = re.compile(r"(?:(?:[-*+]|\d+[.)]|>+|#{1,6})[ \t]+)+")
+#: An emphasis run (bold, italic, highlight, strike-through) at either end of a sentence.
+_EMPHASIS_HEAD = re.compile(r"([*_=~]{1,3})\s*(?=\w)")
+_EMPHASIS_TAIL = re.compile(r"(?<=\S)[*_=~]{1,3}$")
+
+
+def _trim_sentence(text: str, s0: int, s1: int) -> tuple[int, str]:
+    """Where the sentence in ``text[s0:s1]`` starts and its text, without surrounding spaces, the
+    line's markdown (a bullet, «> », «## ») and an emphasis run the sentence does not close
+    («**Даже тишина…» when the bold ends after the full stop): quotes read as prose."""
+    raw = text[s0:s1]
+    start = len(raw) - len(raw.lstrip())
+    sent = raw.strip()
+    m = _LINE_MARKS.match(sent)
+    if m and m.end() < len(sent):
+        start, sent = start + m.end(), sent[m.end():]
+    m = _EMPHASIS_HEAD.match(sent)
+    if m and m.group(1) not in sent[m.end():]:
+        start, sent = start + m.end(), sent[m.end():]
+    m = _EMPHASIS_TAIL.search(sent)
+    if m and m.group() not in sent[: m.start()]:
+        sent = sent[: m.start()]
+    return s0 + start, sent
+
+
 def extract(text: str, *, keep_names: bool = False) -> list[Candidate]:
     """Every candidate construction in ``text``, in text order. ``keep_names``: also phrases that
     hold a name (``_proper``), for finding a phrase someone gave (``figurative.locate``: scoring a
@@ -332,8 +358,7 @@ def extract(text: str, *, keep_names: bool = False) -> list[Candidate]:
         hits = _sentence_hits(clean[s0:s1], keep_names)
         if not hits:
             continue
-        sent = text[s0:s1].strip()
-        sent_start = s0 + (len(text[s0:s1]) - len(text[s0:s1].lstrip()))
+        sent_start, sent = _trim_sentence(text, s0, s1)
         for key, head, dep, cons, lang, label, a, b in hits:
             a, b = a + s0, b + s0
             out.append(Candidate(key, head, dep, cons, lang, text[a:b], label, a, b, sent, sent_start))

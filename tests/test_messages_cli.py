@@ -283,3 +283,26 @@ def test_the_words_phase_has_progress_and_resumes_after_ctrl_c(env, monkeypatch)
     monkeypatch.setattr(FakeEmbedder, "embed_terms", lambda self, texts: (calls.append(len(texts)), real(self, texts))[1])
     assert _index(vault, ix / "cut").exit_code == 0
     assert sum(calls) == total - 5  # the committed batch is not embedded again
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["index", "VAULT"], "A vault is given with --vault: tropegraph index --vault VAULT"),
+        (["metaphors", "VAULT"], "A vault is given with --vault: tropegraph metaphors --vault VAULT"),
+        (["metaphors", "карта смысла"], "To see one: tropegraph metaphors explain 'карта смысла'"),
+    ],
+)
+def test_a_bare_vault_path_or_phrase_says_how_to_give_it(env, args: list[str], hint: str) -> None:
+    """`tropegraph index ~/Vault` is click's "unexpected extra argument": the error says the fix."""
+    vault, _ = env
+    shutil.copytree(vault, env[1].parent / "VAULT")
+    result = CliRunner().invoke(cli, args, prog_name="tropegraph")
+    assert result.exit_code == 2
+    assert result.output.rstrip().endswith(hint)
+
+
+def test_an_extra_argument_that_is_no_folder_gets_no_vault_hint(env) -> None:
+    result = CliRunner().invoke(cli, ["index", "nothere"], prog_name="tropegraph")
+    assert result.exit_code == 2
+    assert result.output.rstrip().endswith("Error: Got unexpected extra argument (nothere)")

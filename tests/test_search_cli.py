@@ -66,6 +66,14 @@ def test_search_human_output(run) -> None:
         assert hit["snippet"][:40] in res.output
 
 
+def test_limit_is_the_long_name_of_k(run) -> None:
+    """`--limit`, as `metaphors --limit`, is the same option as `-k`."""
+    short = json.loads(run("search", "метафору", "-k", "3", "--json").output)["results"]
+    long = json.loads(run("search", "метафору", "--limit", "3", "--json").output)["results"]
+    assert len(long) == 3
+    assert [h["uid"] for h in long] == [h["uid"] for h in short]
+
+
 def test_search_no_results_message(run) -> None:
     res = run("search", "зюзюка", "--mode", "keyword")
     assert res.exit_code == 0

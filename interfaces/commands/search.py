@@ -72,7 +72,7 @@ def _render(hits: list[Any], header: str) -> None:
     show_default=True,
     help="semantic: by meaning (FAISS); keyword: words in any inflection, \"quoted phrases\"; hybrid: both.",
 )
-@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many turns.")
+@click.option("-k", "--limit", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many turns.")
 @click.option("--role", type=click.Choice(["user", "assistant", "note"]), help="Only turns by this speaker.")
 @click.option("--since", metavar="DATE", help="From this date: 2025-03-14, 2025-03, 14.03.2025 or an age (30d, 2w).")
 @click.option("--until", metavar="DATE", help="Up to and including this date (same forms as --since).")
@@ -141,7 +141,7 @@ def search(
 
 @click.command("similar")
 @click.argument("uid")
-@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many turns.")
+@click.option("-k", "--limit", "k", type=click.IntRange(min=1), default=10, show_default=True, help="How many turns.")
 @click.option("--other-conversations", is_flag=True, help="Only turns from other conversations.")
 @click.option(
     "--collapse/--no-collapse", default=True, show_default=True, help="At most 2 results per conversation."

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -164,9 +165,11 @@ def run_chat(work: Path, splits: set[str], modes: tuple[str, ...], full: bool) -
         for seed in doc[f"{split}_seeds"]:
             base = work / f"chat-{split}-{seed}"
             vault, truth_path = base / "vault", base / "truth.json"
-            if not truth_path.exists():
-                vaultgen.generate(vault, seed=seed, pack=my_pack, truth=truth_path)
-            truth = json.loads(truth_path.read_text(encoding="utf-8"))
+            truth = json.loads(truth_path.read_text(encoding="utf-8")) if truth_path.exists() else {}
+            if {n["id"] for n in truth.get("needles", [])} != {n["id"] for n in needles}:  # new or stale
+                if vault.exists():
+                    shutil.rmtree(vault)
+                truth = vaultgen.generate(vault, seed=seed, pack=my_pack, truth=truth_path)
             secs = index(vault, base / "index", full=full)
             print(f"indexed chat seed {seed} in {secs:.0f} s", file=sys.stderr)
             uid = {n["id"]: n["uid"] for n in truth["needles"]}

@@ -215,7 +215,7 @@ def warm_latency(index_dir: Path, queries: list[str], figures: dict[str, Any], l
         say(figures, f"{label} hybrid title vectors skipped/searched ratio", pct(skip[1], 50) / pct(skip[0], 50))
         # translation across scripts on and off, alternating query by query (its cost: the
         # lexicon lookups and the longer keyword query; for questions in the index's minority
-        # script, also their words missing from the lexicon, embedded along with the query; for
+        # script, also their words missing from the lexicon, embedded on the keyword leg's thread; for
         # questions in its main script, only their words no passage holds, embedded the same way)
         help_qs = json.loads((REPO / "bench" / "data" / "help_questions.json").read_text(encoding="utf-8"))
         sets = {

@@ -499,9 +499,10 @@ TRANSLATIONS_PER_WORD = 2
 TRANSLATION_MAX_SHARE = 0.02
 #: (the share is taken of at least this many passages: in a small vault any word is in 2% of them)
 TRANSLATION_SHARE_OF = 1000
-#: Query words missing from the lexicon are embedded (with the query, in one call; a few ms each)
-#: when 1: across languages a query's words are rarely among the index's lemmas (0: not
-#: embedded; dev: EN→RU -1 question, chat needles no gain).
+#: Query words missing from the lexicon are embedded (about half a query's embedding each, on the
+#: keyword leg's thread while the semantic leg embeds the query) when 1: across languages a
+#: query's words are rarely among the index's lemmas (0: not embedded; dev: EN→RU -1 question,
+#: chat needles no gain).
 EMBED_MISSING = 1
 
 
@@ -541,7 +542,10 @@ class Lexicon:
         terms, mat = self._targets.get(target, ([], None))
         if mat is None or not len(mat):
             return [[] for _ in vecs]
-        cos = vecs @ mat.T
+        # einsum, not BLAS: a multithreaded BLAS product of a few rows by the whole lexicon woke
+        # threads that spun against the query embedding running on the other core (20k lemmas,
+        # 3 words: 16 ms with BLAS threads, 4 ms with einsum, measured on 2 busy cores)
+        cos = np.einsum("ij,kj->ik", vecs, mat)
         top = min(mat.shape[0], TRANSLATIONS_PER_WORD)
         out = []
         for row in cos:
@@ -623,16 +627,17 @@ class _Translation:
     targets: list[int]
     floor: float | None = None
     """The least cosine of a translation (None: ``TRANSLATION_MIN``)."""
+    missing: list[int] = field(default_factory=list)
+    """Words the lexicon lacks, embedded by ``translate_query`` with ``embedder``."""
+    embedder: Any = None
 
 
-def word_vectors(
-    db: sqlite3.Connection, kq: KeywordQuery, emb: Any, model: str | None, query: str
-) -> _Translation | None:
-    """Vectors of the query's content words for ``translate_query`` (None: nothing to translate).
+def word_vectors(db: sqlite3.Connection, kq: KeywordQuery, emb: Any, model: str | None) -> _Translation | None:
+    """What ``translate_query`` needs to translate the query's content words (None: nothing).
 
     A word's vector comes from the lexicon when the index holds it; otherwise, when
-    ``EMBED_MISSING`` allows, the missing words are embedded in one batch with the query itself
-    (its vector is kept for the semantic leg), else the word is not translated.
+    ``EMBED_MISSING`` allows and ``emb`` is given, ``translate_query`` embeds it (on the keyword
+    leg's thread, while the semantic leg embeds the query), else the word is not translated.
     """
     if not TRANSLATE or not kq.words:
         return None
@@ -656,20 +661,20 @@ def word_vectors(
         # word the vault lacks is more often a function word the stop list misses: «можно», "gonna")
         keep = sorted((i for i, t in enumerate(targets) if t), key=lambda i: -len(kq.words[i][0]))[:ABSENT_WORDS]
         targets = [t if i in keep else 0 for i, t in enumerate(targets)]
-    missing = [i for i, x in enumerate(vecs) if x is None and targets[i]]
-    if missing and EMBED_MISSING and emb is not None:
-        got = _embed_with_query(emb, query, [kq.words[i][0] for i in missing])
-        for i, x in zip(missing, got, strict=True):
-            vecs[i] = x
-    if all(x is None for x in vecs):
+    missing = [i for i, x in enumerate(vecs) if x is None and targets[i]] if EMBED_MISSING and emb is not None else []
+    if not missing and all(x is None for x in vecs):
         return None
-    return _Translation(lex, vecs, targets, None if minority else ABSENT_MIN)
+    return _Translation(lex, vecs, targets, None if minority else ABSENT_MIN, missing, emb)
 
 
 def translate_query(kq: KeywordQuery, tr: _Translation | None) -> KeywordQuery:
     """``kq`` with each content word's translations into the index's other script (``Lexicon``)."""
     if tr is None:
         return kq
+    if tr.missing:
+        got = _embed_words(tr.embedder, [kq.words[i][0] for i in tr.missing])
+        for i, x in zip(tr.missing, got, strict=True):
+            tr.vectors[i] = x
     out: list[tuple[str, ...]] = [()] * len(kq.words)
     for target in set(tr.targets):
         todo = [i for i, t in enumerate(tr.targets) if t == target and tr.vectors[i] is not None]
@@ -1048,10 +1053,13 @@ def _query_vector(embedder: Any, text: str) -> np.ndarray:
     return vec
 
 
-def _embed_with_query(embedder: Any, text: str, words: list[str]) -> list[np.ndarray]:
-    """Vectors of ``words``, embedded in one call along with the query ``text``: the query's
-    vector is kept (with the words') in the query cache, for the semantic leg to find."""
-    keys = [(embedder.model_id, t) for t in (text, *words)]
+def _embed_words(embedder: Any, words: list[str]) -> list[np.ndarray]:
+    """Vectors of query ``words`` (as queries), in one call, remembered with the query vectors.
+
+    Not in one batch with the query: a word costs about half a query's embedding, and apart
+    they run at once, the query on the semantic leg's thread and the words on the keyword leg's
+    (Russian help questions over the 100k-turn bench vault, three words each: see ARCHITECTURE)."""
+    keys = [(embedder.model_id, t) for t in words]
     with _QUERY_VECTORS_LOCK:
         have = {k: _QUERY_VECTORS[k] for k in keys if k in _QUERY_VECTORS}
     todo = [k for k in dict.fromkeys(keys) if k not in have]
@@ -1062,7 +1070,7 @@ def _embed_with_query(embedder: Any, text: str, words: list[str]) -> list[np.nda
                 have[k] = _QUERY_VECTORS[k] = v.reshape(1, -1).copy()
             while len(_QUERY_VECTORS) > 256:
                 _QUERY_VECTORS.popitem(last=False)
-    return [have[k].reshape(-1) for k in keys[1:]]
+    return [have[k].reshape(-1) for k in keys]
 
 
 def vectors_of(index: Any) -> Any:
@@ -1533,7 +1541,6 @@ def search(
     kw: list[_Row] = []
     sem: list[_Row] = []
     side: _Leg | None = None
-    pending: _Translation | None = None
     if mode in ("semantic", "hybrid"):
         if embedder is None:
             emb = embedder_for(index)
@@ -1542,8 +1549,6 @@ def search(
             if hasattr(index, "check_embedder"):
                 index.check_embedder(emb)
         leg = (emb, query.strip(), vectors_of(index), filters, depth, _index_model(index))
-        if mode == "hybrid":  # before the legs start: it may embed words along with the query
-            pending = word_vectors(db, kq, emb, _index_model(index), query.strip())
         reader = getattr(index, "reader", None)
         if mode == "hybrid" and reader is not None and PARALLEL_LEGS:
             # the semantic leg (embedding, FAISS, id mapping) on another thread with its own
@@ -1553,7 +1558,8 @@ def search(
             sem = _semantic_leg(db, *leg)
     try:
         if mode in ("keyword", "hybrid"):
-            kq = translate_query(kq, pending)
+            if mode == "hybrid":
+                kq = translate_query(kq, word_vectors(db, kq, emb, _index_model(index)))
             kw = keyword_turns(db, kq, filters, depth)
     finally:
         if side is not None:

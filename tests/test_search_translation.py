@@ -106,7 +106,7 @@ def test_an_english_word_finds_the_russian_note_through_its_translation(bilingua
     with open_index(bilingual_index, readonly=True, notify=lambda m: None) as idx:
         kq = KeywordQuery.parse("sync")
         plain = keyword_turns(idx.db, kq, Filters(), 10)
-        tr = word_vectors(idx.db, kq, None, search_mod._index_model(idx), "sync")
+        tr = word_vectors(idx.db, kq, None, search_mod._index_model(idx))
         translated = translate_query(kq, tr)
         assert translated.translations == (("синхронизация",),)
         rows = keyword_turns(idx.db, translated, Filters(), 10)
@@ -124,16 +124,16 @@ def test_translation_can_be_switched_off_and_needs_a_lexicon(bilingual_index: Pa
     with open_index(bilingual_index, readonly=True, notify=lambda m: None) as idx:
         kq = KeywordQuery.parse("sync")
         monkeypatch.setattr(search_mod, "TRANSLATE", 0)
-        assert word_vectors(idx.db, kq, None, search_mod._index_model(idx), "sync") is None
+        assert word_vectors(idx.db, kq, None, search_mod._index_model(idx)) is None
     other = tmp_path / "plain"
     other.mkdir()
     run_index(_vault(other, RU_NOTES), other / "index", FakeEmbedder())  # no lexicon table at all
     monkeypatch.setattr(search_mod, "TRANSLATE", 1)
     with open_index(other / "index", readonly=True, notify=lambda m: None) as idx:
-        assert word_vectors(idx.db, kq, FakeEmbedder(), search_mod._index_model(idx), "sync") is None
+        assert word_vectors(idx.db, kq, FakeEmbedder(), search_mod._index_model(idx)) is None
 
 
-def test_missing_words_are_embedded_with_the_query_when_they_may_be_written_in_the_other_script(
+def test_missing_words_are_embedded_apart_from_the_query_when_they_may_be_written_in_the_other_script(
     bilingual_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(search_mod, "ABSENT_WORDS", 3)
@@ -142,27 +142,28 @@ def test_missing_words_are_embedded_with_the_query_when_they_may_be_written_in_t
         search_mod._QUERY_VECTORS.clear()
         emb = FakeEmbedder()
         query = "calendar sync"  # English is the minority here; "calendar" is not in the index
-        tr = word_vectors(idx.db, KeywordQuery.parse(query), emb, model, query)
-        assert emb.calls == [("query", [query, "calendar"])]  # one call, the query first
-        assert tr is not None and tr.vectors[0] is not None
+        tr = word_vectors(idx.db, KeywordQuery.parse(query), emb, model)
+        assert emb.calls == [] and tr is not None and tr.missing == [0]  # embedded when translated
+        translate_query(KeywordQuery.parse(query), tr)
+        assert emb.calls == [("query", ["calendar"])] and tr.vectors[0] is not None
+        # a search embeds the query (semantic leg) and its missing words (keyword leg) apart, so
+        # the two run at once; each once
+        search_mod._QUERY_VECTORS.clear()
         emb.calls.clear()
         search(idx, query, mode="hybrid", embedder=emb)
-        assert emb.calls == []  # the query's vector was kept for the semantic leg
+        assert sorted(emb.calls) == [("query", ["calendar"]), ("query", [query])]
         # Russian is the majority: its words the index holds are not translated at all, a word no
         # passage holds may be written in the other script there (embedded, translated alone)
         ru = "облако погода"
         emb.calls.clear()
-        tr = word_vectors(idx.db, KeywordQuery.parse(ru), emb, model, ru)
-        assert emb.calls == [("query", [ru, "погода"])]
-        assert tr is not None and tr.vectors[0] is None and tr.vectors[1] is not None
-        emb.calls.clear()
-        assert word_vectors(idx.db, KeywordQuery.parse("облако заметка"), emb, model, "облако заметка") is None
-        assert emb.calls == []
+        tr = word_vectors(idx.db, KeywordQuery.parse(ru), emb, model)
+        assert tr is not None and tr.missing == [1] and tr.vectors[0] is None
+        assert word_vectors(idx.db, KeywordQuery.parse("облако заметка"), emb, model) is None
         many = "облако погода ветер дождливый снегопад"  # four words it lacks: the three longest
-        emb.calls.clear()
         search_mod._QUERY_VECTORS.clear()
-        word_vectors(idx.db, KeywordQuery.parse(many), emb, model, many)
-        assert emb.calls == [("query", [many, "погода", "дождливый", "снегопад"])]
+        kq = KeywordQuery.parse(many)
+        translate_query(kq, word_vectors(idx.db, kq, emb, model))
+        assert emb.calls == [("query", ["погода", "дождливый", "снегопад"])]
 
 
 def test_a_main_script_query_whose_words_the_index_holds_never_reads_the_lexicon(bilingual_index: Path, monkeypatch) -> None:
@@ -171,9 +172,9 @@ def test_a_main_script_query_whose_words_the_index_holds_never_reads_the_lexicon
     monkeypatch.setattr(search_mod, "_lexicon_of", lambda db, model: (read.append("lexicon"), real(db, model))[1])
     with open_index(bilingual_index, readonly=True, notify=lambda m: None) as idx:
         model = search_mod._index_model(idx)
-        assert word_vectors(idx.db, KeywordQuery.parse("облако заметка"), FakeEmbedder(), model, "облако заметка") is None
+        assert word_vectors(idx.db, KeywordQuery.parse("облако заметка"), FakeEmbedder(), model) is None
         assert read == []  # (a cold CLI search paid ~0.3 s reading 40k lemmas for nothing)
-        assert word_vectors(idx.db, KeywordQuery.parse("sync"), None, model, "sync") is not None  # minority: read
+        assert word_vectors(idx.db, KeywordQuery.parse("sync"), None, model) is not None  # minority: read
         assert read == ["lexicon"]
 
 
@@ -184,7 +185,7 @@ def test_a_majority_script_word_the_vault_lacks_finds_its_translation(bilingual_
         assert lex is not None
         query = "синхронизировать синхронизация"  # the first word is in no passage, the second is
         kq = KeywordQuery.parse(query)
-        tr = word_vectors(idx.db, kq, None, model, query)
+        tr = word_vectors(idx.db, kq, None, model)
         assert tr is None  # without an embedder a word the lexicon lacks has no vector
         sync = lex.vector("sync")
 
@@ -194,7 +195,7 @@ def test_a_majority_script_word_the_vault_lacks_finds_its_translation(bilingual_
             def embed_queries(self, texts):
                 return np.stack([sync] * len(texts))
 
-        translated = translate_query(kq, word_vectors(idx.db, kq, Embedder(), model, query))
+        translated = translate_query(kq, word_vectors(idx.db, kq, Embedder(), model))
         assert translated.translations == (("sync",), ())
 
 
@@ -244,7 +245,7 @@ def test_real_model_translates_english_questions_onto_russian_notes(tmp_path: Pa
         notes = dict(idx.db.execute("SELECT t.id, n.path FROM turns t JOIN notes n ON n.id = t.note_id"))
         for question, page in asked.items():
             kq = KeywordQuery.parse(question)
-            translated = translate_query(kq, word_vectors(idx.db, kq, emb, model, question))
+            translated = translate_query(kq, word_vectors(idx.db, kq, emb, model))
             rows = keyword_turns(idx.db, translated, Filters(), 10)
             assert rows and notes[rows[0].turn_id] == page, (question, translated.translations)
             assert page not in {notes[r.turn_id] for r in keyword_turns(idx.db, kq, Filters(), 10)}

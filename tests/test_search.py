@@ -241,6 +241,46 @@ def test_an_english_word_the_lemmatiser_does_not_know_reads_in_both_numbers(tmp_
             assert {h.note for h in search(index, query, mode="keyword")} == {"Plugins.md", "One.md"}
 
 
+def _linked_vault(tmp_path: Path) -> Path:
+    """A hub note whose lines say what two other pages are for, in words those pages lack."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "Plugins.md").write_text(
+        "# Plugins\n\n- [[Workspaces]]: save window layouts and switch between them.\n"
+        "- [[Starred|Stars]]: keep favourite notes close. ![[Workspaces]] [[Plugins#Plugins|here]]\n",
+        encoding="utf-8",
+    )
+    (vault / "Workspaces.md").write_text("# Workspaces\n\nA workspace remembers which panes are open.\n", encoding="utf-8")
+    (vault / "Bookmarks.md").write_text("---\naliases: [Starred]\n---\nBookmarks pin items you use often.\n", encoding="utf-8")
+    (vault / "Bread.md").write_text("# Bread\n\nBread needs flour, water and salt.\n", encoding="utf-8")
+    run_index(vault, tmp_path / "index", FakeEmbedder())
+    return tmp_path / "index"
+
+
+def test_a_note_linked_from_a_strong_result_shares_its_score(tmp_path: Path, monkeypatch) -> None:
+    with open_index(_linked_vault(tmp_path), readonly=True, notify=lambda m: None) as index:
+        db = index.db
+        first = {path: (tid, pid) for path, tid, pid in db.execute(
+            """SELECT n.path, t.id, min(p.id) FROM notes n JOIN turns t ON t.note_id = n.id AND t.position = 0
+               JOIN passages p ON p.turn_id = t.id AND p.kind = 0 GROUP BY n.path""")}
+        hub, bread = _Row(*first["Plugins.md"], 0.3), _Row(*first["Bread.md"], 0.1)
+        lifted = {r.turn_id: r.score for r in search_mod._link_credit(db, [hub, bread])}
+        share = search_mod.LINK_CREDIT * 0.3 / 2  # two targets: the link and the alias (not the embed, not itself)
+        assert lifted == pytest.approx({
+            first["Plugins.md"][0]: 0.3, first["Workspaces.md"][0]: share, first["Bookmarks.md"][0]: share,
+            first["Bread.md"][0]: 0.1,
+        })
+        monkeypatch.setattr(search_mod, "LINK_CREDIT", 0)
+        assert [r.score for r in search_mod._link_credit(db, [_Row(*first["Plugins.md"], 0.3)])] == [0.3]
+        # hybrid search lifts the linked page; keyword mode stays literal
+        found = {h.note: h.score for h in search(index, "switch layouts", mode="hybrid", embedder=FakeEmbedder())}
+        monkeypatch.setattr(search_mod, "LINK_CREDIT", 0.7)
+        lifted_hits = {h.note: h.score for h in search(index, "switch layouts", mode="hybrid", embedder=FakeEmbedder())}
+        assert lifted_hits["Workspaces.md"] > found["Workspaces.md"]
+        assert lifted_hits["Bread.md"] == pytest.approx(found["Bread.md"])
+        assert [h.note for h in search(index, "switch layouts", mode="keyword")] == ["Plugins.md"]
+
+
 def test_a_plain_note_gives_one_result_by_default(idx) -> None:
     # a content word held by several sections of one plain note (found in the index, not typed in)
     sections: dict[tuple[str, str], set[int]] = {}

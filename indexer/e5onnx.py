@@ -194,10 +194,14 @@ class Tokenizer:
         return out
 
 
-def build_graph(f: E5File, *, accuracy_level: int = 0, weights: str = "q4") -> bytes:
+def build_graph(f: E5File, *, accuracy_level: int = 0, weights: str = "q4", hidden_layer: int | None = None) -> bytes:
     """The encoder as an ONNX model: inputs ``x`` (word+position+type embeddings, ``(B, S, H)``)
     and ``mask`` (``(B, S)`` int32, 1 for real tokens); output ``pooled`` (``(B, H)``, the mean of
-    the last hidden states over real tokens, not normalised)."""
+    the last hidden states over real tokens, not normalised).
+
+    With ``hidden_layer`` the graph stops after that layer (0-based) and outputs ``hidden``, its
+    per-token states ``(B, S, H)``: words in context, for the figurativeness model's contextual
+    probe (``indexer.metaphors.contextual``), at the cost of only the layers it needs."""
     H, FF = f.H, f.FF
     nodes: list[bytes] = []
     inits: list[bytes] = []
@@ -224,7 +228,7 @@ def build_graph(f: E5File, *, accuracy_level: int = 0, weights: str = "q4") -> b
                          axis=-1, epsilon=float(f.eps)))
     const("split", np.array([H, H, H], dtype=np.int64))
     h = "h0"
-    for layer in range(f.NL):
+    for layer in range(f.NL if hidden_layer is None else hidden_layer + 1):
         p = f"l{layer}."
         qkv = linear(h, p + "qkv", [p + "q.w", p + "k.w", p + "v.w"], 3 * H, H)
         bias = const(p + "qkv.b", np.concatenate([f.f32(p + "q.b"), f.f32(p + "k.b"), f.f32(p + "v.b")]))
@@ -246,6 +250,14 @@ def build_graph(f: E5File, *, accuracy_level: int = 0, weights: str = "q4") -> b
                              [fo, p + "h1", const(p + "oln.w", f.f32(p + "oln.w")),
                               const(p + "oln.b", f.f32(p + "oln.b")), const(p + "fo.b", f.f32(p + "fo.b"))],
                              [h], domain="com.microsoft", epsilon=float(f.eps)))
+    if hidden_layer is not None:
+        nodes.append(og.node("Identity", [h], ["hidden"]))
+        return og.model(
+            nodes, inits,
+            [og.value_info("x", og.FLOAT, ["batch", "seq", H]), og.value_info("mask", og.INT32, ["batch", "seq"])],
+            [og.value_info("hidden", og.FLOAT, ["batch", "seq", H])],
+            opsets={"": 17, "com.microsoft": 1},
+        )
     # mean over real tokens
     const("axis1", np.array([1], dtype=np.int64))
     const("axis2", np.array([2], dtype=np.int64))

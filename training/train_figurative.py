@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Train the figurativeness model shipped as ``indexer/metaphors/figurative.npz``.
+"""Train the figurativeness model's first stage, shipped as ``indexer/metaphors/figurative.npz``
+(the second stage, ``training/train_contextual.py``, is stacked on it).
 
     python training/train_figurative.py            # train, cross-validate, write the weights
     python training/train_figurative.py --check    # retrain with the shipped weights' recipe and compare
@@ -609,15 +610,13 @@ def main() -> None:
     print(f"wrote {a.out} ({a.out.stat().st_size / 1024:.0f} KiB)")
     if a.out != fig.MODEL_PATH:
         return
-    model_id = f"figurative-v{model.version}-{fig.Model.load(a.out).digest()}"
     src = Path(fig.__file__)
     text = src.read_text(encoding="utf-8")
-    new = re.sub(r"^THRESHOLD = .*$", f"THRESHOLD = {t}", text, count=1, flags=re.MULTILINE)
-    new = re.sub(r'^MODEL_ID = .*$', f'MODEL_ID = "{model_id}"', new, count=1, flags=re.MULTILINE)
-    new = re.sub(r"^FEATURE_VERSION = .*$", f"FEATURE_VERSION = {model.version}", new, count=1, flags=re.MULTILINE)
+    new = re.sub(r"^FEATURE_VERSION = .*$", f"FEATURE_VERSION = {model.version}", text, count=1, flags=re.MULTILINE)
     if new != text:
         src.write_text(new, encoding="utf-8")
-        print(f"set THRESHOLD = {t}, MODEL_ID = {model_id} in {src}")
+    # the second stage is stacked on these weights: it must be retrained, and it writes THRESHOLD and MODEL_ID
+    print("now run python training/train_contextual.py (the contextual probe is stacked on the first stage)")
 
 
 if __name__ == "__main__":

@@ -72,18 +72,21 @@ def write_vault(vault: Path) -> int:
 
 
 def use_weights(path: Path) -> None:
-    """Score with another weights file (a candidate model) instead of the shipped one."""
+    """Score with another first-stage weights file (a candidate model) instead of the shipped one, alone:
+    the shipped second stage is stacked on the shipped first stage's logits, so it is switched off."""
+    from indexer.metaphors import contextual
     from indexer.metaphors import figurative as fig
 
     m = fig.Model.load(path)
     fig.model = lambda: m  # type: ignore[assignment]
+    contextual.probe = lambda: None  # type: ignore[assignment]
     fig.THRESHOLD = float(m.threshold)
     fig.MODEL_ID = "bench-" + hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", type=Path, help="a weights file to evaluate instead of the shipped model")
+    ap.add_argument("--weights", type=Path, help="a first-stage weights file to evaluate instead of the shipped model (without the second stage)")
     ap.add_argument("--keep", type=Path, help="keep (and reuse) the vault and index in this folder")
     ap.add_argument("--show", type=int, default=30, help="how many listed items to print")
     a = ap.parse_args()

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.embed import FakeEmbedder
+from indexer.metaphors import contextual
 from indexer.metaphors import figurative as fig
 from indexer.metaphors.extract import extract
 from interfaces.cli import cli
@@ -20,12 +21,13 @@ def fake():
 
 def test_shipped_weights_are_small_and_match_the_threshold():
     assert fig.MODEL_PATH.stat().st_size < 5 * 1024 * 1024
-    m = fig.model()
+    assert contextual.PROBE_PATH.stat().st_size < 1024 * 1024
+    m, probe = fig.model(), contextual.probe()
     assert m.version == fig.FEATURE_VERSION
-    assert m.threshold == pytest.approx(fig.THRESHOLD, abs=1e-6)
-    assert 0.0 < fig.THRESHOLD < 1.0
-    # the engine rescoring every use depends on MODEL_ID changing with the weights
-    assert f"figurative-v{fig.FEATURE_VERSION}-{m.digest()}" == fig.MODEL_ID
+    assert probe is not None and probe.threshold == pytest.approx(fig.THRESHOLD, abs=1e-6)  # the final stage's
+    assert 0.0 < fig.THRESHOLD < 1.0 and 0.0 <= probe.gate < fig.THRESHOLD
+    # the engine rescoring every use depends on MODEL_ID changing with either stage's weights
+    assert f"figurative-v{fig.FEATURE_VERSION}-{m.digest()}+ctx-{probe.digest()}" == fig.MODEL_ID
 
 
 def test_model_roundtrip(tmp_path, fake):

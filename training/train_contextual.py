@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_figurative as T  # noqa: E402
+import train_figurative as T
 
-from indexer.metaphors import contextual as C  # noqa: E402
-from indexer.metaphors import figurative as fig  # noqa: E402
+from indexer.metaphors import contextual as C
+from indexer.metaphors import figurative as fig
 
 print = functools.partial(print, flush=True)
 LAYER = 7
@@ -165,7 +165,7 @@ def main() -> None:
     ctx = np.array([r.source != "tsvetkov-an" for r in rows])
     langs = np.array([r.lang for r in rows])
     items = training_items(rows, located)
-    print(f"training rows: {len(rows)}, read in their sentence: {sum(it[0] != r.phrase for it, r in zip(items, rows))}")
+    print(f"training rows: {len(rows)}, read in their sentence: {sum(it[0] != r.phrase for it, r in zip(items, rows, strict=True))}")
     base = stage_one_oofs(X, y, rows, groups)
     acc, se, t, ru, en = cv_figures(base, y, w, groups, ctx, langs)
     print(f"first stage alone: grouped CV {acc:.3f} (± {se:.3f}) cut-off {t:.2f}; in-sentence RU {ru:.3f} EN {en:.3f}")

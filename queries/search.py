@@ -1397,9 +1397,10 @@ def _resolver(db: sqlite3.Connection) -> Any:
     return _RESOLVERS[key]
 
 
-def _link_credit(db: sqlite3.Connection, ranked: list[_Row]) -> list[_Row]:
+def _link_credit(db: sqlite3.Connection, ranked: list[_Row], filters: Filters, kq: KeywordQuery) -> list[_Row]:
     """``ranked`` (fused rows, best first) with the notes its first results link to lifted (see
-    ``LINK_CREDIT``); a note not yet among them joins as its first section."""
+    ``LINK_CREDIT``); a note not yet among them joins as its first section, which must pass
+    ``filters`` and hold the query's quoted phrases like every other result."""
     top = ranked[:LINK_CREDIT_DEPTH]
     if not LINK_CREDIT or not top:
         return ranked
@@ -1417,17 +1418,24 @@ def _link_credit(db: sqlite3.Connection, ranked: list[_Row]) -> list[_Row]:
         if r.passage_id not in text_of:
             continue
         text, src = text_of[r.passage_id]
-        targets = {resolver.resolve(t, src) for t in _WIKILINK.findall(text) if t.strip()} - {None, src}
-        for path in targets:
-            credit[path] = max(credit.get(path, 0.0), LINK_CREDIT * r.score / len(targets))
+        linked = {resolver.resolve(t, src) for t in _WIKILINK.findall(text) if t.strip()} - {None, src}
+        for path in linked:
+            credit[path] = max(credit.get(path, 0.0), LINK_CREDIT * r.score / len(linked))
     if not credit:
         return ranked
+    where, params = filters.where()
+    targets = db.execute(
+        f"""SELECT n.path, t.id, (SELECT p.id FROM passages p WHERE p.turn_id = t.id ORDER BY p.kind != ?, p.seq LIMIT 1)
+            FROM notes n JOIN turns t ON t.note_id = n.id AND t.position = 0
+            LEFT JOIN conversations c ON c.id = t.conversation_id
+            WHERE n.path IN (SELECT value FROM json_each(?)) AND {where}""",
+        (BODY, json.dumps(sorted(credit)), *params),
+    ).fetchall()
+    if kq.phrases:
+        held = _turns_with_phrases(db, kq, [tid for _, tid, _ in targets])
+        targets = [row for row in targets if row[1] in held]
     by_turn = {r.turn_id: r for r in ranked}
-    for path, tid, pid in db.execute(
-        """SELECT n.path, t.id, (SELECT p.id FROM passages p WHERE p.turn_id = t.id ORDER BY p.kind != ?, p.seq LIMIT 1)
-           FROM notes n JOIN turns t ON t.note_id = n.id AND t.position = 0 WHERE n.path IN (SELECT value FROM json_each(?))""",
-        (BODY, json.dumps(sorted(credit))),
-    ):
+    for path, tid, pid in targets:
         if pid is None:
             continue
         if tid in by_turn:
@@ -1647,7 +1655,7 @@ def search(
         if kq.phrases:  # a quoted phrase must be in every result, found by meaning or by words
             keep = _turns_with_phrases(db, kq, [r.turn_id for r in sem])
             sem = [r for r in sem if r.turn_id in keep]
-        ranked = _link_credit(db, rrf(kw, sem))
+        ranked = _link_credit(db, rrf(kw, sem), filters, kq)
         # snippet from the keyword passage when there is one (it holds the highlighted words)
     conv_of = _conversations_of(db, (r.turn_id for r in ranked))
     chosen = _collapse(ranked, conv_of, per_conv, k, PER_NOTE if collapse is True else None)

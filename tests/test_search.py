@@ -29,6 +29,7 @@ from indexer.passages import HEAD_CONVERSATION
 from indexer.store import open_index
 from queries.results import make_snippet
 from queries.search import (
+    Filters,
     KeywordQuery,
     SearchError,
     _Row,
@@ -264,14 +265,14 @@ def test_a_note_linked_from_a_strong_result_shares_its_score(tmp_path: Path, mon
             """SELECT n.path, t.id, min(p.id) FROM notes n JOIN turns t ON t.note_id = n.id AND t.position = 0
                JOIN passages p ON p.turn_id = t.id AND p.kind = 0 GROUP BY n.path""")}
         hub, bread = _Row(*first["Plugins.md"], 0.3), _Row(*first["Bread.md"], 0.1)
-        lifted = {r.turn_id: r.score for r in search_mod._link_credit(db, [hub, bread])}
+        lifted = {r.turn_id: r.score for r in search_mod._link_credit(db, [hub, bread], Filters(), KeywordQuery.parse("x"))}
         share = search_mod.LINK_CREDIT * 0.3 / 2  # two targets: the link and the alias (not the embed, not itself)
         assert lifted == pytest.approx({
             first["Plugins.md"][0]: 0.3, first["Workspaces.md"][0]: share, first["Bookmarks.md"][0]: share,
             first["Bread.md"][0]: 0.1,
         })
         monkeypatch.setattr(search_mod, "LINK_CREDIT", 0)
-        assert [r.score for r in search_mod._link_credit(db, [_Row(*first["Plugins.md"], 0.3)])] == [0.3]
+        assert [r.score for r in search_mod._link_credit(db, [_Row(*first["Plugins.md"], 0.3)], Filters(), KeywordQuery.parse("x"))] == [0.3]
         # hybrid search lifts the linked page; keyword mode stays literal
         found = {h.note: h.score for h in search(index, "switch layouts", mode="hybrid", embedder=FakeEmbedder())}
         monkeypatch.setattr(search_mod, "LINK_CREDIT", 0.7)
@@ -279,6 +280,48 @@ def test_a_note_linked_from_a_strong_result_shares_its_score(tmp_path: Path, mon
         assert lifted_hits["Workspaces.md"] > found["Workspaces.md"]
         assert lifted_hits["Bread.md"] == pytest.approx(found["Bread.md"])
         assert [h.note for h in search(index, "switch layouts", mode="keyword")] == ["Plugins.md"]
+
+
+def _nexus(vault: Path, name: str, provider: str, when: str, conv: str, text: str) -> None:
+    (vault / "Nexus").mkdir(exist_ok=True)
+    (vault / "Nexus" / name).write_text(
+        f"---\nnexus: nexus-ai-chat-importer\nplugin_version: \"1.2.0\"\nprovider: {provider}\n"
+        f"conversation_id: {conv}\ncreate_time: {when}\n---\n\n# Title: {name[:-3]}\n\n"
+        f">[!nexus_user] **User** - {when}\n> {text}\n<!-- UID: {conv}-u -->\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"path_prefix": "Hub/"}, {"tag": "hub"}, {"conversation": "conv-hub"}, {"role": "user"},
+        {"since": "2024-01-01", "until": "2024-12-31"}, {"provider": "chatgpt"},
+    ],
+    ids=["path", "tag", "conversation", "role", "time", "provider"],
+)
+def test_a_linked_note_is_lifted_only_when_it_passes_the_filters_and_holds_the_phrase(tmp_path: Path, filters) -> None:
+    """Notes credited by a link are results like any other: the same filters, the same phrases."""
+    vault = tmp_path / "vault"
+    (vault / "Hub").mkdir(parents=True)
+    (vault / "Hub" / "Index.md").write_text(
+        "---\ntags: [hub]\n---\n# Index\n\nSave window layouts: see [[Workspaces]] and [[Later talk]].\n",
+        encoding="utf-8")
+    (vault / "Workspaces.md").write_text("# Workspaces\n\nA workspace remembers which panes are open.\n", encoding="utf-8")
+    _nexus(vault, "Hub talk.md", "chatgpt", "01.03.2024 at 10:00", "conv-hub",
+           "Save window layouts: see [[Workspaces]] and [[Later talk]].")
+    _nexus(vault, "Later talk.md", "claude", "01.06.2025 at 10:00", "conv-later", "Bread needs flour and salt.")
+    run_index(vault, tmp_path / "index", FakeEmbedder())
+    query = "save window layouts"
+    with open_index(tmp_path / "index", readonly=True, notify=lambda m: None) as index:
+        everything = {h.note for h in search(index, query, mode="hybrid", embedder=FakeEmbedder())}
+        assert {"Workspaces.md", "Nexus/Later talk.md"} <= everything  # lifted when nothing filters them
+        hits = search(index, query, mode="hybrid", embedder=FakeEmbedder(), **filters)
+        where, params = search_mod.make_filters(**filters).where()
+        kept = {uid for (uid,) in index.db.execute(
+            f"""SELECT t.uid FROM turns t JOIN notes n ON n.id = t.note_id
+                LEFT JOIN conversations c ON c.id = t.conversation_id WHERE {where}""", params)}
+        assert hits and all(h.uid in kept for h in hits), [h.note for h in hits]
+        phrase = search(index, '"window layouts"', mode="hybrid", embedder=FakeEmbedder())
+        assert {h.note for h in phrase} == {"Hub/Index.md", "Nexus/Hub talk.md"}
 
 
 def test_a_plain_note_gives_one_result_by_default(idx) -> None:

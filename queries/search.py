@@ -1375,26 +1375,33 @@ def rrf(*ranked: Sequence[_Row], k: int | None = None) -> list[_Row]:
 
 
 _WIKILINK = re.compile(r"(?<!!)\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|[^\]]*)?\]\]")
-_RESOLVERS: dict[tuple[Any, ...], Any] = {}
+_RESOLVERS: dict[int, tuple[sqlite3.Connection, tuple[int, int], Any]] = {}
 
 
 def _resolver(db: sqlite3.Connection) -> Any:
-    """A ``vault_schema.names.Resolver`` of the index's notes, made once per state of ``notes``."""
+    """A ``vault_schema.names.Resolver`` of the index's notes (paths and aliases), made again only
+    when the database changed for this connection: ``PRAGMA data_version`` moves when another
+    connection commits, ``total_changes`` when this one does (a rename updates a path in place;
+    summing the aliases to notice an edit took 6 ms per query at 12.5k notes). The connection is
+    kept with its entry, so its id() cannot be reused by another one meanwhile."""
     from vault_schema.names import Resolver
 
-    key = (_db_key(db), *db.execute("SELECT count(*), coalesce(max(id), 0), total(length(aliases)) FROM notes").fetchone())
-    if key not in _RESOLVERS:
-        if len(_RESOLVERS) > 8:
-            _RESOLVERS.clear()
-        paths, aliases = [], {}
-        for path, raw in db.execute("SELECT path, aliases FROM notes"):
-            paths.append(path)
-            try:
-                aliases[path] = [a for a in json.loads(raw or "[]") if isinstance(a, str)]
-            except (ValueError, TypeError):
-                aliases[path] = []
-        _RESOLVERS[key] = Resolver(paths, aliases)
-    return _RESOLVERS[key]
+    state = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+    got = _RESOLVERS.get(id(db))
+    if got is not None and got[0] is db and got[1] == state:
+        return got[2]
+    paths, aliases = [], {}
+    for path, raw in db.execute("SELECT path, aliases FROM notes"):
+        paths.append(path)
+        try:
+            aliases[path] = [a for a in json.loads(raw or "[]") if isinstance(a, str)]
+        except (ValueError, TypeError):
+            aliases[path] = []
+    if len(_RESOLVERS) > 8:
+        _RESOLVERS.clear()
+    resolver = Resolver(paths, aliases)
+    _RESOLVERS[id(db)] = (db, state, resolver)
+    return resolver
 
 
 def _link_credit(db: sqlite3.Connection, ranked: list[_Row], filters: Filters, kq: KeywordQuery) -> list[_Row]:

@@ -290,6 +290,23 @@ def _nexus(vault: Path, name: str, provider: str, when: str, conv: str, text: st
         f">[!nexus_user] **User** - {when}\n> {text}\n<!-- UID: {conv}-u -->\n", encoding="utf-8")
 
 
+def test_a_long_lived_reader_resolves_links_to_a_renamed_note(tmp_path: Path, monkeypatch) -> None:
+    index_dir = _linked_vault(tmp_path)
+    vault = tmp_path / "vault"
+
+    def scores(index) -> dict[str, float]:
+        return {h.note: h.score for h in search(index, "save window layouts", embedder=FakeEmbedder())}
+
+    with open_index(index_dir, readonly=True, notify=lambda m: None) as reader:
+        assert "Workspaces.md" in scores(reader)  # (links resolved once for this connection)
+        (vault / "Pages").mkdir()
+        (vault / "Workspaces.md").rename(vault / "Pages" / "Workspaces.md")  # a path updated in place
+        run_index(vault, index_dir, FakeEmbedder())
+        lifted = scores(reader)
+        monkeypatch.setattr(search_mod, "LINK_CREDIT", 0)
+        assert lifted["Pages/Workspaces.md"] > scores(reader)["Pages/Workspaces.md"]
+
+
 @pytest.mark.parametrize(
     "filters",
     [

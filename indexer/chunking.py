@@ -38,7 +38,7 @@ MIN_TOKENS = 8
 MIN_WORDS = 3
 SLACK = 1.5
 """A small piece may make its neighbour up to this many times the budget."""
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 """Changes whenever the same text would be split differently (or the passages of a note change
 otherwise): an index made by another version re-chunks its notes (unchanged passages keep their
 vectors, since vectors are keyed by passage text)."""
@@ -143,9 +143,11 @@ def markdown_units(text: str, start: int, end: int, code: bool = False) -> list[
     lines = [(a, b) for a, b in _lines(text[start:end])]
     lines = [(a + start, b + start) for a, b in lines]
     if code:
-        body = [(a, b) for a, b in lines if a < b]
+        # blank lines and the spaces around a line are no part of a passage (a split after
+        # «>>>>> » must not end the passage with its space); indentation inside a unit stays
+        body = [_trim(text, a, b) for a, b in lines if text[a:b].strip()]
         if len(body) <= 2:
-            return [_Unit(start, end, "code")]
+            return [_Unit(*_trim(text, start, end), "code")]
         units = [_Unit(a, b, "code") for a, b in body[1:-1]]
         units[0].a = body[0][0]
         units[-1].b = body[-1][1]

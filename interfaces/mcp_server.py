@@ -402,9 +402,9 @@ def build_server(vault: str | None = None, index_dir: str | None = None) -> Trop
 
         def run() -> tuple[dict[str, Any], Any]:
             idx = reader.index()
+            coverage = embedding_coverage(idx)  # before the search: see embedding_coverage
             hits = run_search(idx, text, mode=mode, k=offset + k + 1, role=role, since=since, until=until,
                               provider=provider, tag=tag, conversation=conversation)
-            coverage = embedding_coverage(idx)
             page, nxt = _page(hits, offset, k)
             return {**search_result(text, mode, page, coverage), "offset": offset, "next_offset": nxt}, coverage
 

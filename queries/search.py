@@ -1128,7 +1128,12 @@ class Coverage:
 
 
 def embedding_coverage(index: Any) -> Coverage:
-    """How many passages still wait to be embedded (one cheap count when there are none)."""
+    """How many passages still wait to be embedded (one cheap count when there are none).
+
+    Count *before* searching: a passage embedded by then is in the vectors the search reads
+    (``vectors_of`` tops FAISS up with every commit up to its check), so "nothing missing" never
+    describes a later state than the results. Counted after, a watcher's commit in between made
+    a complete index whose newest turn the search had not seen yet (a flaky MCP test showed it)."""
     db = index.db
     try:
         missing = int(db.execute("SELECT count(*) FROM embed_queue").fetchone()[0])

@@ -124,11 +124,11 @@ def search(
     from queries.search import embedding_coverage
 
     with _open(vault, index_dir) as idx:
+        coverage = embedding_coverage(idx)  # before the search: see embedding_coverage
         hits = run_search(
             idx, text, mode=mode, k=k, role=role, since=since, until=until, provider=provider,  # type: ignore[arg-type]
             conversation=conversation, path_prefix=path_prefix, tag=tag, collapse=collapse,
         )
-        coverage = embedding_coverage(idx)
     if as_json:
         from queries.search import search_result
 

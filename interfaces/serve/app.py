@@ -326,6 +326,7 @@ def api_search(request: Request) -> Any:
     if query is None:
         raise ApiError(400, "the query is empty; give some words to search for")
     mode = _choice(request, "mode", MODES, "hybrid") or "hybrid"
+    coverage = embedding_coverage(ex.index)  # before the search: see embedding_coverage
     hits = search(
         ex.index, query, mode=mode, k=_int(request, "k", 20, 1, MAX_K),  # type: ignore[arg-type]
         role=_choice(request, "role", ROLES), since=_text(request, "since"), until=_text(request, "until"),
@@ -333,7 +334,7 @@ def api_search(request: Request) -> Any:
         conversation=_text(request, "conversation"), collapse=_flag(request, "collapse", True),
         embedder=ex.embedder() if mode != "keyword" else None,
     )
-    return search_result(query, mode, hits, embedding_coverage(ex.index))
+    return search_result(query, mode, hits, coverage)
 
 
 @_endpoint
